@@ -1,0 +1,56 @@
+"""The ``encotag`` command line: one entry point, one module per sub-command.
+
+Each module in ``app.commands`` exposes ``register(subparsers)`` which adds its parser and sets
+``func=run``; ``run(args) -> int`` returns the exit code (0 ok, 1 some inputs failed, 2 usage).
+Command modules import torch and the engine lazily inside ``run`` so that ``--help`` and
+``--version`` stay fast. With no sub-command the GUI starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from app import __version__
+
+COMMANDS = ("gui", "tag", "embed", "info", "pack", "eval", "corpus", "train", "head", "bench")
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="encotag",
+        description="Encotag: tells you what you are hearing (EnCodec latents → MobileNetV3 → AudioSet tags).",
+    )
+    parser.add_argument("--version", action="version", version=f"encotag {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"app.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0].startswith("--") and argv[0] not in ("--help", "--version", "-h", "-v", "--verbose"):
+        argv = ["gui", *argv]
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
+        return int(exc.code or 0)
+    if args.command is None:
+        args = parser.parse_args([*argv, "gui"])
+    from app.logsetup import setup_logging
+
+    setup_logging(verbose=args.verbose, command=args.command)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("encotag: interrupted", file=sys.stderr)
+        return 130
