@@ -30,7 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"app.commands.{name}")
+        try:
+            module = importlib.import_module(f"app.commands.{name}")
+        except ModuleNotFoundError as exc:  # a command not present in this build
+            if exc.name != f"app.commands.{name}":
+                raise
+            log.debug("command %s not available", name)
+            continue
         module.register(sub)
     return parser
 
