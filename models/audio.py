@@ -133,7 +133,7 @@ def _sanitize_count(x: np.ndarray) -> int:
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """High-quality (soxr 'HQ') resampling of ``(n,)`` or ``(n, ch)`` float32 audio from ``sr_in`` to ``sr_out``."""
+    """High-quality (soxr 'HQ') resampling of float32 ``(n,)`` or ``(n, ch)`` audio to ``sr_out``."""
     x = np.asarray(x, dtype=np.float32)
     if sr_in == sr_out or len(x) == 0:
         return x.copy()
