@@ -1,0 +1,387 @@
+"""Windowed tagging of live streams and files.
+
+- :class:`RingBuffer`: a preallocated, lock-protected float32 ring written from the audio callback.
+- :class:`StreamTagger`: live input at any rate / channel count → incremental resampling to the engine's
+  rate → the newest complete window every hop (stale windows are skipped, never queued).
+- :func:`tag_file`: a generator of :class:`~models.results.WindowResult` over a file, decoded in blocks;
+  it holds one decoded block, one window buffer and one batch of windows, never the whole file.
+
+Window convention (files): windows start at 0, hop, 2·hop, …; a final zero-padded window covers the
+tail if the full windows do not reach the end; a file shorter than one window gives one padded window.
+``start``/``end`` are seconds of the file (``end`` is clipped to the file's length for padded windows).
+The ``engine`` is any object with ``sample_rate: int``, ``window: WindowConfig`` and
+``infer(audio (B, n) float32) -> (probs (B, C), emb (B, D))`` (see ``models.engine.Engine``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from models.audio import StreamResampler, iter_audio, probe, sanitize, to_mono
+from models.config import WindowConfig
+from models.results import Progress, WindowResult
+
+log = logging.getLogger(__name__)
+
+CancelFlag = threading.Event | Callable[[], bool] | None
+
+
+class EngineLike(Protocol):
+    sample_rate: int
+    window: WindowConfig
+
+    def infer(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class HeadLike(Protocol):
+    def predict(self, emb: np.ndarray) -> np.ndarray: ...
+
+
+def is_cancelled(cancel: CancelFlag) -> bool:
+    """True if ``cancel`` (a ``threading.Event`` or a callable returning bool) asks to stop."""
+    if cancel is None:
+        return False
+    is_set = getattr(cancel, "is_set", None)
+    return bool(is_set() if is_set is not None else cancel())  # type: ignore[operator]
+
+
+def window_samples(window: WindowConfig, sr: int) -> tuple[int, int]:
+    """``(window, hop)`` in samples at ``sr``; raises ValueError for non-positive lengths."""
+    if not (window.window_s > 0 and window.hop_s > 0):
+        raise ValueError(f"window and hop must be > 0 s (got {window.window_s}, {window.hop_s})")
+    return max(1, round(window.window_s * sr)), max(1, round(window.hop_s * sr))
+
+
+def count_windows(n: int, win_n: int, hop_n: int) -> int:
+    """Number of windows :func:`tag_file` yields for ``n`` samples (1 for any ``n`` ≤ one window)."""
+    if n <= win_n:
+        return 1
+    full = (n - win_n) // hop_n + 1
+    last_end = (full - 1) * hop_n + win_n
+    return full + (1 if last_end < n and (full * hop_n) < n else 0)
+
+
+class RingBuffer:
+    """Fixed-capacity float32 ring of ``channels``-channel frames.
+
+    ``write`` is safe to call from a real-time audio callback: it copies the block into the preallocated
+    array under a short lock (O(block), no allocation for float32 input). Readers get copies.
+    Sample indices are absolute: ``total`` counts every frame ever written.
+    """
+
+    def __init__(self, capacity: int, channels: int = 1) -> None:
+        if capacity <= 0 or channels <= 0:
+            raise ValueError("capacity and channels must be positive")
+        self.capacity = int(capacity)
+        self.channels = int(channels)
+        self._buf = np.zeros((self.capacity, self.channels), dtype=np.float32)
+        self._total = 0
+        self._lock = threading.Lock()
+
+    @property
+    def total(self) -> int:
+        """Frames written since creation (or the last :meth:`clear`)."""
+        return self._total
+
+    def clear(self) -> None:
+        with self._lock:
+            self._total = 0
+
+    def write(self, block: np.ndarray) -> None:
+        """Append ``(n,)`` (mono rings) or ``(n, channels)`` frames; keeps only the newest ``capacity``."""
+        b = np.asarray(block, dtype=np.float32)
+        if b.ndim == 1:
+            b = b[:, None]
+        if b.ndim != 2 or b.shape[1] != self.channels:
+            raise ValueError(f"block of shape {np.shape(block)} does not fit a {self.channels}-channel ring")
+        n = b.shape[0]
+        keep = b[-self.capacity :] if n > self.capacity else b
+        m = keep.shape[0]
+        with self._lock:
+            pos = (self._total + n - m) % self.capacity
+            first = min(m, self.capacity - pos)
+            self._buf[pos : pos + first] = keep[:first]
+            if m > first:
+                self._buf[: m - first] = keep[first:]
+            self._total += n
+
+    def _copy(self, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) (absolute indices, already validated); caller holds the lock."""
+        n = stop - start
+        out = np.empty((n, self.channels), dtype=np.float32)
+        pos = start % self.capacity
+        first = min(n, self.capacity - pos)
+        out[:first] = self._buf[pos : pos + first]
+        if n > first:
+            out[first:] = self._buf[: n - first]
+        return out[:, 0] if self.channels == 1 else out
+
+    def read_latest(self, n: int) -> tuple[np.ndarray, int]:
+        """The newest ``min(n, available)`` frames (a copy, ``(k,)`` or ``(k, ch)``) and the end index."""
+        with self._lock:
+            end = self._total
+            k = max(0, min(n, end, self.capacity))
+            return self._copy(end - k, end), end
+
+    def read_range(self, start: int, stop: int | None = None) -> tuple[np.ndarray, int]:
+        """Frames from absolute index ``start`` to ``stop`` (default: newest) and the first index returned.
+
+        Frames already overwritten are skipped: the returned start index is then larger than ``start``.
+        """
+        with self._lock:
+            end = self._total if stop is None else min(stop, self._total)
+            first = max(start, end - self.capacity, 0)
+            if first >= end:
+                return self._copy(end, end), end
+            return self._copy(first, end), first
+
+
+class StreamTagger:
+    """Tags a live stream: ``push`` blocks in from the audio callback, ``process_latest`` from a worker.
+
+    Input: float32 ``(n,)`` or ``(n, channels)`` at ``input_sr``. ``process_latest`` resamples what has
+    arrived (soxr HQ, incremental), and once at least one hop of new audio is complete runs the engine
+    on the newest window only. If the worker fell behind by more than a window, the backlog is dropped
+    (newest wins) and the resampler restarts at the newest audio. Times are seconds of stream audio.
+    """
+
+    def __init__(
+        self,
+        engine: EngineLike,
+        window: WindowConfig | None = None,
+        input_sr: int = 48000,
+        head: HeadLike | None = None,
+        *,
+        channels: int = 1,
+        buffer_s: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.window = window or engine.window
+        self.input_sr = int(input_sr)
+        self.head = head
+        self.sr = int(engine.sample_rate)
+        self.win_n, self.hop_n = window_samples(self.window, self.sr)
+        self._max_backlog = int(math.ceil((self.window.window_s + 0.25) * self.input_sr))
+        capacity = max(int(buffer_s * self.input_sr), 2 * self._max_backlog)
+        self.ring = RingBuffer(capacity, channels)
+        self._win = RingBuffer(self.win_n)
+        self._lock = threading.Lock()  # one process_latest at a time
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (e.g. after the input device changed)."""
+        self.ring.clear()
+        self._win.clear()
+        self._read = 0  # next input frame to resample
+        self._produced = 0  # engine-rate samples produced (stream clock)
+        self._valid = 0  # consecutive valid samples in the window ring
+        self._last_emit: int | None = None
+        self._rs = StreamResampler(self.input_sr, self.sr)
+        self.skipped_s = 0.0  # input seconds dropped because the worker fell behind
+
+    def push(self, block: np.ndarray) -> None:
+        """Append input frames (callback-safe: a copy into the ring buffer)."""
+        self.ring.write(block)
+
+    @property
+    def stream_time(self) -> float:
+        """Seconds of input received so far."""
+        return self.ring.total / self.input_sr
+
+    def _catch_up(self) -> None:
+        total = self.ring.total
+        if total - self._read > self._max_backlog:
+            new_read = total - self._max_backlog
+            self.skipped_s += (new_read - self._read) / self.input_sr
+            self._read = new_read
+            self._rs = StreamResampler(self.input_sr, self.sr)
+            self._produced = round(new_read * self.sr / self.input_sr)
+            self._valid = 0
+        x, first = self.ring.read_range(self._read, total)
+        if first != self._read:  # overwritten while we were away
+            self._rs = StreamResampler(self.input_sr, self.sr)
+            self._produced = round(first * self.sr / self.input_sr)
+            self._valid = 0
+        self._read = first + len(x)
+        if len(x):
+            out = self._rs.process(sanitize(to_mono(x)))
+            self._win.write(out)
+            self._produced += len(out)
+            self._valid += len(out)
+
+    def process_latest(self) -> WindowResult | None:
+        """Tag the newest full window if at least one hop of new audio arrived since the last result."""
+        with self._lock:
+            self._catch_up()
+            if self._valid < self.win_n:
+                return None
+            if self._last_emit is not None and self._produced - self._last_emit < self.hop_n:
+                return None
+            samples, _ = self._win.read_latest(self.win_n)
+            end = self._produced
+            self._last_emit = end
+        probs, emb = self.engine.infer(samples[None, :])
+        head_probs = None
+        if self.head is not None:
+            head_probs = np.asarray(self.head.predict(emb), dtype=np.float32)[0]
+        return WindowResult(
+            start=(end - self.win_n) / self.sr,
+            end=end / self.sr,
+            probs=np.asarray(probs[0], dtype=np.float32),
+            embedding=np.asarray(emb[0], dtype=np.float32),
+            head_probs=head_probs,
+        )
+
+
+@dataclass
+class TagStats:
+    """Memory bookkeeping of one :func:`tag_file` run (all counts are samples or frames)."""
+
+    frames_in: int = 0  # input frames decoded
+    peak_block_frames: int = 0  # largest decoded input block (frames per channel)
+    samples: int = 0  # samples at the engine rate
+    peak_buffer_samples: int = 0  # most engine-rate samples held in the window buffer
+    buffer_capacity: int = 0
+    windows: int = 0
+
+
+class _Windower:
+    """Cuts a stream of blocks into windows with a fixed buffer of ``capacity`` ≥ ``win_n`` samples."""
+
+    def __init__(self, win_n: int, hop_n: int, capacity: int) -> None:
+        self.win_n, self.hop_n = win_n, hop_n
+        self.buf = np.zeros(max(capacity, win_n), dtype=np.float32)
+        self.fill = 0
+        self.buf_start = 0  # absolute index of buf[0]
+        self.next_start = 0
+        self.emitted = 0
+        self.peak = 0
+
+    def feed(self, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start_index, window view)``; a view is valid until the next iteration."""
+        pos, cap = 0, len(self.buf)
+        while pos < len(x):
+            if self.fill == 0 and self.buf_start < self.next_start:  # hop > window: skip the gap
+                skip = min(self.next_start - self.buf_start, len(x) - pos)
+                pos += skip
+                self.buf_start += skip
+                continue
+            k = min(len(x) - pos, cap - self.fill)
+            self.buf[self.fill : self.fill + k] = x[pos : pos + k]
+            self.fill += k
+            pos += k
+            self.peak = max(self.peak, self.fill)
+            while self.next_start + self.win_n <= self.buf_start + self.fill:
+                off = self.next_start - self.buf_start
+                yield self.next_start, self.buf[off : off + self.win_n]
+                self.emitted += 1
+                self.next_start += self.hop_n
+            drop = min(self.next_start - self.buf_start, self.fill)
+            if drop > 0:
+                self.buf[: self.fill - drop] = self.buf[drop : self.fill]
+                self.fill -= drop
+                self.buf_start += drop
+
+    def finish(self) -> tuple[int, np.ndarray] | None:
+        """The zero-padded last window if the tail is not covered yet (or the only one for short input)."""
+        n = self.buf_start + self.fill
+        if self.emitted and (self.next_start - self.hop_n + self.win_n >= n or self.next_start >= n):
+            return None
+        start = self.next_start if self.emitted else 0
+        out = np.zeros(self.win_n, dtype=np.float32)
+        off = start - self.buf_start
+        have = self.buf[off : self.fill]
+        out[: len(have)] = have
+        return start, out
+
+    @property
+    def total(self) -> int:
+        return self.buf_start + self.fill
+
+
+def tag_file(
+    engine: EngineLike,
+    path: str | os.PathLike[str],
+    window: WindowConfig | None = None,
+    head: HeadLike | None = None,
+    progress: Callable[[Progress], Any] | None = None,
+    cancel: CancelFlag = None,
+    *,
+    batch_size: int = 8,
+    block_s: float = 5.0,
+    stats: TagStats | None = None,
+) -> Iterator[WindowResult]:
+    """Yield one :class:`WindowResult` per window of ``path`` (see the module docstring for the windows).
+
+    Decodes ``block_s`` seconds at a time, runs the engine on ``batch_size`` windows per call, reports
+    ``progress`` after each batch and stops quietly (between batches) when ``cancel`` is set.
+    Raises :class:`models.audio.AudioError` for unreadable files (possibly after some windows).
+    """
+    window = window or engine.window
+    sr = int(engine.sample_rate)
+    win_n, hop_n = window_samples(window, sr)
+    info = probe(path)
+    est_total = count_windows(math.ceil(info.frames * sr / info.sample_rate), win_n, hop_n)
+    block_out = math.ceil(block_s * sr) + 1024
+    wdw = _Windower(win_n, hop_n, win_n + max(hop_n, block_out))
+    batch = np.zeros((batch_size, win_n), dtype=np.float32)
+    starts: list[int] = []
+    ends: list[int] = []
+    done = 0
+    io_stats: dict[str, int] = {}
+    st = stats if stats is not None else TagStats()
+    st.buffer_capacity = len(wdw.buf)
+
+    def run_batch() -> list[WindowResult]:
+        nonlocal done
+        k = len(starts)
+        probs, emb = engine.infer(batch[:k])
+        probs = np.asarray(probs, dtype=np.float32)
+        emb = np.asarray(emb, dtype=np.float32)
+        head_probs = np.asarray(head.predict(emb), dtype=np.float32) if head is not None else None
+        out = [
+            WindowResult(
+                start=starts[i] / sr,
+                end=ends[i] / sr,
+                probs=probs[i].copy(),
+                embedding=emb[i].copy(),
+                head_probs=None if head_probs is None else head_probs[i].copy(),
+            )
+            for i in range(k)
+        ]
+        starts.clear()
+        ends.clear()
+        done += k
+        st.windows = done
+        if progress is not None:
+            progress(Progress(done, max(est_total, done), os.fspath(path)))
+        return out
+
+    for block in iter_audio(path, sr, block_s, stats=io_stats):
+        st.samples += len(block)
+        for start, view in wdw.feed(block):
+            batch[len(starts)] = view
+            starts.append(start)
+            ends.append(start + win_n)
+            if len(starts) == batch_size:
+                yield from run_batch()
+                if is_cancelled(cancel):
+                    return
+        st.peak_buffer_samples = max(st.peak_buffer_samples, wdw.peak)
+    st.frames_in = io_stats.get("frames_in", 0)
+    st.peak_block_frames = io_stats.get("peak_block_frames", 0)
+    last = wdw.finish()
+    if last is not None:
+        batch[len(starts)] = last[1]
+        starts.append(last[0])
+        ends.append(min(last[0] + win_n, wdw.total))
+    if starts and not is_cancelled(cancel):
+        yield from run_batch()
