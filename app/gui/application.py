@@ -1,0 +1,103 @@
+"""Start the desktop app: QApplication, theme, error hooks, main window, and the scripted smoke path.
+
+``encotag gui --open FILE --screenshot OUT.png --exit-after SECONDS`` (and ``--live`` / ``--synthetic
+FILE``) runs the real window, saves a screenshot just before exiting and returns 0; tests and
+``tools/screenshot.sh`` use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from app.gui.errors import ErrorNotifier, install_error_hooks
+from app.gui.main_window import MainWindow
+from app.gui.theme import apply_theme
+from app.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_RATE = 48000  # a test source behaves like a 48 kHz device
+
+
+@dataclass(frozen=True)
+class GuiOptions:
+    """What ``encotag gui`` was asked to do (all optional)."""
+
+    open: tuple[str, ...] = ()
+    live: bool = False
+    synthetic: str | None = None  # feed the live input from this file (looped, real time)
+    pack: str | None = None
+    screenshot: str | None = None
+    exit_after: float | None = None
+    theme: str | None = None
+
+
+def synthetic_factory(path: str | Path, speed: float = 1.0) -> Callable[[], Any]:
+    """A source factory: ``SyntheticSource`` looping ``path`` at 48 kHz in real time."""
+
+    def make() -> Any:
+        from app.audio_input import SyntheticSource
+        from models.audio import load_audio
+
+        signal = load_audio(path, SYNTHETIC_RATE)
+        return SyntheticSource(signal, SYNTHETIC_RATE, 1024, speed=speed, loop=True, name=Path(path).name)
+
+    return make
+
+
+def save_screenshot(win: MainWindow, path: str | Path) -> Path:
+    """Render the window into a PNG at ``path`` (folders created)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    win.refresh()
+    if not win.grab().save(str(out)):
+        raise OSError(f"{out}: cannot write the screenshot")
+    log.info("screenshot saved to %s", out)
+    return out
+
+
+def run_gui(opts: GuiOptions) -> int:
+    """Run the app until the window closes (or ``exit_after`` seconds); returns the exit code."""
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(sys.argv[:1])
+    app.setApplicationName("Encotag")
+    app.setOrganizationName("Encotag")
+    app.setDesktopFileName("encotag")
+    settings = load_settings()
+    dark = apply_theme(app, opts.theme or settings.theme)
+    notifier = ErrorNotifier()
+    install_error_hooks(notifier)
+    factory = synthetic_factory(opts.synthetic) if opts.synthetic else None
+    win = MainWindow(settings, pack_path=opts.pack, source_factory=factory, notifier=notifier, dark=dark)
+    win.show()
+    if opts.open:
+        win.open_paths(opts.open)
+    if opts.live or opts.synthetic:
+        win.start_live()
+    status = {"code": 0}
+    if opts.exit_after is not None:
+
+        def finish() -> None:
+            if opts.screenshot:
+                try:
+                    save_screenshot(win, opts.screenshot)
+                except OSError as exc:
+                    log.error("%s", exc)
+                    status["code"] = 1
+            win.close()
+            app.quit()
+
+        QTimer.singleShot(int(opts.exit_after * 1000), finish)
+    elif opts.screenshot:
+        log.warning("--screenshot needs --exit-after; no screenshot will be taken")
+    code = app.exec()
+    return status["code"] or int(code)
