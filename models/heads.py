@@ -1,0 +1,435 @@
+"""Personal heads: small classifiers on frozen Encotag embeddings, saved as safetensors + a JSON card.
+
+A head maps scene embeddings ``(N, D)`` float32 (the pack's embedding layout) to class probabilities
+``(N, K)`` float32 (softmax over the head's classes, which may include a background class).
+Training standardises the embeddings and fits an L2-regularised multinomial logistic regression
+(the default; C chosen by stratified k-fold cross-validation from a small grid, as in the reference
+linear probe) or a one-hidden-layer MLP. Everything here is Qt-free; torch is used only for fitting.
+
+File format (one ``.safetensors`` file): tensors ``mean``, ``scale``, ``thresholds`` and the model's
+parameters (``w``, ``b`` for logreg; ``w1``, ``b1``, ``w2``, ``b2`` for the MLP); the safetensors
+header metadata holds ``card`` (JSON, see :class:`HeadCard`) whose ``weights_sha256`` covers every tensor.
+Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.atomic import atomic_write_bytes
+from models.results import Progress
+
+FORMAT_VERSION = 1
+C_GRID = (0.01, 0.1, 1.0, 10.0)
+BACKGROUND = "background"
+
+ProgressFn = Callable[[Progress], None]
+CancelFn = Callable[[], bool]
+
+
+class HeadError(Exception):
+    """A head file that cannot be used; the message is one line naming the file and the reason."""
+
+
+class TrainingCancelledError(Exception):
+    """Training was cancelled by the user."""
+
+
+def layout_hash(layout: Sequence[tuple[str, int]] | Sequence[Sequence[Any]]) -> str:
+    """Short hash of an embedding layout ((name, size), …) so heads can be matched to packs."""
+    text = json.dumps([[str(n), int(s)] for n, s in layout])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class HeadCard:
+    """What a head says about itself (stored as JSON inside the file)."""
+
+    name: str
+    classes: tuple[str, ...]
+    kind: str
+    example_counts: tuple[int, ...]
+    cv_accuracy: float
+    c: float
+    pack_id: str
+    layout_hash: str
+    embedding_size: int
+    created: str
+    format_version: int = FORMAT_VERSION
+    weights_sha256: str = ""
+    false_alarm_rate: float | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> HeadCard:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("card is not a JSON object")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported head format version {data.get('format_version')!r}")
+        for key in ("classes", "example_counts", "notes"):
+            data[key] = tuple(data.get(key, ()))
+        return HeadCard(**data)
+
+
+@dataclass(frozen=True)
+class HeadReport:
+    """Training outcome shown to the user."""
+
+    cv_accuracy: float
+    c: float
+    confusion: np.ndarray  # (K, K) int, rows = true class, columns = predicted (cross-validated)
+    classes: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Head:
+    """A trained head. ``params`` holds float32 arrays; ``thresholds`` (K,) per-class decision levels."""
+
+    card: HeadCard
+    mean: np.ndarray
+    scale: np.ndarray
+    params: dict[str, np.ndarray] = field(hash=False, compare=False)
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
+    def logits(self, emb: np.ndarray) -> np.ndarray:
+        """``emb`` (N, D) or (D,) float → logits (N, K) float32."""
+        x = (np.atleast_2d(np.asarray(emb, np.float32)) - self.mean) / self.scale
+        if self.card.kind == "mlp":
+            h = np.maximum(x @ self.params["w1"].T + self.params["b1"], 0.0)
+            return (h @ self.params["w2"].T + self.params["b2"]).astype(np.float32)
+        return (x @ self.params["w"].T + self.params["b"]).astype(np.float32)
+
+    def predict(self, emb: np.ndarray) -> np.ndarray:
+        """``emb`` (N, D) → softmax probabilities (N, K) float32."""
+        z = self.logits(emb)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def detections(self, probs: np.ndarray) -> np.ndarray:
+        """Boolean (N, K): probability at or above each class's calibrated threshold."""
+        return np.atleast_2d(probs) >= self.thresholds
+
+
+# ---------------------------------------------------------------------------------------------- fitting
+
+
+def _fit_logreg(
+    x: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    c: float,
+    init: dict[str, np.ndarray] | None = None,
+    iters: int = 200,
+) -> dict[str, np.ndarray]:
+    """L2 multinomial logistic regression with sklearn's objective: C·Σ loss + ½‖W‖² (bias unpenalised).
+
+    ``init`` warm-starts from another solution (e.g. the previous C of a grid)."""
+    import torch
+
+    xt = torch.from_numpy(x.astype(np.float64))
+    yt = torch.from_numpy(y.astype(np.int64))
+    w0 = init["w"] if init else np.zeros((k, x.shape[1]))
+    b0 = init["b"] if init else np.zeros(k)
+    w = torch.tensor(w0, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(b0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [w, b], lr=1.0, max_iter=iters, tolerance_grad=1e-6, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xt @ w.T + b, yt, reduction="sum") * c + 0.5 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return {"w": w.detach().float().numpy(), "b": b.detach().float().numpy()}
+
+
+def _fit_mlp(
+    x: np.ndarray, y: np.ndarray, k: int, c: float, hidden: int = 64, epochs: int = 150, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """One-hidden-layer ReLU MLP, full-batch Adam with weight decay 1/(C·N)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    xt = torch.from_numpy(x.astype(np.float32))
+    yt = torch.from_numpy(y.astype(np.int64))
+    lin1 = torch.nn.Linear(x.shape[1], hidden)
+    lin2 = torch.nn.Linear(hidden, k)
+    with torch.no_grad():
+        for p in (*lin1.parameters(), *lin2.parameters()):
+            p.copy_(torch.randn(p.shape, generator=g) * (1.0 / max(1, p.shape[-1])) ** 0.5)
+    params = [*lin1.parameters(), *lin2.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-2, weight_decay=1.0 / (c * len(x)))
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lin2(torch.relu(lin1(xt))), yt)
+        loss.backward()
+        opt.step()
+    return {
+        "w1": lin1.weight.detach().numpy().copy(),
+        "b1": lin1.bias.detach().numpy().copy(),
+        "w2": lin2.weight.detach().numpy().copy(),
+        "b2": lin2.bias.detach().numpy().copy(),
+    }
+
+
+def _fit(
+    x: np.ndarray, y: np.ndarray, k: int, c: float, kind: str, init: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    return _fit_mlp(x, y, k, c) if kind == "mlp" else _fit_logreg(x, y, k, c, init)
+
+
+def _predict_raw(params: dict[str, np.ndarray], x: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "mlp":
+        return np.maximum(x @ params["w1"].T + params["b1"], 0) @ params["w2"].T + params["b2"]
+    return x @ params["w"].T + params["b"]
+
+
+def stratified_folds(y: np.ndarray, n_folds: int, seed: int = 0) -> list[np.ndarray]:
+    """Deterministic stratified fold assignment: a list of index arrays (test indices per fold)."""
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(n_folds)]
+    for cls in np.unique(y):
+        idx = np.flatnonzero(y == cls)
+        rng.shuffle(idx)
+        for j, i in enumerate(idx):
+            folds[j % n_folds].append(int(i))
+    return [np.array(sorted(f), dtype=np.int64) for f in folds if f]
+
+
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-8] = 1.0
+    return mean.astype(np.float32), scale.astype(np.float32)
+
+
+def _warnings(classes: Sequence[str], counts: np.ndarray) -> tuple[str, ...]:
+    out = []
+    for name, n in zip(classes, counts, strict=True):
+        if n < 5:
+            out.append(f"class '{name}' has only {n} example(s); add at least 5")
+    if counts.min() > 0 and counts.max() / counts.min() > 5:
+        out.append(f"classes are imbalanced ({int(counts.min())} to {int(counts.max())} examples)")
+    return tuple(out)
+
+
+def train_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    *,
+    name: str = "head",
+    kind: str = "logreg",
+    pack_id: str = "",
+    layout: Sequence[tuple[str, int]] = (),
+    c_grid: Sequence[float] = C_GRID,
+    n_folds: int = 5,
+    false_alarm_rate: float = 0.01,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    seed: int = 0,
+) -> tuple[Head, HeadReport]:
+    """Fit a head on embeddings ``x`` (N, D) float32 with labels ``y`` (N,) in ``range(len(classes))``.
+
+    C is chosen by stratified ``n_folds``-fold cross-validation on the standardised training data
+    (fewer folds when a class has fewer examples); the reported accuracy and confusion table are the
+    cross-validated ones at the chosen C. With a class named ``background`` the other classes'
+    thresholds are calibrated so that at most ``false_alarm_rate`` of background examples fire them.
+    Raises :class:`TrainingCancelledError` if ``cancel()`` turns true, ``ValueError`` for unusable data.
+    """
+    if kind not in ("logreg", "mlp"):
+        raise ValueError(f"unknown head kind {kind!r} (logreg or mlp)")
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y, np.int64)
+    k = len(classes)
+    if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+        raise ValueError("need embeddings (N, D) and one label per embedding")
+    if k < 2:
+        raise ValueError("a head needs at least two classes (add a background class)")
+    if not np.isfinite(x).all():
+        raise ValueError("embeddings contain NaN or infinity")
+    counts = np.bincount(y, minlength=k)
+    if (counts == 0).any():
+        empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+        raise ValueError(f"no examples for class(es): {', '.join(empty)}")
+    t0 = time.perf_counter()
+    mean, scale = _standardise(x)
+    xs = (x - mean) / scale
+    folds = stratified_folds(y, max(2, min(n_folds, int(counts.min()))), seed)
+    steps = len(c_grid) * len(folds) + 1
+    done = 0
+    grid = sorted(c_grid)
+    preds = np.zeros((len(grid), len(y)), np.int64)
+    for test_idx in folds:  # C ascending inside each fold, warm-started from the previous C
+        train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
+        params: dict[str, np.ndarray] | None = None
+        for j, c in enumerate(grid):
+            if cancel is not None and cancel():
+                raise TrainingCancelledError("head training cancelled")
+            params = _fit(xs[train_idx], y[train_idx], k, c, kind, params)
+            preds[j, test_idx] = _predict_raw(params, xs[test_idx], kind).argmax(axis=1)
+            done += 1
+            if progress is not None:
+                progress(Progress(done, steps, f"cross-validating C={c:g}"))
+    best: tuple[float, float, np.ndarray] | None = None
+    for j, c in enumerate(grid):
+        acc = float((preds[j] == y).mean())
+        if best is None or acc > best[0] + 1e-9:
+            best = (acc, c, preds[j])
+    assert best is not None
+    acc, c, pred = best
+    params = _fit(xs, y, k, c, kind)
+    if progress is not None:
+        progress(Progress(steps, steps, "done"))
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    card = HeadCard(
+        name=name,
+        classes=tuple(classes),
+        kind=kind,
+        example_counts=tuple(int(n) for n in counts),
+        cv_accuracy=acc,
+        c=float(c),
+        pack_id=pack_id,
+        layout_hash=layout_hash(layout) if layout else "",
+        embedding_size=int(x.shape[1]),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    head = Head(card=card, mean=mean, scale=scale, params=params, thresholds=np.full(k, 0.5, np.float32))
+    head = calibrate(head, x, y, false_alarm_rate)
+    report = HeadReport(
+        acc, float(c), confusion, tuple(classes), _warnings(classes, counts), time.perf_counter() - t0
+    )
+    return head, report
+
+
+def calibrate(head: Head, x: np.ndarray, y: np.ndarray, false_alarm_rate: float) -> Head:
+    """Per-class thresholds: the (1 − rate) quantile of the background examples' scores (at least 0.5).
+
+    Without a background class the thresholds stay at 0.5.
+    """
+    thresholds = np.full(len(head.classes), 0.5, np.float32)
+    if BACKGROUND in head.classes:
+        bg = head.classes.index(BACKGROUND)
+        probs = head.predict(x[np.asarray(y) == bg])
+        for j in range(len(head.classes)):
+            if j != bg and len(probs):
+                thresholds[j] = max(0.5, float(np.quantile(probs[:, j], 1.0 - false_alarm_rate)))
+    card = HeadCard(**{**asdict(head.card), "false_alarm_rate": false_alarm_rate})
+    return Head(card=card, mean=head.mean, scale=head.scale, params=head.params, thresholds=thresholds)
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def _tensors(head: Head) -> dict[str, np.ndarray]:
+    out = {"mean": head.mean, "scale": head.scale, "thresholds": head.thresholds}
+    out.update(head.params)
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+def _digest(tensors: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        h.update(key.encode())
+        h.update(str(tensors[key].shape).encode())
+        h.update(tensors[key].tobytes())
+    return h.hexdigest()
+
+
+def save_head(head: Head, path: str | os.PathLike[str]) -> Path:
+    """Write ``head`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
+    from safetensors.numpy import save
+
+    tensors = _tensors(head)
+    card = HeadCard(**{**asdict(head.card), "weights_sha256": _digest(tensors)})
+    blob = save(tensors, metadata={"card": card.to_json(), "format": "encotag-head"})
+    return atomic_write_bytes(path, blob)
+
+
+def read_card(path: str | os.PathLike[str]) -> HeadCard:
+    """Read only the card of a head file (cheap: the safetensors header)."""
+    return _read(Path(path))[0]
+
+
+def _read(path: Path) -> tuple[HeadCard, dict[str, np.ndarray]]:
+    from safetensors.numpy import load
+
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise HeadError(f"{path}: cannot read head file ({exc.strerror or exc})") from None
+    try:
+        tensors = load(blob)
+        meta = _metadata(blob)
+        if meta.get("format") != "encotag-head":
+            raise ValueError("not an Encotag head file")
+        card = HeadCard.from_json(meta["card"])
+    except HeadError:
+        raise
+    except Exception as exc:  # safetensors raises several types on corrupt input
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HeadError(f"{path}: not a valid head file ({reason})") from None
+    return card, tensors
+
+
+def _metadata(blob: bytes) -> dict[str, str]:
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    meta = header.get("__metadata__") or {}
+    if "card" not in meta:
+        raise ValueError("no card in the file")
+    return dict(meta)
+
+
+def load_head(path: str | os.PathLike[str], *, pack_id: str | None = None, layout: Any = None) -> Head:
+    """Load and verify a head. With ``pack_id``/``layout`` given, a head made for another pack is refused."""
+    path = Path(path)
+    card, tensors = _read(path)
+    if _digest(tensors) != card.weights_sha256:
+        raise HeadError(f"{path}: weights do not match their checksum (file tampered or damaged)")
+    kind_keys = {"logreg": {"w", "b"}, "mlp": {"w1", "b1", "w2", "b2"}}.get(card.kind)
+    if kind_keys is None or set(tensors) != kind_keys | {"mean", "scale", "thresholds"}:
+        raise HeadError(f"{path}: unexpected tensors for a {card.kind!r} head")
+    k, d = len(card.classes), card.embedding_size
+    out_w = tensors["w"] if card.kind == "logreg" else tensors["w2"]
+    if tensors["mean"].shape != (d,) or tensors["thresholds"].shape != (k,) or out_w.shape[0] != k:
+        raise HeadError(f"{path}: tensor shapes do not match the card ({k} classes, {d}-dim embeddings)")
+    if pack_id is not None and card.pack_id and card.pack_id != pack_id:
+        raise HeadError(
+            f"{path}: head '{card.name}' was made for another model pack ({card.pack_id[:12]}); "
+            f"retrain it with the current pack ({pack_id[:12]})"
+        )
+    if layout is not None and card.layout_hash and card.layout_hash != layout_hash(layout):
+        raise HeadError(f"{path}: head '{card.name}' expects a different embedding layout")
+    params = {key: v for key, v in tensors.items() if key not in ("mean", "scale", "thresholds")}
+    return Head(
+        card=card,
+        mean=tensors["mean"],
+        scale=tensors["scale"],
+        params=params,
+        thresholds=tensors["thresholds"],
+    )
