@@ -1,0 +1,121 @@
+"""Session-wide test set-up and shared fixtures.
+
+- Qt runs offscreen and torch on one thread (the test machine is small and shared).
+- ``shared_dir`` / :func:`require_shared`: ``../shared`` (teacher, data sets), skipping when absent.
+- ``tiny_codec_pack``: a codec pack with a tiny random EnCodec (4 filters, 1 LSTM layer, 64-entry
+  codebooks, 6 quantizers at 3 kbps, official 24 kHz / hop 320 / 128-dim layout) and a tiny
+  ``latent_direct`` tagger (width 0.1), 527 AudioSet labels.
+- ``tiny_mel_pack``: a mel pack with a tiny random tagger (width 0.1).
+- ``teacher_pack``: the EfficientAT mn04_as teacher converted with ``build_teacher_pack``.
+All packs are written with ``save_pack`` once per session into a temp folder; treat them as read-only
+(copy a pack before tampering with it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = REPO_ROOT / ".." / "shared"
+TEACHER_DIR = SHARED_DIR / "teachers" / "efficientat_mn04_as"
+
+TINY_CODEC_KW = dict(
+    num_filters=4, num_lstm_layers=1, codebook_size=64, target_bandwidths=(1.5, 3.0), bandwidth=3.0
+)
+
+
+def require_shared(*parts: str) -> Path:
+    """``../shared/<parts>``, or skip the test naming what is missing."""
+    path = SHARED_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"../shared not present: {'/'.join(parts) or 'shared folder'}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ``../shared`` folder (skips when absent)."""
+    return require_shared()
+
+
+def tiny_codec_config():  # -> CodecConfig
+    from models.config import CodecConfig
+
+    return CodecConfig(**TINY_CODEC_KW)  # type: ignore[arg-type]
+
+
+def _labels() -> tuple[str, ...]:
+    from models.resources import audioset_labels
+
+    return audioset_labels()
+
+
+@pytest.fixture(scope="session")
+def tiny_codec_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.codec import Codec
+    from models.config import TaggerConfig, WindowConfig
+    from models.pack import save_pack
+    from models.tagger import Tagger
+
+    torch.manual_seed(0)
+    codec_cfg = tiny_codec_config()
+    codec = Codec(codec_cfg)
+    tagger_cfg = TaggerConfig(width=0.1, frontend="latent_direct")
+    tagger = Tagger(tagger_cfg)
+    labels = _labels()
+    return save_pack(
+        tmp_path_factory.mktemp("packs") / "tiny_codec",
+        name="tiny codec test pack",
+        description="random weights, for tests",
+        tagger_cfg=tagger_cfg,
+        tagger_state=tagger.state_dict(),
+        codec_cfg=codec_cfg,
+        codec_state=codec.state_dict(),
+        labels=labels,
+        trusted=[True] * len(labels),
+        window=WindowConfig(window_s=1.0, hop_s=0.5),
+        licence="MIT",
+        provenance={"test": True, "seed": 0},
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_mel_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.config import TaggerConfig, WindowConfig
+    from models.pack import save_pack
+    from models.tagger import Tagger
+
+    torch.manual_seed(1)
+    tagger_cfg = TaggerConfig(width=0.1, frontend="mel")
+    tagger = Tagger(tagger_cfg)
+    labels = _labels()
+    return save_pack(
+        tmp_path_factory.mktemp("packs") / "tiny_mel",
+        name="tiny mel test pack",
+        description="random weights, for tests",
+        tagger_cfg=tagger_cfg,
+        tagger_state=tagger.state_dict(),
+        labels=labels,
+        trusted=list(range(0, len(labels), 2)),
+        window=WindowConfig(window_s=1.0, hop_s=0.5),
+        licence="MIT",
+        provenance={"test": True, "seed": 1},
+    )
+
+
+@pytest.fixture(scope="session")
+def teacher_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The teacher as a mel pack, built from ``../shared`` (skips when the teacher is absent)."""
+    from models.pack import build_teacher_pack
+
+    teacher_dir = require_shared("teachers", "efficientat_mn04_as", "mn04_as_mAP_432.pt").parent
+    return build_teacher_pack(teacher_dir, tmp_path_factory.mktemp("packs") / "teacher")
