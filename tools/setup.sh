@@ -6,7 +6,7 @@
 # Steps (each skipped when already done):
 #   1. system packages (PortAudio, libsndfile, Qt's xcb/EGL/fontconfig libraries) via apt-get,
 #      as root or through sudo;
-#   2. a virtual environment in .venv (Python >= 3.10; $PYTHON picks the interpreter);
+#   2. a virtual environment in .venv (Python >= 3.11; $PYTHON picks the interpreter);
 #   3. the CPU build of torch, pinned ($TORCH_SPEC, default torch==2.13.0+cpu): first from the
 #      configured package sources, else from the PyTorch CPU index;
 #   4. Encotag itself, editable, with the extras in $ENCOTAG_EXTRAS (e.g. "test");
@@ -38,7 +38,7 @@ fi
 
 PY="${PYTHON:-}"
 if [[ -z "$PY" ]]; then
-    for candidate in python3.11 python3.12 python3.10 python3; do
+    for candidate in python3.11 python3.12 python3.13 python3; do
         if command -v "$candidate" >/dev/null 2>&1; then PY="$candidate"; break; fi
     done
 fi
@@ -85,7 +85,7 @@ fi
 # ---------------------------------------------------------------- 2. virtual environment
 [[ -n "$PY" ]] || PY=python3
 command -v "$PY" >/dev/null 2>&1 || die "no Python 3 interpreter found (set PYTHON=…)"
-"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || die "$PY is older than Python 3.10"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "$PY is older than Python 3.11"
 
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import pip" >/dev/null 2>&1; then
     say "virtual environment $VENV present"
