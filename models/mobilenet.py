@@ -227,6 +227,7 @@ class MobileNetV3(nn.Module):
         self.embedding_blocks = blocks
         self.block_channels: tuple[int, ...] = tuple(channels)
         self.mid_embedding_size = sum(channels[i] for i in blocks)
+        self.fused = False
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -245,10 +246,38 @@ class MobileNetV3(nn.Module):
         """``(("block5", C5), ("block11", C11), …)`` in the order of ``mid``."""
         return tuple((f"block{i}", self.block_channels[i]) for i in self.embedding_blocks)
 
+    def fuse_for_inference(self) -> MobileNetV3:
+        """Make this network an inference-only one, about 1.5–2× faster on CPU; returns ``self``.
+
+        Folds every BatchNorm into the conv before it (the conv gains a bias, the BN becomes Identity) and
+        switches weights and inputs to channels-last memory layout. Outputs match the unfused network to
+        ~1e-5. Afterwards the state dict no longer has the EfficientAT layout and ``train()`` raises: load
+        weights first, fuse last, never save a fused network.
+        """
+        if self.fused:
+            return self
+        self.eval()
+        for mod in self.modules():
+            if isinstance(mod, ConvBNAct) and isinstance(mod[1], nn.BatchNorm2d):
+                conv, bn = mod[0], mod[1]
+                assert isinstance(conv, nn.Conv2d)
+                mod[0] = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn)
+                mod[1] = nn.Identity()
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.fused = True
+        return self
+
+    def train(self, mode: bool = True) -> MobileNetV3:
+        if mode and getattr(self, "fused", False):
+            raise RuntimeError("a network fused for inference cannot be trained")
+        return super().train(mode)
+
     def forward_maps(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Run the feature extractor: ``(last map (B, 6·C15, F/32, T/32), [maps of embedding_blocks])``."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input (B, {self.in_channels}, F, T), got {tuple(x.shape)}")
+        if self.fused:
+            x = x.contiguous(memory_format=torch.channels_last)
         wanted = set(self.embedding_blocks)
         maps: list[Tensor] = []
         for i, layer in enumerate(self.features):

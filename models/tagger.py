@@ -76,6 +76,13 @@ class Tagger(nn.Module):
             embedding_blocks=cfg.embedding_blocks,
         )
 
+    def optimize_for_inference(self) -> Tagger:
+        """Eval mode and a BN-folded, channels-last network (see ``MobileNetV3.fuse_for_inference``);
+        returns ``self``. Inference only: call after loading the weights, never save the result."""
+        self.eval()
+        self.net.fuse_for_inference()
+        return self
+
     @property
     def embedding_layout(self) -> tuple[tuple[str, int], ...]:
         """Parts of the embedding in order, e.g. ``(("block5", 16), …, ("lowlevel", 128))``."""

@@ -79,3 +79,25 @@ def test_backward_reaches_every_parameter() -> None:
     (logits.sum() + mid.sum()).backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None]
     assert not missing
+
+
+def test_fused_inference_matches_and_refuses_training() -> None:
+    torch.manual_seed(0)
+    net = MobileNetV3(0.2, num_classes=7)
+    # give the BatchNorms non-trivial statistics so folding them is actually tested
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(4, 1, 64, 48) * 2 + 1)
+    net.eval()
+    x = torch.randn(2, 1, 64, 48)
+    with torch.inference_mode():
+        ref_logits, ref_mid = net(x)
+        net.fuse_for_inference()
+        logits, mid = net(x)
+    assert net.fused
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert torch.allclose(logits, ref_logits, atol=1e-4)
+    assert torch.allclose(mid, ref_mid, atol=1e-4)
+    with pytest.raises(RuntimeError, match="cannot be trained"):
+        net.train()

@@ -56,3 +56,16 @@ def test_reference_outputs(teacher, clip: str) -> None:  # type: ignore[no-untyp
         assert float(probs[idx]) == pytest.approx(expected, abs=0.01)
     assert out.embedding.shape == (1, 320)
     assert torch.isfinite(out.embedding).all()
+
+
+def test_optimized_teacher_matches(teacher) -> None:  # type: ignore[no-untyped-def]
+    path = TEACHER_DIR / "typing.flac"
+    if not path.is_file():
+        pytest.skip(f"../shared not present: sample clip {path}")
+    audio, _ = sf.read(path, dtype="float32", frames=96000)
+    x = torch.from_numpy(audio)[None]
+    fast = teacher_tagger(CKPT).optimize_for_inference()
+    with torch.inference_mode():
+        ref, out = teacher(x), fast(x)
+    assert torch.allclose(torch.sigmoid(out.logits), torch.sigmoid(ref.logits), atol=1e-4)
+    assert torch.allclose(out.embedding, ref.embedding, atol=1e-4)
