@@ -1,0 +1,180 @@
+"""Engine: a loaded model pack ready to run (torch lives here and below; the app talks numpy to it).
+
+Mel packs consume audio @ 32 kHz; codec packs consume audio @ the codec's rate (24 kHz) — resampling is
+the caller's job (``models.audio.resample``). Every method runs under ``torch.inference_mode`` on CPU and
+returns float32 numpy arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.config import PackInfo, WindowConfig
+from models.pack import LoadedPack, PackError, load_pack
+
+log = logging.getLogger(__name__)
+
+MIN_SECONDS = 0.05  # shorter inputs are zero-padded to this length
+
+
+class EngineError(RuntimeError):
+    """Input the engine cannot process (wrong shape, wrong pack kind); one line."""
+
+
+class Engine:
+    """A pack's tagger (and codec) in eval mode.
+
+    Attributes: ``info`` (:class:`PackInfo`), ``sample_rate`` (Hz ``infer`` consumes), ``labels``,
+    ``embedding_size`` (D), ``window`` (:class:`WindowConfig`), ``codec`` (``None`` for mel packs),
+    ``codec_id`` (identifies the codec for ``.ecodes`` files), ``timestamp_hop_ms``.
+    """
+
+    def __init__(
+        self,
+        pack: LoadedPack,
+        threads: int | None = None,
+        *,
+        batch_size: int = 16,
+        codec_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        if threads is not None:
+            torch.set_num_threads(max(1, int(threads)))
+        self.pack = pack
+        self.info: PackInfo = pack.info
+        self.sample_rate: int = pack.info.sample_rate
+        self.labels: tuple[str, ...] = pack.info.labels
+        self.embedding_size: int = pack.info.embedding_size
+        self.window: WindowConfig = pack.window
+        self.batch_size = max(1, int(batch_size))
+        self.tagger = pack.tagger.eval()
+        self.codec_id = pack.codec_id
+        self.codec = None
+        if pack.codec_source == "pack":
+            self.codec = pack.codec.fuse()  # type: ignore[union-attr]
+        elif pack.codec_source == "official":
+            from models.official import official_codec
+
+            cfg = pack.codec_cfg
+            assert cfg is not None
+            codec = official_codec(codec_progress, bandwidth=cfg.bandwidth)
+            if dataclasses.replace(codec.cfg, bandwidth=cfg.bandwidth) != cfg:
+                raise PackError(f"{pack.path}: the official codec does not match the pack's codec config")
+            self.codec = codec
+        if self.codec is not None:
+            self._frame_ms = 1000.0 * self.codec.hop_length / self.codec.sample_rate
+        else:
+            self._frame_ms = 1000.0 * pack.mel_cfg.hop_length / pack.mel_cfg.sample_rate
+        self._frame_hop = max(1, round(pack.timestamp_hop_ms / self._frame_ms))
+        self.timestamp_hop_ms = self._frame_hop * self._frame_ms
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | str | None = None,
+        threads: int | None = None,
+        codec_progress: Callable[[int, int], None] | None = None,
+    ) -> Engine:
+        """Load the pack at ``path`` (``None``: the default pack shipped in ``resources/packs/default``)."""
+        if path is None:
+            from models.resources import default_pack_dir
+
+            path = default_pack_dir()
+            if not (Path(path) / "manifest.json").is_file():
+                raise PackError(
+                    f"{path}: no default model pack; build one (e.g. `encotag pack teacher --out {path}`) "
+                    "or choose a pack folder"
+                )
+        return cls(load_pack(path), threads=threads, codec_progress=codec_progress)
+
+    @property
+    def is_codec_pack(self) -> bool:
+        return self.codec is not None
+
+    # ------------------------------------------------------------------ helpers
+    def _audio(self, audio: np.ndarray | Tensor) -> Tensor:
+        x = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, Tensor) else audio)
+        x = x.detach().to("cpu", torch.float32)
+        if x.dim() == 1:
+            x = x.unsqueeze(0)
+        if x.dim() != 2 or x.shape[1] == 0:
+            raise EngineError(f"audio must be (B, n) with n > 0, got shape {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+        min_n = math.ceil(MIN_SECONDS * self.sample_rate)
+        if x.shape[1] < min_n:
+            x = torch.nn.functional.pad(x, (0, min_n - x.shape[1]))
+        return x
+
+    def _need_codec(self, what: str):  # -> Codec
+        if self.codec is None:
+            raise EngineError(f"{what} needs a codec pack; {self.info.name} is a mel pack")
+        return self.codec
+
+    def _tagger_input(self, x: Tensor) -> Tensor:
+        """Audio (b, n) → what the tagger consumes: audio itself (mel) or the codec latent (b, 128, T)."""
+        return self.codec.latent(x) if self.codec is not None else x
+
+    def _run(self, inputs: Tensor, from_codes: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        probs, embs = [], []
+        with torch.inference_mode():
+            for start in range(0, inputs.shape[0], self.batch_size):
+                chunk = inputs[start : start + self.batch_size]
+                x = self.codec.unembed(chunk) if from_codes else self._tagger_input(chunk)  # type: ignore[union-attr]
+                out = self.tagger(x)
+                probs.append(torch.sigmoid(out.logits).float().numpy())
+                embs.append(out.embedding.float().numpy())
+        return np.concatenate(probs, axis=0), np.concatenate(embs, axis=0)
+
+    # ------------------------------------------------------------------ API
+    def infer(self, audio: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Audio (B, n) float32 @ ``sample_rate`` → (probs (B, n_labels) in [0, 1], embedding (B, D)),
+        float32. A 1-D input counts as B = 1."""
+        return self._run(self._audio(audio))
+
+    def infer_codes(self, codes: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Codes (B, n_q, T) int of this pack's codec → same as :meth:`infer` (codec packs only)."""
+        self._need_codec("infer_codes")
+        c = torch.as_tensor(np.asarray(codes) if not isinstance(codes, Tensor) else codes).long()
+        if c.dim() == 2:
+            c = c.unsqueeze(0)
+        if c.dim() != 3 or c.shape[2] == 0:
+            raise EngineError(f"codes must be (B, n_q, T) with T > 0, got shape {tuple(c.shape)}")
+        return self._run(c, from_codes=True)
+
+    def encode(self, audio: np.ndarray | Tensor) -> np.ndarray:
+        """Audio (B, n) float32 @ ``sample_rate`` → codes (B, n_q, ceil(n / hop)) int64 (codec packs)."""
+        codec = self._need_codec("encode")
+        x = self._audio(audio)
+        return np.concatenate(
+            [codec.encode(x[s : s + self.batch_size]).numpy() for s in range(0, x.shape[0], self.batch_size)]
+        )
+
+    def timestamp_embeddings(self, audio: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Audio (B, n) float32 @ ``sample_rate`` → (embeddings (B, F, D) float32, timestamps (F,) ms).
+
+        One embedding per ``timestamp_hop_ms`` (40 ms: 4 mel frames or 3 latent frames at 75 frames/s),
+        from the tagger's per-frame features over the whole input (the network's context around each
+        frame); timestamps are the centres of the frames, evenly spaced.
+        """
+        x = self._audio(audio)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, x.shape[0], self.batch_size):
+                inp = self._tagger_input(x[start : start + self.batch_size])
+                out.append(self.tagger.timestamp_embeddings(inp, self._frame_hop).float().numpy())
+        emb = np.concatenate(out, axis=0)
+        h = self._frame_hop
+        f = np.arange(emb.shape[1], dtype=np.float64)
+        if self.codec is None:  # centred STFT: mel frame k is centred at k · frame_ms
+            ts = (f * h + (h - 1) / 2.0) * self._frame_ms
+        else:  # latent frame k covers [k, k + 1) · frame_ms
+            ts = (f + 0.5) * h * self._frame_ms
+        return emb, ts
