@@ -1,0 +1,315 @@
+"""``encotag tag PATH…``: top tags and timed events of audio files (files or folders).
+
+Each file is cut into the pack's windows (or ``--window``/``--hop``). Clip-level tags are the **mean**
+of the window probabilities (robust to a single loud moment; the ranking matches a whole-clip run on
+the teacher's sample clips). Events come from :func:`models.events.merge_events`: a label opens at
+``--threshold``, stays open down to 0.7 × threshold, gaps ≤ 0.25 s are bridged and events shorter than
+``--min-duration`` are dropped.
+
+Output (``--format``): ``table`` (people), ``csv``, ``json``, ``audacity``, ``srt``, ``vtt`` (events).
+With ``--out FILE`` and one input the output goes to FILE; with several inputs ``--out`` is a folder
+that gets one ``<name><ext>`` per input. On stdout, several inputs are separated by ``==> PATH <==``
+lines. Exit codes: 0 all good, 1 some inputs failed (each named on stderr, the others processed),
+2 usage error or unusable pack/head (nothing processed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+TABLE_FORMATS = ("table", "csv", "json", "audacity", "srt", "vtt")
+
+
+class UsageError(Exception):
+    """A problem with the command line, the pack or the head: exit code 2."""
+
+
+# ------------------------------------------------------------------------------------ argument types
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1: {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1]: {text!r}")
+    return value
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """``--pack``, ``--window``, ``--hop``, ``--threads`` (shared by tag and embed)."""
+    p.add_argument("--pack", type=Path, help="model pack folder (default: the pack shipped with Encotag)")
+    p.add_argument("--window", type=positive_float, metavar="S", help="window length in seconds")
+    p.add_argument("--hop", type=positive_float, metavar="S", help="hop between windows in seconds")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "tag",
+        help="tag audio files: top tags and timed events",
+        description="Tag audio files (or every audio file under a folder): clip-level top tags "
+        "(mean of window probabilities) and events merged with hysteresis.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    add_engine_args(p)
+    p.add_argument("--format", "-f", choices=TABLE_FORMATS, default="table", help="output format")
+    p.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="clip-level tags to show")
+    p.add_argument(
+        "--threshold", type=probability, default=0.3, metavar="T", help="event on-threshold (off = 0.7 T)"
+    )
+    p.add_argument("--min-duration", type=float, default=0.25, metavar="S", help="shortest event kept")
+    p.add_argument("--out", "-o", type=Path, help="output file (one input) or folder (several inputs)")
+    p.add_argument(
+        "--head", metavar="NAME", help="also apply a personal head (a name or a .safetensors file)"
+    )
+    p.set_defaults(func=run)
+
+
+# ------------------------------------------------------------------------------------ shared helpers
+def load_engine(args: argparse.Namespace) -> Any:
+    """The Engine for ``args.pack`` (default pack if None) or :class:`UsageError`."""
+    from models.engine import Engine, EngineError
+    from models.pack import PackError
+
+    try:
+        return Engine.load(args.pack, threads=getattr(args, "threads", None))
+    except (PackError, EngineError, OSError) as exc:
+        raise UsageError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
+    except Exception as exc:  # e.g. the official codec is not cached and cannot be fetched
+        log.debug("pack load failed", exc_info=True)
+        raise UsageError(f"{args.pack or 'default pack'}: cannot load the pack ({exc})") from None
+
+
+def window_config(args: argparse.Namespace, engine: Any) -> Any:
+    from models.config import WindowConfig
+
+    default = engine.window
+    window_s = args.window or default.window_s
+    hop_s = args.hop or (min(default.hop_s, window_s) if args.window else default.hop_s)
+    return WindowConfig(window_s=window_s, hop_s=hop_s)
+
+
+def load_head_arg(name: str, engine: Any) -> Any:
+    """A personal head by file path or by name in the user's heads folder (refused if for another pack)."""
+    try:
+        from models.heads import HeadError, load_head
+    except ImportError:
+        raise UsageError("personal heads are not available in this build") from None
+    kw = {"pack_id": engine.info.pack_id, "layout": engine.info.embedding_layout}
+    try:
+        path = Path(name)
+        if path.suffix == ".safetensors" or path.is_file():
+            return load_head(path, **kw)
+        from app.paths import heads_dir
+        from models.head_store import HeadStore
+
+        return HeadStore(heads_dir()).load(name, **kw)
+    except (HeadError, ValueError, OSError) as exc:
+        raise UsageError(f"head {name}: {exc}") from None
+
+
+class ProgressLine:
+    """A one-line progress display on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, p: Any) -> None:
+        if self.enabled and p.total > 8:
+            print(
+                f"\r{self.name}: {100 * p.done // max(p.total, 1):3d} %", end="", file=sys.stderr, flush=True
+            )
+
+    def close(self) -> None:
+        if self.enabled:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+def report_failure(path: Path | str, exc: BaseException) -> None:
+    """Name the file and the reason on stderr (one line); unexpected errors go to the log with a trace."""
+    from models.audio import AudioError
+
+    if isinstance(exc, AudioError):
+        print(f"encotag: {exc}", file=sys.stderr)
+    else:
+        log.debug("unexpected error on %s", path, exc_info=exc)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"encotag: {path}: failed ({type(exc).__name__}: {reason})", file=sys.stderr)
+
+
+def output_paths(files: list[Path], out: Path | None, ext: str) -> list[Path | None]:
+    """Where each input's output goes: None (stdout), ``out`` (one input) or ``out/<stem><ext>``."""
+    if out is None:
+        return [None] * len(files)
+    if len(files) == 1 and not out.is_dir():
+        return [out]
+    used: set[str] = set()
+    result: list[Path | None] = []
+    for f in files:
+        name, i = f"{f.stem}{ext}", 1
+        while name in used:
+            i += 1
+            name = f"{f.stem}-{i}{ext}"
+        used.add(name)
+        result.append(out / name)
+    return result
+
+
+# ------------------------------------------------------------------------------------ tagging
+@dataclass
+class FileTags:
+    path: Path
+    duration: float
+    starts: np.ndarray  # (N,) s
+    ends: np.ndarray  # (N,) s
+    probs: np.ndarray  # (N, C) float32
+    head_probs: np.ndarray | None  # (N, K) float32
+
+
+def tag_one(engine: Any, path: Path, window: Any, head: Any) -> FileTags:
+    """Run the pipeline over one file, keeping only times and probabilities (not embeddings)."""
+    from models.pipeline import tag_file
+
+    starts, ends, probs, head_rows = [], [], [], []
+    bar = ProgressLine(path.name)
+    try:
+        for r in tag_file(engine, path, window=window, head=head, progress=bar):
+            starts.append(r.start)
+            ends.append(r.end)
+            probs.append(r.probs)
+            if r.head_probs is not None:
+                head_rows.append(r.head_probs)
+    finally:
+        bar.close()
+    return FileTags(
+        path=path,
+        duration=max(ends) if ends else 0.0,
+        starts=np.asarray(starts),
+        ends=np.asarray(ends),
+        probs=np.stack(probs),
+        head_probs=np.stack(head_rows) if head_rows else None,
+    )
+
+
+def file_events(ft: FileTags, labels: tuple[str, ...], head: Any, args: argparse.Namespace) -> list[Any]:
+    from models.events import merge_events
+
+    events = merge_events(
+        ft.starts, ft.ends, ft.probs, labels, on=args.threshold, min_duration=args.min_duration
+    )
+    if head is not None and ft.head_probs is not None:
+        names = tuple(f"{c} (head)" for c in head.classes)
+        events += merge_events(
+            ft.starts, ft.ends, ft.head_probs, names, on=args.threshold, min_duration=args.min_duration
+        )
+        events.sort(key=lambda e: (e.start, e.label))
+    return events
+
+
+def format_table(ft: FileTags, events: list[Any], engine: Any, head: Any, args: argparse.Namespace) -> str:
+    from app.export import format_events
+
+    labels, trusted = engine.labels, engine.info.trusted
+    clip = ft.probs.mean(axis=0)
+    top = np.argsort(-clip, kind="stable")[: args.top_k]
+    lines = [f"{ft.path}  ({ft.duration:.2f} s, {len(ft.starts)} windows)"]
+    lines.append(f"  top {len(top)} tags (mean over windows):")
+    any_untrusted = False
+    for i in top:
+        mark = "" if trusted[i] else "  *"
+        any_untrusted |= not trusted[i]
+        lines.append(f"    {clip[i]:.3f}  {labels[i]}{mark}")
+    if any_untrusted:
+        lines.append("    (* a label this pack was not trained on: treat with care)")
+    if head is not None and ft.head_probs is not None:
+        hp = ft.head_probs.mean(axis=0)
+        lines.append("  personal head (mean over windows):")
+        lines += [f"    {hp[i]:.3f}  {head.classes[i]}" for i in np.argsort(-hp)]
+    lines.append(f"  events (on {args.threshold:.2f}, min {args.min_duration:g} s):")
+    lines += ["    " + line for line in format_events(events, "table").splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.export import EXTENSIONS, format_events
+    from models.atomic import atomic_write_text
+    from models.audio import AUDIO_EXTENSIONS, list_audio_files
+
+    failures = 0
+    files: list[Path] = []
+    for raw in args.paths:
+        found = list_audio_files([raw])
+        if Path(raw).is_dir() and not found:
+            print(
+                f"encotag: {raw}: no audio files found ({', '.join(sorted(AUDIO_EXTENSIONS))})",
+                file=sys.stderr,
+            )
+            failures += 1
+        files += [f for f in found if f not in files]
+    if not files:
+        return 1
+    try:
+        engine = load_engine(args)
+        window = window_config(args, engine)
+        head = load_head_arg(args.head, engine) if args.head else None
+    except UsageError as exc:
+        print(f"encotag: {exc}", file=sys.stderr)
+        return 2
+    targets = output_paths(files, args.out, EXTENSIONS[args.format])
+    for path, target in zip(files, targets, strict=True):
+        try:
+            ft = tag_one(engine, path, window, head)
+            events = file_events(ft, engine.labels, head, args)
+            if args.format == "table":
+                text = format_table(ft, events, engine, head, args)
+            else:
+                text = format_events(events, args.format)
+        except Exception as exc:  # one bad file never stops the batch
+            report_failure(path, exc)
+            failures += 1
+            continue
+        if target is None:
+            if len(files) > 1 and args.format != "table":
+                print(f"==> {path} <==")
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            try:
+                atomic_write_text(target, text)
+            except OSError as exc:
+                print(f"encotag: {target}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+                failures += 1
+                continue
+            log.info("%s → %s", path, target)
+    return 1 if failures else 0
