@@ -1,4 +1,4 @@
-"""Corpus builder on tiny subsets: manifest, clips, licences, evaluation-only exclusion, determinism, resume."""
+"""Corpus builder on tiny subsets: manifest, clips, licences, no evaluation-only data, determinism, resume."""
 
 from __future__ import annotations
 
@@ -21,7 +21,13 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
 def _opts(out: Path, **kw: object) -> BuildOptions:
-    base: dict[str, object] = {"out_dir": out, "shared_root": SHARED, "hours": 0.03, "sources": ("dsp",), "jobs": 1}
+    base: dict[str, object] = {
+        "out_dir": out,
+        "shared_root": SHARED,
+        "hours": 0.03,
+        "sources": ("dsp",),
+        "jobs": 1,
+    }
     base.update(kw)
     return BuildOptions(**base)  # type: ignore[arg-type]
 
@@ -82,7 +88,9 @@ def test_resume_skips_done_units_and_redoes_missing_clips(tmp_path: Path) -> Non
 
 def test_cli_build_and_bad_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
-    rc = cli_main(["corpus", "build", "--out", str(out), "--sources", "dsp", "--hours", "0.006", "--jobs", "1"])
+    rc = cli_main(
+        ["corpus", "build", "--out", str(out), "--sources", "dsp", "--hours", "0.006", "--jobs", "1"]
+    )
     assert rc == 0 and len(_manifest(out)) >= 2
     rc = cli_main(["corpus", "build", "--out", str(out), "--sources", "ravdess_speech", "--hours", "0.01"])
     assert rc == 2 and "unknown source" in capsys.readouterr().err

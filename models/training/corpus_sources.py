@@ -89,7 +89,9 @@ def check_licence(licence: str, what: str) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 NON_DEP5_LICENCE = {  # copyright files that are free text; read by hand (see docs/CORPUS.md)
+    "wesnoth-1.14-music": "GPL-2+",
     "wesnoth-1.16-music": "GPL-2+",
+    "wesnoth-1.18-music": "GPL-2+",
     "pingus-data": "GPL-2+",
     "fluid-soundfont-gm": "MIT",
 }
@@ -175,6 +177,7 @@ def _durations(paths: list[str]) -> list[float]:
     return out
 
 
+@cache
 def _package_files(package: str) -> list[str]:
     res = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=False)
     if res.returncode != 0:
@@ -184,7 +187,8 @@ def _package_files(package: str) -> list[str]:
 
 @dataclass(frozen=True)
 class DebSpec:
-    """A Debian source: package, domain and path regexes (include, exclude) on installed paths."""
+    """A Debian source: package (``a|b``: the first installed alternative, for versioned names), domain and
+    path regexes (include, exclude) on installed paths."""
 
     name: str
     package: str
@@ -194,7 +198,7 @@ class DebSpec:
 
 
 DEBIAN = (
-    DebSpec("wesnoth-music", "wesnoth-1.16-music", "music", r"/music/"),
+    DebSpec("wesnoth-music", "wesnoth-1.16-music|wesnoth-1.18-music|wesnoth-1.14-music", "music", r"/music/"),
     DebSpec("warzone2100-music", "warzone2100-music", "music", r"/music/"),
     DebSpec("hedgewars-music", "hedgewars-data", "music", r"/Data/Music/"),
     DebSpec("hedgewars-voices", "hedgewars-data", "speech", r"/Sounds/voices/"),
@@ -216,30 +220,37 @@ DEBIAN = (
 )
 
 
+def installed_package(spec: DebSpec) -> str:
+    """The first alternative of ``spec.package`` that is installed (else the first one)."""
+    names = spec.package.split("|")
+    return next((n for n in names if _package_files(n)), names[0])
+
+
 @cache
 def debian_entries(spec: DebSpec) -> list[FileEntry]:
     """Installed audio files of the package matching the spec, with licence and duration."""
+    package = installed_package(spec)
     paths = [
-        p
-        for p in _package_files(spec.package)
-        if re.search(spec.include, p) and not re.search(spec.exclude, p)
+        p for p in _package_files(package) if re.search(spec.include, p) and not re.search(spec.exclude, p)
     ]
     out = []
     for p, d in zip(paths, _durations(paths), strict=True):
-        lic = debian_licence(spec.package, p)
+        lic = debian_licence(package, p)
         if d > 0.05 and lic and not FORBIDDEN_LICENCE.search(lic):
             out.append((p, lic, d))
     return out
 
 
 def debian_source(spec: DebSpec) -> Source:
+    package = installed_package(spec)
+
     def missing() -> str | None:
-        return None if _package_files(spec.package) else f"Debian package {spec.package} not installed"
+        return None if _package_files(package) else f"Debian package {package} not installed"
 
     return Source(
         spec.name,
         spec.domain,
-        spec.package,
+        package,
         lambda seed: file_units(spec.name, debian_entries(spec), seed),
         missing,
     )

@@ -139,12 +139,12 @@ def dsp_signal(kind: str, duration_s: float, sr: int, rng: np.random.Generator) 
         regular = bool(rng.random() < 0.5)
         if regular:
             rate = float(rng.uniform(1, 40))
-            pos = (np.arange(0, duration_s, 1 / rate) * sr).astype(int)
+            at = (np.arange(0, duration_s, 1 / rate) * sr).astype(int)
         else:
             rate = float(rng.uniform(2, 30))
-            pos = np.sort(rng.integers(0, n, int(rate * duration_s)))
+            at = np.sort(rng.integers(0, n, int(rate * duration_s)))
         width = int(rng.integers(1, 48))
-        for q in pos:
+        for q in at:
             x[q : q + width] += (
                 rng.uniform(0.3, 1.0) * rng.choice([-1, 1]) * np.hanning(width + 2)[1:-1][: n - q]
             )
@@ -152,16 +152,16 @@ def dsp_signal(kind: str, duration_s: float, sr: int, rng: np.random.Generator) 
         p |= {"regular": regular, "rate_hz": round(rate, 2), "width": width}
     elif kind == "chirps":
         x = np.zeros(n)
-        f = float(np.exp(rng.uniform(np.log(300), np.log(4000))))
-        on, period = float(rng.uniform(0.03, 0.5)), float(rng.uniform(0.1, 1.5))
-        period = max(period, on + 0.02)
+        fc = float(np.exp(rng.uniform(np.log(300), np.log(4000))))
+        on_s, period = float(rng.uniform(0.03, 0.5)), float(rng.uniform(0.1, 1.5))
+        period = max(period, on_s + 0.02)
         alt = float(rng.uniform(1.0, 1.5)) if rng.random() < 0.5 else 1.0
         for i, start in enumerate(np.arange(0, duration_s, period)):
-            a = int(start * sr)
-            seg = np.arange(min(int(on * sr), n - a)) / sr
-            ff = f * (alt if i % 2 else 1.0)
-            x[a : a + len(seg)] = np.sin(2 * np.pi * ff * seg) * _envelope(len(seg), sr)
-        p |= {"freq_hz": round(f, 1), "on_s": round(on, 3), "period_s": round(period, 3), "alternate": alt}
+            a0 = int(start * sr)
+            seg = np.arange(min(int(on_s * sr), n - a0)) / sr
+            ff = fc * (alt if i % 2 else 1.0)
+            x[a0 : a0 + len(seg)] = np.sin(2 * np.pi * ff * seg) * _envelope(len(seg), sr)
+        p |= {"freq_hz": round(fc, 1), "on_s": round(on_s, 3), "period_s": round(period, 3), "alternate": alt}
     else:
         raise ValueError(f"unknown DSP kind {kind!r}; expected one of {DSP_KINDS}")
     x = np.asarray(x, dtype=np.float64)
