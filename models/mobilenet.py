@@ -14,7 +14,7 @@ with ``strict=True``:
   → Linear (``classifier.5``).
 
 All BatchNorms use eps 1e-3, momentum 0.01. Input: ``(B, C, F, T)`` float32 (e.g. 128 log-mel bands × T
-frames); any F, T ≥ 32 works (the network downsamples by 32).
+frames); any F, T ≥ 1 works (the network downsamples by 32 with 'same' padding).
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ def test_forward_shapes(width: float) -> None:
     assert net.mid_embedding_size == sum(size for _, size in net.mid_layout)
     assert [name for name, _ in net.mid_layout] == ["block5", "block11", "block13", "block15"]
     assert torch.isfinite(logits).all() and torch.isfinite(mid).all()
+    with torch.inference_mode():
+        tiny_logits, _ = net(torch.randn(1, 1, 8, 3))  # smaller than the total stride still works
+    assert tiny_logits.shape == (1, 527)
 
 
 def test_three_channel_input_and_custom_blocks() -> None:
