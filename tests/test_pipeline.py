@@ -253,3 +253,42 @@ def test_cancel_and_head(tmp_path: Path) -> None:
     assert len(got) == 8  # the batch in flight finishes, then it stops
     assert all(r.head_probs is not None and r.head_probs.tolist() == [1.0, 0.0] for r in got)
     assert len(list(tag_file(eng, path, cancel=lambda: True, batch_size=4))) == 4
+
+
+# ---------------------------------------------------------------- with a real (tiny, random) engine
+
+
+def test_real_engine_file_and_stream_agree(tiny_mel_pack: Path, tmp_path: Path) -> None:
+    from models.audio import load_audio
+    from models.engine import Engine
+
+    eng = Engine.load(tiny_mel_pack)
+    rng = np.random.default_rng(3)
+    sig = (0.2 * rng.standard_normal((int(44100 * 3.3), 2))).astype(np.float32)
+    path = tmp_path / "n.wav"
+    sf.write(path, sig, 44100, subtype="FLOAT")
+    one = list(tag_file(eng, path, batch_size=1))
+    many = list(tag_file(eng, path, batch_size=8))
+    assert (
+        len(one)
+        == len(many)
+        == count_windows(round(3.3 * eng.sample_rate), eng.sample_rate, eng.sample_rate // 2)
+    )
+    assert one[0].probs.shape == (527,) and one[0].embedding.shape == (eng.embedding_size,)
+    for a, b in zip(one, many, strict=True):
+        assert a.start == b.start and np.allclose(a.probs, b.probs, atol=1e-5)
+    # the windows hold exactly the decoded audio at the engine's rate
+    x = load_audio(path, eng.sample_rate)
+    w = eng.sample_rate
+    ref_probs, ref_emb = eng.infer(np.stack([x[:w], x[w // 2 : w // 2 + w]]))
+    assert np.allclose(one[0].probs, ref_probs[0], atol=1e-5) and np.allclose(
+        one[1].embedding, ref_emb[1], atol=1e-4
+    )
+    # the live path over the same audio gives the same window (streaming vs one-shot resampling)
+    st = StreamTagger(eng, input_sr=44100, channels=2)
+    st.push(sig[: int(44100 * 2.2)])
+    live = st.process_latest()
+    assert live is not None
+    end = round(live.end * w)
+    live_ref, _ = eng.infer(x[None, end - w : end])
+    assert np.allclose(live.probs, live_ref[0], atol=2e-3)
