@@ -69,7 +69,7 @@ def merge_events(
     st, en, pr = st[order], en[order], pr[order]
     events: list[Event] = []
     # only labels that ever reach `on` can have events
-    for c in np.flatnonzero((pr >= on).any(axis=0)):
+    for c in np.flatnonzero((pr >= on).any(axis=0)).tolist():
         merged: list[list[float]] = []
         for s, e, peak in _label_events(st, en, pr[:, c], on, off_t):
             if merged and s - merged[-1][1] <= max_gap:
