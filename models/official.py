@@ -2,7 +2,8 @@
 
 Files (Hugging Face hub, ``resolve/main``): ``config.json`` and ``model.safetensors`` (~93 MB, 23.3 M values
 in float32: 14.9 M weights + the RVQ codebooks). They go to
-``platformdirs.user_cache_dir("encotag")/codecs/encodec_24khz/``; nothing is downloaded at import time.
+``platformdirs.user_cache_dir("encotag")/codecs/encodec_24khz/`` (``$ENCOTAG_HOME/cache/…`` when set);
+nothing is downloaded at import time.
 
 Verification, in order:
 1. a pinned sha256 in :data:`PINNED_SHA256` (none is pinned yet: the project could not read the hub's
@@ -67,10 +68,16 @@ Opener = Callable[[str], _Response]
 
 
 def default_cache_dir() -> Path:
-    """``<user cache>/encotag/codecs/encodec_24khz`` (platformdirs)."""
-    import platformdirs
+    """``<user cache>/codecs/encodec_24khz``: platformdirs' user cache folder for "encotag", or
+    ``$ENCOTAG_HOME/cache`` when that variable is set (the same rule as ``app.paths.cache_dir``)."""
+    home = os.environ.get("ENCOTAG_HOME", "").strip()
+    if home:
+        root = Path(home).expanduser() / "cache"
+    else:
+        import platformdirs
 
-    return Path(platformdirs.user_cache_dir("encotag")) / "codecs" / "encodec_24khz"
+        root = Path(platformdirs.user_cache_dir("encotag", appauthor=False))
+    return root / "codecs" / "encodec_24khz"
 
 
 class _RecordingRedirects(urllib.request.HTTPRedirectHandler):

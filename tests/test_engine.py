@@ -128,3 +128,39 @@ def test_teacher_top_tags(teacher_pack: Path, shared_dir: Path) -> None:
         top = engine.labels[int(np.argmax(probs[0]))]
         assert top in want if isinstance(want, set) else top == want
         assert probs[0].max() > 0.5
+
+
+def test_official_codec_pack(tiny_codec_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pack that names the official codec gets it from the (pre-filled) user cache, not from the pack."""
+    from models.official import default_cache_dir, official_codec
+    from models.pack import load_pack, save_pack
+    from tests.test_codec import _hub_files
+
+    monkeypatch.setenv("ENCOTAG_HOME", str(tmp_path / "home"))
+    src = load_pack(tiny_codec_pack)
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    cfg_bytes, weights = _hub_files(src.codec, hub)  # the tiny codec stands in for the official one
+    (hub / "config.json").write_bytes(cfg_bytes)
+    (hub / "model.safetensors").write_bytes(weights)
+    official_codec(None, base_url=hub.as_uri() + "/")  # first use: "download" into the cache
+    assert (default_cache_dir() / "model.safetensors").is_file()
+    assert str(default_cache_dir()).startswith(str(tmp_path / "home" / "cache"))
+    out = save_pack(
+        tmp_path / "official_pack",
+        name="official codec pack",
+        tagger_cfg=src.tagger_cfg,
+        tagger_state=src.tagger_state,
+        codec_cfg=src.codec_cfg,
+        labels=src.info.labels,
+        trusted=list(src.info.trusted),
+        window=src.window,
+        licence="MIT",
+        provenance={},
+    )
+    assert not (out / "codec.safetensors").exists()
+    engine = Engine.load(out, threads=1)
+    assert engine.codec_id == "official-encodec-24khz"
+    audio = _noise(1, 0.5, 24000)
+    reference = Engine(src, threads=1)
+    np.testing.assert_allclose(engine.infer(audio)[0], reference.infer(audio)[0], atol=1e-5)
