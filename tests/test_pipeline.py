@@ -174,6 +174,27 @@ def test_synthetic_source_real_time_pace_and_stop() -> None:
     assert 800 <= n <= 8000 and got[0].shape == (400, 2)
 
 
+def test_sounddevice_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from app.audio_input import AudioInputError, SoundDeviceSource
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as if it were not installed
+    with pytest.raises(AudioInputError, match="sounddevice"):
+        SoundDeviceSource()
+
+
+def test_list_input_devices_shape() -> None:
+    from app.audio_input import AudioInputError, list_input_devices
+
+    try:
+        devices = list_input_devices()
+    except AudioInputError as exc:  # no PortAudio on this machine: the message says how to get it
+        assert "PortAudio" in str(exc)
+        return
+    assert all(d.channels > 0 and d.default_sample_rate > 0 and d.name for d in devices)
+
+
 # ---------------------------------------------------------------- files
 
 
