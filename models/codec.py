@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -72,6 +73,10 @@ class Codec(nn.Module):
     ``Codec(cfg)`` has random weights (codebooks drawn from N(0, 1) so that codes are informative before
     training); use :meth:`from_state` to load weights. Inference methods run under ``torch.inference_mode``.
     """
+
+    encoder: Any  # transformers' EncodecEncoder / EncodecResidualVectorQuantizer / EncodecDecoder
+    quantizer: Any
+    decoder: Any
 
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()

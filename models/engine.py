@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from torch import Tensor
 
 from models.config import PackInfo, WindowConfig
 from models.pack import LoadedPack, PackError, load_pack
+
+if TYPE_CHECKING:
+    from models.codec import Codec
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +60,10 @@ class Engine:
         self.batch_size = max(1, int(batch_size))
         self.tagger = pack.tagger.eval()
         self.codec_id = pack.codec_id
-        self.codec = None
+        self.codec: Codec | None = None
         if pack.codec_source == "pack":
-            self.codec = pack.codec.fuse()  # type: ignore[union-attr]
+            assert pack.codec is not None
+            self.codec = pack.codec.fuse()
         elif pack.codec_source == "official":
             from models.official import official_codec
 
@@ -113,7 +118,7 @@ class Engine:
             x = torch.nn.functional.pad(x, (0, min_n - x.shape[1]))
         return x
 
-    def _need_codec(self, what: str):  # -> Codec
+    def _need_codec(self, what: str) -> Codec:
         if self.codec is None:
             raise EngineError(f"{what} needs a codec pack; {self.info.name} is a mel pack")
         return self.codec

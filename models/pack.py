@@ -46,11 +46,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from models.config import CodecConfig, MelConfig, PackInfo, TaggerConfig, WindowConfig, from_dict, to_dict
+
+if TYPE_CHECKING:
+    from models.codec import Codec
+    from models.tagger import Tagger
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -87,8 +91,8 @@ class LoadedPack:
     window: WindowConfig
     tagger_state: dict[str, Tensor] = field(repr=False)
     codec_state: dict[str, Tensor] | None = field(repr=False)
-    tagger: nn.Module = field(repr=False)
-    codec: nn.Module | None = field(default=None, repr=False)  # built from codec_state (codec packs)
+    tagger: Tagger = field(repr=False)
+    codec: Codec | None = field(default=None, repr=False)  # built from codec_state (codec packs)
     codec_id: str | None = None
     timestamp_hop_ms: float = TIMESTAMP_HOP_MS
     manifest: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -116,7 +120,7 @@ def _export(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
 
-def _build_tagger(cfg: TaggerConfig, mel_cfg: MelConfig, state: Mapping[str, Tensor]) -> nn.Module:
+def _build_tagger(cfg: TaggerConfig, mel_cfg: MelConfig, state: Mapping[str, Tensor]) -> Tagger:
     from models.tagger import Tagger
 
     tagger = Tagger(cfg, mel_cfg)
@@ -176,8 +180,8 @@ def save_pack(
             Codec.from_state(codec_cfg, codec_state)
     except (ValueError, RuntimeError) as exc:
         raise PackError(f"{out}: {_one_line(exc)}") from None
-    layout = [[part, int(size)] for part, size in tagger.embedding_layout]  # type: ignore[attr-defined]
-    emb_size = int(tagger.embedding_size)  # type: ignore[attr-defined]
+    layout = [[part, int(size)] for part, size in tagger.embedding_layout]
+    emb_size = int(tagger.embedding_size)
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -374,7 +378,7 @@ def load_pack(path: Path | str) -> LoadedPack:
     layout = tuple((str(p), int(s)) for p, s in m["embedding"]["layout"])
     emb = m["embedding"]
     _require(layout == tuple(tagger.embedding_layout), mp, "embedding layout differs from the tagger's")
-    size = int(tagger.embedding_size)  # type: ignore[arg-type]
+    size = int(tagger.embedding_size)
     _require(
         emb["scene_size"] == size and emb["timestamp_size"] == size, mp, f"embedding sizes must be {size}"
     )
