@@ -23,32 +23,34 @@ from models.config import MelConfig
 
 def kaldi_mel_scale(freq_hz: Tensor) -> Tensor:
     """Kaldi's mel scale ``1127 · ln(1 + f / 700)``."""
-    return 1127.0 * torch.log1p(freq_hz / 700.0)
+    return 1127.0 * torch.log(1.0 + freq_hz / 700.0)
 
 
-def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, fmin: float, fmax: float) -> Tensor:
-    """Kaldi-style triangular mel filterbank, ``(n_mels, n_fft // 2)`` float64.
+def kaldi_mel_banks(
+    n_mels: int, n_fft: int, sample_rate: float, fmin: float, fmax: float, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """Kaldi-style triangular mel filterbank, ``(n_mels, n_fft // 2)`` of ``dtype``.
 
     Same semantics as Kaldi's ``MelBanks`` without VTLN: ``n_mels`` triangles equally spaced on the mel
     scale between ``mel(fmin)`` and ``mel(fmax)`` (``fmax <= 0`` means Nyquist + fmax), evaluated at FFT
     bin ``k`` frequency ``k · sample_rate / n_fft`` for ``k < n_fft // 2`` (the Nyquist bin is excluded;
     pad one zero column to apply it to a one-sided spectrum). Weights are triangular in the mel domain,
-    peak 1.
+    peak 1. The band edges are Python floats and the per-bin arithmetic runs in ``dtype`` (float32 by
+    default, the precision the teacher's front end used), so the float32 weights match it to rounding.
     """
     nyquist = 0.5 * sample_rate
     if fmax <= 0.0:
         fmax += nyquist
     if not 0.0 <= fmin < fmax <= nyquist:
         raise ValueError(f"bad mel range fmin={fmin}, fmax={fmax} for sample rate {sample_rate}")
-    mel_lo = 1127.0 * math.log1p(fmin / 700.0)
-    mel_hi = 1127.0 * math.log1p(fmax / 700.0)
+    mel_lo = 1127.0 * math.log(1.0 + fmin / 700.0)
+    mel_hi = 1127.0 * math.log(1.0 + fmax / 700.0)
     delta = (mel_hi - mel_lo) / (n_mels + 1)
-    idx = torch.arange(n_mels, dtype=torch.float64).unsqueeze(1)
+    idx = torch.arange(n_mels, dtype=dtype).unsqueeze(1)
     left = mel_lo + idx * delta
-    centre = left + delta
-    right = left + 2.0 * delta
-    bin_mel = kaldi_mel_scale(torch.arange(n_fft // 2, dtype=torch.float64) * (sample_rate / n_fft))
-    bin_mel = bin_mel.unsqueeze(0)
+    centre = mel_lo + (idx + 1.0) * delta
+    right = mel_lo + (idx + 2.0) * delta
+    bin_mel = kaldi_mel_scale((sample_rate / n_fft) * torch.arange(n_fft // 2, dtype=dtype)).unsqueeze(0)
     up = (bin_mel - left) / (centre - left)
     down = (right - bin_mel) / (right - centre)
     return torch.clamp(torch.minimum(up, down), min=0.0)
@@ -75,7 +77,7 @@ class MelFrontend(nn.Module):
         fmax = cfg.fmax if cfg.fmax is not None else cfg.sample_rate / 2 - 1000.0
         banks = kaldi_mel_banks(cfg.n_mels, cfg.n_fft, cfg.sample_rate, cfg.fmin, fmax)
         banks = F.pad(banks, (0, 1))  # Nyquist bin
-        self.register_buffer("mel_basis", banks.to(torch.float32), persistent=False)
+        self.register_buffer("mel_basis", banks, persistent=False)
         self.register_buffer("window", torch.hann_window(cfg.win_length, periodic=False), persistent=False)
 
     @property
