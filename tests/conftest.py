@@ -59,6 +59,25 @@ def _labels() -> tuple[str, ...]:
     return audioset_labels()
 
 
+def _init_codebooks(codec) -> None:  # codec: models.codec.Codec
+    """Give a random codec usable codebooks: each RVQ stage's entries are frames of its own residual
+    on tones and noise (random N(0, 1) codebooks sit far from the encoder's small outputs, so every
+    frame would map to the same code and all audio would look alike)."""
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(codec.sample_rate * 2) / codec.sample_rate
+    tones = [0.5 * torch.sin(2 * torch.pi * f * t) for f in (110, 220, 440, 880, 1760, 3520)]
+    noise = [a * torch.randn(len(t), generator=g) for a in (0.05, 0.2, 0.5)]
+    audio = torch.stack([*tones, *noise])
+    with torch.no_grad():
+        residual = codec.embed(audio).transpose(1, 2).reshape(-1, codec.cfg.hidden_size)
+        for layer in codec.quantizer.layers:
+            book = layer.codebook
+            pick = torch.randperm(len(residual), generator=g)[: book.embed.shape[0]]
+            book.embed.copy_(residual[pick])
+            book.embed_avg.copy_(residual[pick])
+            residual = residual - book.embed[torch.cdist(residual, book.embed).argmin(dim=1)]
+
+
 @pytest.fixture(scope="session")
 def tiny_codec_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from models.codec import Codec
@@ -69,6 +88,7 @@ def tiny_codec_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     codec_cfg = tiny_codec_config()
     codec = Codec(codec_cfg)
+    _init_codebooks(codec)
     tagger_cfg = TaggerConfig(width=0.1, frontend="latent_direct")
     tagger = Tagger(tagger_cfg)
     labels = _labels()

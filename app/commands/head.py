@@ -1,0 +1,211 @@
+"""``encotag head``: train, list, inspect, rename, delete, import, export and score personal heads."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("head", help="personal heads: teach Encotag your own sounds")
+    hs = p.add_subparsers(dest="head_command", metavar="ACTION", required=True)
+
+    t = hs.add_parser("train", help="train a head from labelled audio files or folders")
+    t.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="examples for class NAME (a file or folder; repeat)",
+    )
+    t.add_argument("--labels-csv", metavar="DIR", help="a data-set folder with labels.csv instead of --class")
+    t.add_argument("--split", default="train", help="split of labels.csv to train on (default: train)")
+    t.add_argument("--label-column", default="label", help="labels.csv column holding the class")
+    t.add_argument("--out", required=True, metavar="NAME", help="name to save the head under")
+    t.add_argument("--kind", choices=("logreg", "mlp"), default="logreg")
+    t.add_argument(
+        "--false-alarm-rate",
+        type=float,
+        default=0.01,
+        help="calibrate thresholds on the 'background' class to this rate (default 0.01)",
+    )
+    t.add_argument(
+        "--keep-examples",
+        action="store_true",
+        help="store the example embeddings beside the head (for retraining)",
+    )
+    _common(t)
+
+    ev = hs.add_parser("eval", help="accuracy of a head on labelled files (file-level)")
+    ev.add_argument("name")
+    ev.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME=PATH")
+    ev.add_argument("--labels-csv", metavar="DIR")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--label-column", default="label")
+    _common(ev)
+
+    hs.add_parser("list", help="list saved heads")
+    info = hs.add_parser("info", help="show a head's card")
+    info.add_argument("name")
+    rm = hs.add_parser("delete", help="delete a head")
+    rm.add_argument("name")
+    mv = hs.add_parser("rename", help="rename a head")
+    mv.add_argument("old")
+    mv.add_argument("new")
+    ex = hs.add_parser("export", help="write a head to a file")
+    ex.add_argument("name")
+    ex.add_argument("file")
+    im = hs.add_parser("import", help="verify and add a head file")
+    im.add_argument("file")
+    im.add_argument("--name")
+    p.set_defaults(func=run)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pack", metavar="DIR", help="model pack (default: the bundled pack)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+
+
+def _store():
+    from app.paths import heads_dir
+    from models.head_store import HeadStore
+
+    return HeadStore(heads_dir())
+
+
+def _labelled(args: argparse.Namespace):
+    from models.head_data import from_class_args, from_labels_csv
+
+    if args.labels_csv:
+        return from_labels_csv(args.labels_csv, args.split, args.label_column)
+    if not args.classes:
+        raise ValueError("give --class NAME=PATH (repeat) or --labels-csv DIR")
+    return from_class_args(args.classes)
+
+
+def _progress(label: str):
+    def report(p) -> None:
+        print(f"\r{label}: {p.done}/{p.total}", end="", file=sys.stderr, flush=True)
+        if p.total and p.done >= p.total:
+            print(file=sys.stderr)
+
+    return report
+
+
+def _train(args: argparse.Namespace) -> int:
+    from models.engine import Engine
+    from models.head_data import embed_files, stack_examples
+    from models.head_store import ExampleSet, check_name
+    from models.heads import train_head
+
+    name = check_name(args.out)
+    data = _labelled(args)
+    engine = Engine.load(args.pack, threads=args.threads)
+    per_file, errors = embed_files(engine, data.files, progress=_progress("embedding"))
+    for err in errors:
+        print(f"encotag: {err}", file=sys.stderr)
+    if len(errors) == len(data.files):
+        print("encotag: none of the example files could be read", file=sys.stderr)
+        return 1
+    x, y = stack_examples(per_file, data.label_ids())
+    head, report = train_head(
+        x,
+        y,
+        data.classes,
+        name=name,
+        kind=args.kind,
+        pack_id=engine.info.pack_id,
+        layout=engine.info.embedding_layout,
+        false_alarm_rate=args.false_alarm_rate,
+        progress=_progress("training"),
+    )
+    store = _store()
+    path = store.save(head)
+    if args.keep_examples:
+        examples = ExampleSet(data.classes, x, y, ())
+        store.save_examples(name, examples)
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"head '{name}' saved to {path}")
+    print(
+        f"examples: {len(y)} windows from {len(data.files) - len(errors)} files; "
+        f"cross-validated accuracy {report.cv_accuracy:.3f} (C={report.c:g}, {report.seconds:.2f} s)"
+    )
+    width = max(len(c) for c in report.classes)
+    print("confusion (rows true, columns predicted):")
+    for name_i, row in zip(report.classes, report.confusion, strict=True):
+        print(f"  {name_i:>{width}}  " + " ".join(f"{int(v):4d}" for v in row))
+    return 1 if errors else 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from models.engine import Engine
+    from models.head_data import embed_files, file_accuracy
+
+    data = _labelled(args)
+    engine = Engine.load(args.pack, threads=args.threads)
+    head = _store().load(args.name, pack_id=engine.info.pack_id, layout=engine.info.embedding_layout)
+    unknown = sorted(set(data.classes) - set(head.classes))
+    if unknown:
+        raise ValueError(f"classes not in head '{args.name}': {', '.join(unknown)}")
+    per_file, errors = embed_files(engine, data.files, progress=_progress("embedding"))
+    for err in errors:
+        print(f"encotag: {err}", file=sys.stderr)
+    acc = file_accuracy(head, per_file, data.labels)
+    print(f"file-level accuracy of '{args.name}': {acc:.3f} on {len(data.files) - len(errors)} files")
+    return 1 if errors else 0
+
+
+def _list() -> int:
+    heads = _store().list()
+    if not heads:
+        print("no heads yet: train one with 'encotag head train --class NAME=PATH … --out NAME'")
+    for h in heads:
+        if h.card is None:
+            print(f"{h.name}\tUNREADABLE: {h.error}")
+        else:
+            c = h.card
+            print(
+                f"{h.name}\t{c.kind}\t{len(c.classes)} classes ({', '.join(c.classes)})\t"
+                f"cv acc {c.cv_accuracy:.3f}\tpack {c.pack_id[:12]}\t{c.created}"
+            )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.audio import AudioError
+    from models.heads import HeadError
+    from models.pack import PackError
+
+    store = _store()
+    try:
+        cmd = args.head_command
+        if cmd == "train":
+            return _train(args)
+        if cmd == "eval":
+            return _eval(args)
+        if cmd == "list":
+            return _list()
+        if cmd == "info":
+            card = store.load(args.name).card
+            for key, value in sorted(card.__dict__.items()):
+                print(f"{key}: {value}")
+        elif cmd == "delete":
+            store.delete(args.name)
+            print(f"deleted head '{args.name}'")
+        elif cmd == "rename":
+            store.rename(args.old, args.new)
+            print(f"renamed '{args.old}' to '{args.new}'")
+        elif cmd == "export":
+            print(f"wrote {store.export(args.name, Path(args.file))}")
+        elif cmd == "import":
+            print(f"imported to {store.import_file(args.file, args.name)}")
+        return 0
+    except (HeadError, PackError, AudioError) as exc:
+        print(f"encotag: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"encotag: {exc}", file=sys.stderr)
+        return 2
