@@ -16,6 +16,7 @@ State dicts come in three spellings, all accepted by :meth:`Codec.from_state` (s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Mapping
@@ -71,28 +72,31 @@ class Codec(nn.Module):
     """EnCodec encoder + residual vector quantizer + decoder for mono audio at ``cfg.sampling_rate``.
 
     ``Codec(cfg)`` has random weights (codebooks drawn from N(0, 1) so that codes are informative before
-    training); use :meth:`from_state` to load weights. Inference methods run under ``torch.inference_mode``.
+    training); ``init=False`` leaves them uninitialised (only to load a state right after); use
+    :meth:`from_state` to load weights. Inference methods run under ``torch.inference_mode``.
     """
 
     encoder: Any  # transformers' EncodecEncoder / EncodecResidualVectorQuantizer / EncodecDecoder
     quantizer: Any
     decoder: Any
 
-    def __init__(self, cfg: CodecConfig) -> None:
+    def __init__(self, cfg: CodecConfig, init: bool = True) -> None:
         super().__init__()
         if cfg.bandwidth not in cfg.target_bandwidths:
             raise CodecError(f"bandwidth {cfg.bandwidth} not in target_bandwidths {cfg.target_bandwidths}")
         from transformers import EncodecModel
 
-        hf = EncodecModel(encodec_config(cfg))
+        with contextlib.nullcontext() if init else _no_init_weights():
+            hf = EncodecModel(encodec_config(cfg))
         self.cfg = cfg
         self.encoder = hf.encoder
         self.quantizer = hf.quantizer
         self.decoder = hf.decoder
-        with torch.no_grad():
-            for layer in self.quantizer.layers:
-                layer.codebook.embed.normal_()
-                layer.codebook.embed_avg.copy_(layer.codebook.embed)
+        if init:
+            with torch.no_grad():
+                for layer in self.quantizer.layers:
+                    layer.codebook.embed.normal_()
+                    layer.codebook.embed_avg.copy_(layer.codebook.embed)
         self.fused = False
         self.eval()
 
@@ -151,7 +155,7 @@ class Codec(nn.Module):
     @classmethod
     def from_state(cls, cfg: CodecConfig, state: Mapping[str, Tensor]) -> Codec:
         """A codec with ``state`` loaded strictly (raises :class:`CodecError` on any mismatch)."""
-        codec = cls(cfg)
+        codec = cls(cfg, init=False)
         codec.load_state(state)
         return codec
 
@@ -215,6 +219,18 @@ class Codec(nn.Module):
     def latent(self, audio: Tensor, bandwidth: float | None = None) -> Tensor:
         """Audio (B, n) @ ``sample_rate`` → quantized latent (B, 128, ceil(n / hop)) = unembed(encode)."""
         return self.unembed(self.encode(audio, bandwidth))
+
+
+def _no_init_weights() -> contextlib.AbstractContextManager[Any]:
+    """transformers' context that skips random weight init (weights are loaded right after)."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:
+        try:
+            from transformers.modeling_utils import no_init_weights  # type: ignore[no-redef,attr-defined]
+        except ImportError:
+            return contextlib.nullcontext()
+    return no_init_weights()
 
 
 def _rename_legacy(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
