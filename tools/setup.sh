@@ -113,14 +113,29 @@ fi
 # ---------------------------------------------------------------- 4. Encotag
 target="."
 if [[ -n "$EXTRAS" ]]; then target=".[${EXTRAS// /,}]"; fi
+# The stamp records what was installed (pyproject hash, checkout, extras); a later run asking for the
+# same or fewer extras skips pip.
 stamp="$VENV/.encotag-install"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $target $ROOT"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$VPY" -c "import app.cli" >/dev/null 2>&1; then
+key="$(sha256sum pyproject.toml | cut -d' ' -f1) $ROOT"
+installed_ok=0
+if [[ -f "$stamp" && "$(head -n 1 "$stamp")" == "$key" ]] && "$VPY" -c "import importlib.metadata as m; m.version('encotag')" >/dev/null 2>&1; then
+    installed_ok=1
+    for extra in ${EXTRAS//,/ }; do
+        grep -qx "extra $extra" "$stamp" || installed_ok=0
+    done
+fi
+if [[ $installed_ok == 1 ]]; then
     say "encotag ${target} already installed"
 else
     say "installing encotag (editable) ${target}"
     "${PIP[@]}" -e "$target"
-    printf '%s' "$want" >"$stamp"
+    previous=""
+    if [[ -f "$stamp" && "$(head -n 1 "$stamp")" == "$key" ]]; then previous="$(tail -n +2 "$stamp")"; fi
+    {
+        echo "$key"
+        printf '%s\n' "$previous"
+        for extra in ${EXTRAS//,/ }; do echo "extra $extra"; done
+    } | grep -v '^$' | awk '!seen[$0]++' >"$stamp"
 fi
 
 # ---------------------------------------------------------------- 5. launch
