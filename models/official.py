@@ -12,9 +12,10 @@ Verification, in order:
 2. the byte count against ``Content-Length`` (a truncated download is refused);
 3. the file must parse as safetensors and load with ``strict=True`` into a :class:`~models.codec.Codec`
    built from the downloaded ``config.json``.
-Only then is the temp file renamed into place (atomic) and its sha256 and size recorded in
-``fetched.json`` beside it; every later load re-hashes the cached file against that record
-(trust on first use when neither 1. applies) and refuses a changed file.
+Checks 1 and 2 run on a temp file that is renamed into place (atomic) only when they pass; a download
+failing check 3 is deleted again. The sha256 and size of each download are recorded in ``fetched.json``
+beside it; every later load re-hashes the cached files against that record (trust on first use when no
+hash was known at download time) and refuses a changed file.
 
 Offline (or on any failure) :class:`CodecUnavailable` says which URL to download and where to put it;
 a file placed there by hand is accepted if it loads strictly, and its hash is recorded then.
@@ -29,7 +30,6 @@ import logging
 import os
 import re
 import tempfile
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -256,59 +256,64 @@ def official_codec(
     cannot be fetched or do not verify.
     """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    record = _read_record(folder)
     try:
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            path = folder / name
-            if path.is_file():
-                continue
-            if not allow_download:
-                raise _unavailable(f"{name} not in the cache and downloading is off", folder, base_url)
-            try:
-                sha = download(
-                    base_url + name,
-                    path,
-                    expected_sha256=PINNED_SHA256.get(name),
-                    progress=progress if name == WEIGHTS_FILE else None,
-                    opener=opener,
-                )
-            except (OSError, ValueError) as exc:
-                raise _unavailable(f"download of {name} failed: {exc}", folder, base_url) from None
-            record[name] = {
-                "sha256": sha,
-                "size": path.stat().st_size,
-                "url": base_url + name,
-                "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            path = folder / name
-            sha = sha256_file(path)
-            want = PINNED_SHA256.get(name) or record.get(name, {}).get("sha256")
-            if want is not None and sha != want:
-                raise _unavailable(
-                    f"{path} changed since it was verified (sha256 {sha}, expected {want}); "
-                    "delete it to fetch it again",
-                    folder,
-                    base_url,
-                )
-            if name not in record:
-                log.info("accepting hand-placed %s (sha256 %s)", path, sha)
-                record[name] = {
-                    "sha256": sha,
-                    "size": path.stat().st_size,
-                    "url": base_url + name,
-                    "fetched": "placed by hand",
-                }
-        try:
-            codec = _load_verified(folder, bandwidth)
-        except (OSError, ValueError) as exc:
-            for name in (CONFIG_FILE, WEIGHTS_FILE):
-                if record.get(name, {}).get("fetched") != "placed by hand" and name in record:
-                    (folder / name).unlink(missing_ok=True)
-            raise _unavailable(str(exc), folder, base_url) from None
-        _write_record(folder, record)
+        return _official_codec(folder, progress, bandwidth, base_url, opener, allow_download, fuse)
     except CodecUnavailable:
         raise
     except OSError as exc:
         raise _unavailable(str(exc), folder, base_url) from None
+
+
+def _official_codec(
+    folder: Path,
+    progress: ProgressFn | None,
+    bandwidth: float | None,
+    base_url: str,
+    opener: Opener | None,
+    allow_download: bool,
+    fuse: bool,
+):  # -> models.codec.Codec
+    record = _read_record(folder)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        path = folder / name
+        if path.is_file():
+            continue
+        if not allow_download:
+            raise _unavailable(f"{name} not in the cache and downloading is off", folder, base_url)
+        try:
+            sha = download(
+                base_url + name,
+                path,
+                expected_sha256=PINNED_SHA256.get(name),
+                progress=progress if name == WEIGHTS_FILE else None,
+                opener=opener,
+            )
+        except (OSError, ValueError) as exc:
+            raise _unavailable(f"download of {name} failed: {exc}", folder, base_url) from None
+        record[name] = {"sha256": sha, "size": path.stat().st_size, "url": base_url + name, "by": "download"}
+        _write_record(folder, record)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        path = folder / name
+        sha = sha256_file(path)
+        want = PINNED_SHA256.get(name) or record.get(name, {}).get("sha256")
+        if want is not None and sha != want:
+            raise _unavailable(
+                f"{path} changed since it was verified (sha256 {sha}, expected {want}); "
+                "delete it to fetch it again",
+                folder,
+                base_url,
+            )
+        if name not in record:
+            log.info("accepting hand-placed %s (sha256 %s)", path, sha)
+            record[name] = {"sha256": sha, "size": path.stat().st_size, "url": base_url + name, "by": "hand"}
+    try:
+        codec = _load_verified(folder, bandwidth)
+    except (OSError, ValueError) as exc:
+        for name in (CONFIG_FILE, WEIGHTS_FILE):  # drop what we downloaded so that the next call refetches
+            if record.get(name, {}).get("by") == "download":
+                (folder / name).unlink(missing_ok=True)
+                record.pop(name)
+        _write_record(folder, {})  # what is left was placed by hand: re-checked on the next call
+        raise _unavailable(str(exc), folder, base_url) from None
+    _write_record(folder, record)
     return codec.fuse() if fuse else codec
