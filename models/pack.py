@@ -251,6 +251,9 @@ def _check_manifest(m: Any, mp: Path) -> None:
     unknown = set(m) - _KEYS_REQUIRED - _KEYS_OPTIONAL
     _require(not unknown, mp, f"unknown keys {sorted(unknown)}")
     _require(("labels" in m) != ("labels_file" in m), mp, "exactly one of labels / labels_file is needed")
+    if "labels_file" in m:
+        lf = m["labels_file"]
+        _require(isinstance(lf, str) and bool(_SAFE_NAME.match(lf)), mp, f"bad labels_file {lf!r}")
     for key in ("name", "description", "created", "licence", "frontend"):
         _require(isinstance(m[key], str), mp, f"{key} must be a string")
     _require(isinstance(m["sample_rate"], int) and m["sample_rate"] > 0, mp, "sample_rate must be > 0")

@@ -188,3 +188,24 @@ def test_teacher_pack(teacher_pack: Path) -> None:
         pack.info.provenance["sha256"] == "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
     )
     assert "MIT" in pack.info.licence
+
+
+def test_labels_file_variant(tiny_mel_pack: Path, tmp_path: Path) -> None:
+    """Labels may live in a hashed JSON file inside the pack instead of the manifest."""
+    pack = _copy(tiny_mel_pack, tmp_path)
+    m = json.loads((pack / MANIFEST).read_text())
+    labels = m.pop("labels")
+    (pack / "labels.json").write_text(json.dumps(labels))
+    m["labels_file"] = "labels.json"
+    m["files"]["labels.json"] = sha256_file(pack / "labels.json")
+    (pack / MANIFEST).write_text(json.dumps(m))
+    loaded = load_pack(pack)
+    assert loaded.info.labels == tuple(labels)
+    assert loaded.info.pack_id == load_pack(tiny_mel_pack).info.pack_id  # the id covers weights only
+    (pack / "labels.json").write_text(json.dumps(labels[::-1]))
+    with pytest.raises(PackError, match="sha256 mismatch"):
+        load_pack(pack)
+    m["labels_file"] = "../outside.json"
+    (pack / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(PackError, match="bad labels_file"):
+        load_pack(pack)
