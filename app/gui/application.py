@@ -57,7 +57,7 @@ def save_screenshot(win: MainWindow, path: str | Path) -> Path:
     """Render the window into a PNG at ``path`` (folders created)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    win.refresh()
+    win.refresh_all()
     if not win.grab().save(str(out)):
         raise OSError(f"{out}: cannot write the screenshot")
     log.info("screenshot saved to %s", out)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.gui.plots import ACCENT, TagHistoryPlot, _style_plot
 from app.gui.series import Overview, ResultBatch, ResultSeries
@@ -36,23 +36,26 @@ class FileView(QWidget):
         self.cursor_s = 0.0
         self.labels: Sequence[str] = ()
         self.selected: list[int] = []
-        self._dirty = False
+        self._dirty = False  # curves need redrawing
+        self.bars_dirty = False  # tags at the cursor changed (new results)
+        self.traj_dirty = False
 
         self.title = QLabel(f"<b>{self.path.name}</b> — queued")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.progress = QProgressBar()
-        self.progress.setMaximumHeight(14)
-        self.progress.setTextVisible(False)
         self.wave = pg.PlotWidget()
         _style_plot(self.wave)
         self.wave.setMouseEnabled(x=True, y=False)
         self.wave.setYRange(-1, 1, padding=0.05)
         self.wave.getAxis("left").setWidth(48)
         self.wave.setMaximumHeight(140)
+        self.wave.setDownsampling(auto=True, mode="peak")
+        self.wave.setClipToView(True)
         self.wave_curve = self.wave.plot(pen=pg.mkPen(ACCENT, width=1))
         self.tags = TagHistoryPlot(span_s=None)
         self.tags.getAxis("left").setWidth(48)
         self.tags.setXLink(self.wave)
+        for plot in (self.wave, self.tags):  # fixed ranges: axes are not regenerated on every update
+            plot.disableAutoRange()
         self.cursors = []
         for plot in (self.wave, self.tags):
             line = pg.InfiniteLine(0.0, angle=90, movable=True, pen=pg.mkPen((220, 50, 47), width=2))
@@ -64,7 +67,6 @@ class FileView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.title)
-        lay.addWidget(self.progress)
         lay.addWidget(self.wave, 1)
         lay.addWidget(self.tags, 3)
 
@@ -82,19 +84,14 @@ class FileView(QWidget):
     def add_batch(self, batch: ResultBatch) -> None:
         self.series.append(batch)
         self.trajectory.extend(0.5 * (batch.starts + batch.ends), batch.embeddings)
-        self._dirty = True
+        self._dirty = self.bars_dirty = self.traj_dirty = True
 
     def set_progress(self, done: int, total: int) -> None:
-        self.progress.setMaximum(max(total, 1))
-        self.progress.setValue(done)
-        self.status = f"tagging {done}/{total} windows"
+        self.status = f"tagging: {100 * done // max(total, 1)} %"
         self._set_title()
 
     def set_finished(self, status: str) -> None:
         self.status = status
-        self.progress.setVisible(status != "done")
-        if status == "done":
-            self.progress.setValue(self.progress.maximum())
         self._dirty = True
         self.refresh()
         self._set_title()

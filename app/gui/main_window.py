@@ -10,6 +10,7 @@ import base64
 import dataclasses
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ from models.results import Progress
 
 log = logging.getLogger(__name__)
 
-REFRESH_MS = 40  # plots redraw at 25 fps at most
+REFRESH_MS = 25  # one drawing stage per tick (see refresh)
+# minimum seconds between redraws of: scope+meter, live tag plot, bars+table, trajectory, file view
+STAGE_MIN_S = (0.06, 0.1, 0.1, 0.2, 0.2)
 SourceFactory = Callable[[], Any]  # () -> app.audio_input.InputSource
 
 
@@ -76,6 +79,14 @@ class MainWindow(QMainWindow):
         self._jobs_open: set[int] = set()
         self._jobs_total = 0
         self._live_dirty = False
+        self._dirty: set[str] = set()
+        self._progress: dict[int, Progress] = {}
+        self._stage = 0
+        self._stage_last = [0.0] * len(STAGE_MIN_S)
+        self._stages = (
+            self._stage_scope, self._stage_live_plot, self._stage_bars, self._stage_trajectory,
+            self._stage_file,
+        )  # fmt: skip
         self.setWindowTitle("Encotag")
         self.setAcceptDrops(True)
         self.resize(1280, 800)
@@ -286,10 +297,10 @@ class MainWindow(QMainWindow):
         self._file(job, lambda v: v.set_progress(0, 1))
 
     def _file_progress(self, job: int, p: Progress) -> None:
-        self._file(job, lambda v: v.set_progress(p.done, p.total))
-        self._update_job_status(p)
+        self._progress[job] = p  # drawn by the next file stage (progress bars repaint synchronously)
 
     def _file_finished(self, job: int, status: str) -> None:
+        self._progress.pop(job, None)
         self._file(job, lambda v: v.set_finished(status))
         self._jobs_open.discard(job)
         if status.startswith("error"):
@@ -375,34 +386,102 @@ class MainWindow(QMainWindow):
         if view is None:
             self._live_dirty = True
             return
-        self.trajectory_view.set_snapshot(view.trajectory.snapshot(), view.cursor_s)
-        self._cursor_moved(view.cursor_s)
+        view.bars_dirty = view.traj_dirty = view._dirty = True
 
     # --- drawing -------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Timer tick: level meter and scope, live plots if new results, the current file's curves."""
-        tap = self.live.tap
-        if self.live.running and tap is not None:
-            recent = tap.latest_mono(int(tap.sample_rate * self.live_tab.scope.seconds))
-            self.level.set_block(recent[-max(1, tap.sample_rate // 20) :])
-            self.live_tab.scope.set_samples(recent, tap.sample_rate)
-        if self.live.flush() or self._live_dirty:
+        """Timer tick: run the next drawing stage that has work (one view repainted per tick).
+
+        Spreading the views over ticks keeps each event-loop iteration short (one repaint, not five),
+        so the window stays responsive on slow machines while files are tagged and live tags stream.
+        """
+        self._collect()
+        n = len(self._stages)
+        now = time.monotonic()
+        for k in range(n):
+            i = (self._stage + k) % n
+            if now - self._stage_last[i] < STAGE_MIN_S[i]:
+                continue
+            if self._stages[i]():
+                self._stage_last[i] = now
+                self._stage = (i + 1) % n
+                return
+
+    def refresh_all(self) -> None:
+        """Run every drawing stage now (screenshots, tests)."""
+        self._collect()
+        for stage in self._stages:
+            stage()
+
+    def _collect(self) -> None:
+        if self.live.flush():
+            self._dirty.update(("live_plot", "live_bars", "live_traj"))
+        if self._live_dirty:
             self._live_dirty = False
-            if self.labels and len(self.live.series):
-                self.live_tab.draw(self.live.series, self.labels)
-                if self.current_file() is None and self.live.latest is not None:
-                    latest = self.live.latest
-                    self.topk.set_probs(latest.probs, self.labels, self.trusted)
-                    self.table_model.set_probs(latest.probs, 0.5 * (latest.start + latest.end))
-                    self.trajectory_view.set_snapshot(self.live.trajectory.snapshot())
+            self._dirty.update(("live_plot", "live_bars", "live_traj"))
+
+    def _take(self, flag: str) -> bool:
+        if flag in self._dirty:
+            self._dirty.discard(flag)
+            return True
+        return False
+
+    def _stage_scope(self) -> bool:
+        tap = self.live.tap
+        if not self.live.running or tap is None:
+            return False
+        recent = tap.latest_mono(int(tap.sample_rate * self.live_tab.scope.seconds))
+        self.level.set_block(recent[-max(1, tap.sample_rate // 20) :])
+        if self.current_file() is None:
+            self.live_tab.scope.set_samples(recent, tap.sample_rate)
+        return True
+
+    def _stage_live_plot(self) -> bool:
+        if not self._take("live_plot") or not self.labels or not len(self.live.series):
+            return False
+        self.live_tab.draw(self.live.series, self.labels)
+        return True
+
+    def _stage_bars(self) -> bool:
         view = self.current_file()
+        if view is not None:
+            if not view.bars_dirty:
+                return False
+            view.bars_dirty = False
+            self._cursor_moved(view.cursor_s)
+            return True
+        latest = self.live.latest
+        if not self._take("live_bars") or latest is None or not self.labels:
+            return False
+        self.topk.set_probs(latest.probs, self.labels, self.trusted)
+        self.table_model.set_probs(latest.probs, 0.5 * (latest.start + latest.end))
+        return True
+
+    def _stage_trajectory(self) -> bool:
+        view = self.current_file()
+        if view is not None:
+            if not view.traj_dirty:
+                return False
+            view.traj_dirty = False
+            self.trajectory_view.set_snapshot(view.trajectory.snapshot(), view.cursor_s)
+            return True
+        if not self._take("live_traj"):
+            return False
+        self.trajectory_view.set_snapshot(self.live.trajectory.snapshot())
+        return True
+
+    def _stage_file(self) -> bool:
+        view = self.current_file()
+        did = False
+        for job, p in list(self._progress.items()):
+            self._file(job, lambda v, p=p: v.set_progress(p.done, p.total))
+            self._update_job_status(p)
+            did = True
+        self._progress.clear()
         if view is not None and view._dirty:
             view.refresh()
-            self.trajectory_view.set_snapshot(view.trajectory.snapshot(), view.cursor_s)
-            self._cursor_moved(view.cursor_s)
-        for other in self.files.values():
-            if other is not view and other.status in ("done", "cancelled"):
-                other.refresh()
+            did = True
+        return did
 
     # --- drag and drop, close ------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override

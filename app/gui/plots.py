@@ -7,6 +7,7 @@ refresh timer (``setData`` on existing items; nothing is recreated per frame).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -18,6 +19,7 @@ from app.gui.series import envelope
 from app.trajectory import TrajectorySnapshot, trail_colours
 
 ACCENT = QColor(0, 150, 200)
+TRAIL_LEVELS = 24  # colours of the trajectory trail (oldest → newest)
 CURVE_COLOURS = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
@@ -31,7 +33,7 @@ def curve_colour(i: int) -> tuple[int, int, int]:
 def _style_plot(plot: pg.PlotWidget) -> None:
     plot.setMenuEnabled(False)
     plot.hideButtons()
-    plot.showGrid(x=True, y=True, alpha=0.15)
+    # no grid: grid lines belong to the axes, which would then repaint the whole plot on every update
 
 
 class LevelMeter(QWidget):
@@ -204,8 +206,11 @@ class TagHistoryPlot(pg.PlotWidget):
                 self.removeItem(self.curves.pop(i))
                 self.legend.removeItem(labels[i])
         for n, i in enumerate(indices):
+            pen = pg.mkPen(curve_colour(n), width=2)
             if i not in self.curves:
-                self.curves[i] = self.plot([], [], pen=pg.mkPen(curve_colour(n), width=2), name=labels[i])
+                self.curves[i] = self.plot([], [], pen=pen, name=labels[i])
+            else:
+                self.curves[i].setPen(pen)
 
     def update_data(self, times: np.ndarray, probs: np.ndarray) -> None:
         """times (N,) seconds, probs (N, C) float32; live plots scroll to the last ``span_s``."""
@@ -241,6 +246,7 @@ class TrajectoryView(pg.PlotWidget):
         self.scatter.sigClicked.connect(self._clicked)
         self.snapshot = TrajectorySnapshot(np.zeros(0), np.zeros((0, 2), np.float32))
         self.dark = False
+        self._brushes: dict[bool, list[Any]] = {}
 
     def set_snapshot(self, snap: TrajectorySnapshot, current_time: float | None = None) -> None:
         """Draw the points of ``snap``; mark the point at ``current_time`` (default: the newest)."""
@@ -251,14 +257,21 @@ class TrajectoryView(pg.PlotWidget):
             self.path.setData([], [])
             self.current.setData([])
             return
-        colours = trail_colours(n, dark=self.dark)
-        brushes = [pg.mkBrush(*c) for c in colours]
+        palette = self._palette()
+        levels = np.arange(n) * len(palette) // n  # colour by age, quantised: cached symbols
+        brushes = [palette[i] for i in levels]
         self.scatter.setData(
             x=snap.xy[:, 0], y=snap.xy[:, 1], brush=brushes, data=snap.times, size=7
         )  # fmt: skip
         self.path.setData(snap.xy[:, 0], snap.xy[:, 1])
         i = n - 1 if current_time is None else int(np.argmin(np.abs(snap.times - current_time)))
         self.current.setData(x=[snap.xy[i, 0]], y=[snap.xy[i, 1]])
+
+    def _palette(self) -> list[Any]:
+        key = bool(self.dark)
+        if key not in self._brushes:
+            self._brushes[key] = [pg.mkBrush(*c) for c in trail_colours(TRAIL_LEVELS, dark=key)]
+        return self._brushes[key]
 
     def mark_time(self, t: float) -> None:
         if self.snapshot.times.size:

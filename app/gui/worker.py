@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
 
 from app.gui.series import Overview, ResultBatch, envelope
 from models.config import WindowConfig
@@ -115,7 +115,7 @@ class InferenceWorker(QObject):
         self.engine_ready.emit(engine.info)
         self._attach_tagger()
         if self._jobs:
-            self._kick_jobs.emit()
+            QTimer.singleShot(0, self._drain_jobs)  # after requests already queued (e.g. start_live)
 
     @Slot(object)
     def set_head(self, head: Any) -> None:
@@ -228,7 +228,13 @@ class InferenceWorker(QObject):
                 self.file_progress.emit(job_id, p)
 
             for result in tag_file(
-                self.engine, path, window=self.window, head=self.head, progress=progress, cancel=cancel
+                self.engine,
+                path,
+                window=self.window,
+                head=self.head,
+                progress=progress,
+                cancel=cancel,
+                batch_size=4,
             ):
                 pending.append(result)
                 now = time.perf_counter()
@@ -236,7 +242,7 @@ class InferenceWorker(QObject):
                     self.file_batch.emit(job_id, ResultBatch.from_results(pending))
                     pending = []
                     last_emit = now
-                    self.poll_live()  # keep the live view going while a file is tagged
+                    self._service()
                 if cancel.is_set():
                     break
             if pending:
@@ -248,6 +254,11 @@ class InferenceWorker(QObject):
             log.exception("tagging %s failed", path)
             return f"error: {path}: {' '.join(str(exc).split()) or type(exc).__name__}"
         return "cancelled" if cancel.is_set() else "done"
+
+    def _service(self) -> None:
+        """Between file windows: run queued requests (live start/stop, head) and serve the live stream."""
+        QCoreApplication.processEvents()
+        self.poll_live()
 
     def _overview(self, path: Path, cancel: threading.Event) -> Overview:
         """Min/max envelope of the file at OVERVIEW_BINS_PER_S bins/s (decoded at OVERVIEW_RATE)."""
@@ -264,6 +275,7 @@ class InferenceWorker(QObject):
             his.append(hi)
             carry = x[full:]
             n += block.shape[0]
+            self._service()
             if cancel.is_set():
                 break
         if carry.size:
@@ -325,7 +337,8 @@ class WorkerThread(QObject):
     def stop(self, timeout_ms: int = 10000) -> None:
         """Cancel file jobs, stop live polling and join the thread."""
         self.worker.cancel()
-        self.request_stop_live.emit()
+        if self.thread.isRunning():  # stop the worker's timer on its own thread, then end the loop
+            QMetaObject.invokeMethod(self.worker, "stop_live", Qt.ConnectionType.BlockingQueuedConnection)
         self.thread.quit()
         if not self.thread.wait(timeout_ms):
             log.warning("inference thread did not stop within %d ms", timeout_ms)

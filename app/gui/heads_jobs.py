@@ -1,0 +1,257 @@
+"""Background jobs of the Heads dialog: embedding example audio and training heads.
+
+The GUI thread never runs torch. :class:`HeadJobRunner` owns one Python thread that loads its **own**
+``Engine`` (same pack folder as the main window, loaded lazily on the first job and kept) and runs the
+queued jobs one after another:
+
+- :class:`EmbedJob`: files/folders (expanded recursively) or an audio array (a microphone recording)
+  → one embedding per analysis window, using the main window's window/hop so the head sees the same
+  windows it will be applied to;
+- :class:`TrainJob`: ``models.heads.train_head`` on an example set (progress and cancel), then an
+  atomic save into the head store.
+
+Results come back through Qt signals (queued to the GUI thread): ``progress(job_id, Progress)``,
+``done(job_id, EmbedResult | TrainResult)`` and ``failed(job_id, message)`` (message ``"cancelled"``
+after a cancel). A separate engine costs one more copy of the model in memory, but keeps the live
+stream and file tagging of the inference worker undisturbed and makes the dialog independent of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from models.config import WindowConfig
+from models.results import Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """Embed ``paths`` (files or folders) or ``audio`` (n,) float32 at ``sample_rate`` for ``class_name``."""
+
+    head: str
+    class_name: str
+    paths: tuple[str, ...] = ()
+    audio: np.ndarray | None = field(default=None, compare=False)
+    sample_rate: int = 0
+    source: str = ""  # recorded in the example set for audio jobs ("mic", …)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Train head ``head`` on ``examples`` (``models.head_store.ExampleSet``) and save it to ``store``."""
+
+    head: str
+    examples: Any
+    store: Any  # models.head_store.HeadStore
+    kind: str = "logreg"
+    false_alarm_rate: float = 0.01
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """Window embeddings (N, D) float32, one source string per row, and one line per unreadable file."""
+
+    job: EmbedJob
+    emb: np.ndarray
+    sources: tuple[str, ...]
+    errors: tuple[str, ...]
+    files: int
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    job: TrainJob
+    head: Any  # models.heads.Head
+    report: Any  # models.heads.HeadReport
+    path: Path
+
+
+class CancelledJobError(Exception):
+    pass
+
+
+class HeadJobRunner(QObject):
+    """A queue of head jobs run on one background thread with its own Engine (see module docstring)."""
+
+    progress = Signal(int, object)
+    done = Signal(int, object)
+    failed = Signal(int, str)
+
+    def __init__(self, pack_path: str | None, window: WindowConfig | None = None) -> None:
+        super().__init__()
+        self.pack_path = pack_path
+        self.window = window
+        self.engine: Any = None
+        self._queue: queue.Queue[tuple[int, Any, threading.Event] | None] = queue.Queue()
+        self._cancel: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._next = 0
+        self._thread: threading.Thread | None = None
+        self.busy: set[int] = set()
+
+    # --- GUI thread -----------------------------------------------------------------------------------
+    def submit(self, job: EmbedJob | TrainJob) -> int:
+        """Queue ``job``; returns its id (results arrive through the signals)."""
+        with self._lock:
+            self._next += 1
+            job_id = self._next
+            ev = threading.Event()
+            self._cancel[job_id] = ev
+            self.busy.add(job_id)
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="encotag-heads", daemon=True)
+            self._thread.start()
+        self._queue.put((job_id, job, ev))
+        return job_id
+
+    def cancel(self, job_id: int | None = None) -> None:
+        """Cancel one job, or all when ``job_id`` is None (thread-safe)."""
+        with self._lock:
+            events = list(self._cancel.values()) if job_id is None else [self._cancel.get(job_id)]
+        for ev in events:
+            if ev is not None:
+                ev.set()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Cancel everything and join the thread (idempotent)."""
+        self.cancel(None)
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("head job thread did not stop within %.0f s", timeout_s)
+
+    # --- job thread -----------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            job_id, job, cancel = item
+            try:
+                if cancel.is_set():
+                    raise CancelledJobError
+                result: Any = self._embed(job_id, job, cancel) if isinstance(job, EmbedJob) else None
+                if isinstance(job, TrainJob):
+                    result = self._train(job_id, job, cancel)
+                self._finish(job_id)
+                self.done.emit(job_id, result)
+            except CancelledJobError:
+                self._finish(job_id)
+                self.failed.emit(job_id, "cancelled")
+            except Exception as exc:  # noqa: BLE001 - every failure is shown in the dialog
+                from models.heads import TrainingCancelledError
+
+                self._finish(job_id)
+                if isinstance(exc, TrainingCancelledError):
+                    self.failed.emit(job_id, "cancelled")
+                    continue
+                if not isinstance(exc, (ValueError, OSError)):
+                    log.exception("head job %d failed", job_id)
+                self.failed.emit(job_id, " ".join(str(exc).split()) or type(exc).__name__)
+
+    def _finish(self, job_id: int) -> None:
+        with self._lock:
+            self._cancel.pop(job_id, None)
+            self.busy.discard(job_id)
+
+    def _engine(self) -> Any:
+        if self.engine is None:
+            from models.engine import Engine
+
+            self.engine = Engine.load(Path(self.pack_path) if self.pack_path else None)
+            log.info("head jobs: pack %s loaded", self.engine.info.name)
+        return self.engine
+
+    def _embed_file(self, path: Path, cancel: threading.Event) -> np.ndarray:
+        from models.pipeline import tag_file
+
+        rows = [r.embedding for r in tag_file(self._engine(), path, window=self.window, cancel=cancel)]
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
+
+    def _embed(self, job_id: int, job: EmbedJob, cancel: threading.Event) -> EmbedResult:
+        from models.audio import AudioError, list_audio_files
+
+        engine = self._engine()
+        parts: list[np.ndarray] = []
+        sources: list[str] = []
+        errors: list[str] = []
+        if job.audio is not None:
+            parts.append(self._embed_audio(job.audio, job.sample_rate, cancel))
+            sources += [job.source or "recording"] * len(parts[-1])
+            files = 0
+        else:
+            found = list_audio_files(job.paths)
+            if not found:
+                raise ValueError(f"no audio files in {', '.join(job.paths)}")
+            files = len(found)
+            for i, path in enumerate(found):
+                if cancel.is_set():
+                    raise CancelledJobError
+                try:
+                    emb = self._embed_file(path, cancel)
+                except AudioError as exc:
+                    errors.append(str(exc))
+                    continue
+                parts.append(emb)
+                sources += [os.fspath(path)] * len(emb)
+                self.progress.emit(job_id, Progress(i + 1, files, f"embedding {path.name}"))
+        if cancel.is_set():
+            raise CancelledJobError
+        parts = [p for p in parts if len(p)]
+        emb = np.concatenate(parts) if parts else np.zeros((0, engine.embedding_size), np.float32)
+        return EmbedResult(job, emb, tuple(sources), tuple(errors), files)
+
+    def _embed_audio(self, audio: np.ndarray, sample_rate: int, cancel: threading.Event) -> np.ndarray:
+        """A recording (n,) or (n, ch) float32 → window embeddings, through the same path as files."""
+        import soundfile as sf
+
+        from models.audio import to_mono
+
+        x = to_mono(np.asarray(audio, np.float32))
+        if x.size == 0:
+            raise ValueError("the recording is empty")
+        with tempfile.TemporaryDirectory(prefix="encotag-rec-") as tmp:
+            path = Path(tmp) / "recording.wav"
+            sf.write(path, x, int(sample_rate), subtype="FLOAT")
+            return self._embed_file(path, cancel)
+
+    def _train(self, job_id: int, job: TrainJob, cancel: threading.Event) -> TrainResult:
+        from models.heads import train_head
+
+        engine = self._engine()
+        ex = job.examples
+        if len(ex.label) == 0:
+            raise ValueError("add examples to the classes first")
+        if ex.emb.shape[1] != engine.embedding_size:
+            raise ValueError(
+                f"the examples have {ex.emb.shape[1]}-dim embeddings but the model pack makes "
+                f"{engine.embedding_size}-dim ones; clear them and add the examples again"
+            )
+        head, report = train_head(
+            ex.emb,
+            ex.label,
+            ex.classes,
+            name=job.head,
+            kind=job.kind,
+            pack_id=engine.info.pack_id,
+            layout=engine.info.embedding_layout,
+            false_alarm_rate=job.false_alarm_rate,
+            progress=lambda p: self.progress.emit(job_id, p),
+            cancel=cancel.is_set,
+        )
+        path = job.store.save(head, job.head)
+        return TrainResult(job, head, report, path)

@@ -1,0 +1,175 @@
+"""Qt-free helpers behind the Heads dialog: the list of heads (trained and drafts), editing example sets,
+picking the windows of a time span, and turning head probabilities into events.
+
+A *draft* is a head that has examples (``NAME.examples.safetensors``) but no trained file yet. Example
+sets hold embeddings (N, D) float32 with one label per row, never audio (see ``models.head_store``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.events import merge_events
+from models.head_store import EXAMPLES_SUFFIX, ExampleSet, HeadStore, check_name
+from models.heads import BACKGROUND, Head, HeadCard, HeadError
+from models.results import Event
+
+
+@dataclass(frozen=True)
+class HeadEntry:
+    """One row of the head list: a trained head (``card``), an unreadable file (``error``) or a draft."""
+
+    name: str
+    path: Path
+    card: HeadCard | None = None
+    error: str = ""
+    draft: bool = False
+    n_examples: int = 0
+
+    def describe(self) -> str:
+        """One line for the list: name, classes, accuracy (or the error / draft state)."""
+        if self.error:
+            return f"{self.name} — unreadable: {self.error}"
+        if self.draft or self.card is None:
+            return f"{self.name} — not trained yet ({self.n_examples} examples)"
+        c = self.card
+        return (
+            f"{self.name} — {len(c.classes)} classes ({', '.join(c.classes)}), "
+            f"{c.kind}, CV accuracy {c.cv_accuracy:.3f}"
+        )
+
+    def tooltip(self) -> str:
+        if self.error or self.card is None:
+            return self.error or f"{self.path}: examples only; press Train to make the head"
+        c = self.card
+        counts = ", ".join(f"{n}: {k}" for n, k in zip(c.classes, c.example_counts, strict=False))
+        far = "" if c.false_alarm_rate is None else f"\nfalse-alarm rate: {c.false_alarm_rate:g}"
+        return (
+            f"{self.path}\nexamples: {counts}\npack: {c.pack_id[:12]}\nC: {c.c:g}{far}\ncreated: {c.created}"
+        )
+
+
+def list_entries(store: HeadStore) -> list[HeadEntry]:
+    """Trained heads (unreadable ones with their error) and drafts, sorted by name."""
+    out = {h.name: HeadEntry(h.name, h.path, h.card, h.error) for h in store.list()}
+    if store.root.is_dir():
+        for p in store.root.glob(f"*{EXAMPLES_SUFFIX}"):
+            name = p.name[: -len(EXAMPLES_SUFFIX)]
+            if name in out:
+                continue
+            try:
+                check_name(name)
+                n = len(store.load_examples(name).label)
+            except (HeadError, ValueError) as exc:
+                out[name] = HeadEntry(name, p, error=str(exc))
+                continue
+            out[name] = HeadEntry(name, p, draft=True, n_examples=n)
+    return [out[k] for k in sorted(out, key=str.lower)]
+
+
+def _sources(ex: ExampleSet) -> list[str]:
+    """Per-row sources, padded with "" (sets saved by ``encotag head train`` carry none)."""
+    src = list(ex.sources)[: len(ex.label)]
+    return src + [""] * (len(ex.label) - len(src))
+
+
+def _dim(ex: ExampleSet) -> int:
+    return int(ex.emb.shape[1]) if ex.emb.ndim == 2 else 0
+
+
+def add_class(ex: ExampleSet, name: str) -> ExampleSet:
+    """``ex`` with a new, empty class ``name`` (ValueError if it exists or is blank)."""
+    name = name.strip()
+    if not name:
+        raise ValueError("a class needs a name")
+    if name in ex.classes:
+        raise ValueError(f"class '{name}' already exists")
+    return ExampleSet((*ex.classes, name), ex.emb, ex.label, tuple(_sources(ex)))
+
+
+def keep_rows(ex: ExampleSet, keep: np.ndarray, classes: Sequence[str] | None = None) -> ExampleSet:
+    """The rows where ``keep`` (N,) bool is true; labels re-mapped onto ``classes`` (by name)."""
+    classes = tuple(ex.classes if classes is None else classes)
+    remap = np.array([classes.index(c) if c in classes else -1 for c in ex.classes], np.int64)
+    labels = remap[ex.label] if len(ex.label) else ex.label
+    keep = np.asarray(keep, bool) & (labels >= 0)
+    src = _sources(ex)
+    emb = ex.emb[keep] if len(ex.label) else np.zeros((0, _dim(ex)), np.float32)
+    return ExampleSet(classes, emb, labels[keep], tuple(s for s, k in zip(src, keep, strict=True) if k))
+
+
+def remove_class(ex: ExampleSet, name: str) -> ExampleSet:
+    """``ex`` without class ``name`` and its examples."""
+    classes = tuple(c for c in ex.classes if c != name)
+    return keep_rows(ex, np.ones(len(ex.label), bool), classes)
+
+
+def clear_class(ex: ExampleSet, name: str) -> ExampleSet:
+    """``ex`` with class ``name`` kept but its examples removed."""
+    idx = ex.classes.index(name)
+    return keep_rows(ex, ex.label != idx)
+
+
+def rename_class(ex: ExampleSet, old: str, new: str) -> ExampleSet:
+    new = new.strip()
+    if not new:
+        raise ValueError("a class needs a name")
+    if new != old and new in ex.classes:
+        raise ValueError(f"class '{new}' already exists")
+    classes = tuple(new if c == old else c for c in ex.classes)
+    return ExampleSet(classes, ex.emb, ex.label, tuple(_sources(ex)))
+
+
+def add_examples(ex: ExampleSet, name: str, emb: np.ndarray, source: str | Sequence[str]) -> ExampleSet:
+    """``ex`` plus rows ``emb`` (n, D) float32 for class ``name`` (created if new); ``source`` is one
+    string for all rows or one per row."""
+    emb = np.atleast_2d(np.asarray(emb, np.float32))
+    per_row = [source] * len(emb) if isinstance(source, str) else list(source)
+    if len(per_row) != len(emb):
+        raise ValueError(f"{len(per_row)} sources for {len(emb)} examples")
+    if emb.size == 0:
+        return ex if name in ex.classes else add_class(ex, name)
+    if len(ex.label) and _dim(ex) != emb.shape[1]:
+        raise ValueError(
+            f"these examples have {emb.shape[1]}-dim embeddings but the head's have {_dim(ex)} "
+            "(made with another model pack?)"
+        )
+    base = ExampleSet(ex.classes, ex.emb, ex.label, tuple(_sources(ex)))
+    out = base.add(name, emb, "")
+    return ExampleSet(out.classes, out.emb, out.label, (*base.sources, *per_row))
+
+
+def span_rows(starts: np.ndarray, ends: np.ndarray, t0: float, t1: float) -> np.ndarray:
+    """Indices of windows whose centre lies in [t0, t1] s; the nearest window if none does (empty if no
+    windows)."""
+    if len(starts) == 0:
+        return np.zeros(0, np.int64)
+    lo, hi = min(t0, t1), max(t0, t1)
+    centres = 0.5 * (np.asarray(starts) + np.asarray(ends))
+    idx = np.flatnonzero((centres >= lo) & (centres <= hi))
+    if len(idx) == 0:
+        idx = np.array([int(np.argmin(np.abs(centres - 0.5 * (lo + hi))))])
+    return idx.astype(np.int64)
+
+
+def head_events(
+    head: Head,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    probs: np.ndarray,
+    min_duration: float = 0.25,
+) -> list[Event]:
+    """Events of a head's classes (background excluded), each with its own calibrated threshold.
+
+    ``probs`` (N, K) float32 are the head's probabilities for windows ``starts``/``ends`` (N,) s."""
+    events: list[Event] = []
+    for j, name in enumerate(head.classes):
+        if name == BACKGROUND or len(probs) == 0:
+            continue
+        on = float(head.thresholds[j]) if len(head.thresholds) else 0.5
+        events += merge_events(starts, ends, probs[:, j : j + 1], [name], on=on, min_duration=min_duration)
+    return sorted(events, key=lambda e: (e.start, e.label))
