@@ -1,8 +1,10 @@
 """Engine: a loaded model pack ready to run (torch lives here and below; the app talks numpy to it).
 
 Mel packs consume audio @ 32 kHz; codec packs consume audio @ the codec's rate (24 kHz) — resampling is
-the caller's job (``models.audio.resample``). Every method runs under ``torch.inference_mode`` on CPU and
-returns float32 numpy arrays.
+the caller's job (``models.audio.resample``). The engine owns its pack's modules and prepares them for
+inference only: the tagger is BN-folded and channels-last (``Tagger.optimize_for_inference``), a pack
+codec has its weight norm fused (``Codec.fuse``); never save them from an engine. Every method runs
+under ``torch.inference_mode`` on CPU and returns float32 numpy arrays.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class Engine:
         self.embedding_size: int = pack.info.embedding_size
         self.window: WindowConfig = pack.window
         self.batch_size = max(1, int(batch_size))
-        self.tagger = pack.tagger.eval()
+        self.tagger = pack.tagger.optimize_for_inference()  # BN folded + channels-last: ~1.7-2.6x faster
         self.codec_id = pack.codec_id
         self.codec: Codec | None = None
         if pack.codec_source == "pack":
