@@ -22,7 +22,9 @@ def register(sub: Any) -> None:
     p.add_argument("--pack", metavar="DIR", help="model pack folder (default: the shipped pack)")
     p.add_argument("--theme", choices=("system", "light", "dark"), help="override the saved theme")
     p.add_argument("--screenshot", metavar="OUT.png", help="save a screenshot of the window before exiting")
-    p.add_argument("--exit-after", type=float, metavar="SECONDS", help="quit after SECONDS (for scripts)")
+    p.add_argument(
+        "--exit-after", type=float, metavar="SECONDS", help="quit SECONDS after the model loaded (scripts)"
+    )
     p.set_defaults(func=run)
 
 

@@ -96,7 +96,12 @@ def run_gui(opts: GuiOptions) -> int:
             win.close()
             app.quit()
 
-        QTimer.singleShot(int(opts.exit_after * 1000), finish)
+        def arm(*_args: object) -> None:
+            QTimer.singleShot(int(opts.exit_after * 1000), finish)  # type: ignore[operator]
+
+        # the countdown starts when the model is ready (or failed), so scripts see tags whatever the
+        # machine's start-up time
+        win.model_settled.connect(arm)
     elif opts.screenshot:
         log.warning("--screenshot needs --exit-after; no screenshot will be taken")
     code = app.exec()

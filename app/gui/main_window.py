@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
     """Main window. ``source_factory`` (tests, ``--synthetic``) replaces the sound-device input."""
 
     source_failed = Signal(str)
+    model_settled = Signal()  # the model pack loaded or failed (GUI thread)
 
     def __init__(
         self,
@@ -104,8 +105,9 @@ class MainWindow(QMainWindow):
         w.live_result.connect(self._live_result)
         w.live_error.connect(self._live_error)
         w.file_started.connect(self._file_started)
-        w.file_overview.connect(lambda j, ov: self._file(j, lambda v: v.set_overview(ov)))
-        w.file_batch.connect(lambda j, b: self._file(j, lambda v: v.add_batch(b)))
+        # bound methods of this window (not lambdas): Qt then queues the calls onto the GUI thread
+        w.file_overview.connect(self._file_overview)
+        w.file_batch.connect(self._file_batch)
         w.file_progress.connect(self._file_progress)
         w.file_finished.connect(self._file_finished)
         self.source_failed.connect(self._live_error)
@@ -116,6 +118,8 @@ class MainWindow(QMainWindow):
         self.model_status.setText("Loading model…")
         self.worker.load(self.pack_path)
         actions.install_heads(self)
+        if not settings.window_state:
+            self._default_layout()
 
     # --- layout --------------------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -153,7 +157,19 @@ class MainWindow(QMainWindow):
         self.dock_picker = self._dock("Tag picker", "dock_picker", self.picker, left)
         self.tabifyDockWidget(self.dock_table, self.dock_picker)
         self.dock_table.raise_()
-        self.resizeDocks([self.dock_table, self.dock_topk], [260, 400], Qt.Orientation.Horizontal)
+        self.topk.setMinimumHeight(240)
+        self.trajectory_view.setMinimumHeight(240)
+
+    def _default_layout(self) -> None:
+        """First-run layout: docks added by extensions (e.g. the heads panel) are tabbed behind the
+        trajectory; the tag docks get a comfortable size."""
+        for dock in self.findChildren(QDockWidget):
+            known = (self.dock_topk, self.dock_traj, self.dock_table, self.dock_picker)
+            if dock not in known and self.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea:
+                self.tabifyDockWidget(self.dock_traj, dock)
+        self.dock_traj.raise_()
+        self.resizeDocks([self.dock_table, self.dock_topk], [250, 430], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_topk, self.dock_traj], [330, 400], Qt.Orientation.Vertical)
 
     def _build_toolbar(self) -> None:
         tb = QToolBar("Main")
@@ -218,6 +234,7 @@ class MainWindow(QMainWindow):
         for view in self.files.values():
             view.set_labels(self.labels)
         n_bad = sum(not t for t in self.trusted)
+        self.model_settled.emit()
         self.model_status.setText(
             f"Model: {info.name} — {len(self.labels)} labels" + (f" ({n_bad} marked †)" if n_bad else "")
         )
@@ -225,6 +242,7 @@ class MainWindow(QMainWindow):
     def _engine_failed(self, reason: str) -> None:
         self.model_status.setText(f"Model failed to load: {reason}")
         self.notifier.report(f"The model pack could not be loaded:\n{reason}")
+        self.model_settled.emit()
 
     # --- live ----------------------------------------------------------------------------------------
     def start_live(self) -> None:
@@ -292,6 +310,12 @@ class MainWindow(QMainWindow):
         view = self.files.get(job)
         if view is not None:
             fn(view)
+
+    def _file_overview(self, job: int, overview: Any) -> None:
+        self._file(job, lambda v: v.set_overview(overview))
+
+    def _file_batch(self, job: int, batch: Any) -> None:
+        self._file(job, lambda v: v.add_batch(batch))
 
     def _file_started(self, job: int, _path: str) -> None:
         self._file(job, lambda v: v.set_progress(0, 1))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 OVERVIEW_RATE = 8000  # Hz, decode rate of the waveform overview
 OVERVIEW_BINS_PER_S = 200
 BATCH_INTERVAL_S = 0.1  # file results are handed to the GUI at most this often
+
+
+def inference_threads() -> int:
+    """Torch threads for the worker: half the cores (at most 4), leaving the rest to the GUI and audio."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 class LiveTap:
@@ -99,13 +105,10 @@ class InferenceWorker(QObject):
         """Load ``Engine.load(pack_path)`` on this thread (None = the shipped default pack)."""
         self.engine_loading.emit(pack_path or "default")
         try:
-            import torch
-
-            torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
             from models.engine import Engine
 
             t0 = time.perf_counter()
-            engine = Engine.load(Path(pack_path) if pack_path else None)
+            engine = Engine.load(Path(pack_path) if pack_path else None, threads=inference_threads())
         except Exception as exc:  # noqa: BLE001 - any failure becomes a visible notice, never a crash
             log.exception("cannot load the model pack %s", pack_path or "(default)")
             self.engine_failed.emit(" ".join(str(exc).split()) or type(exc).__name__)
@@ -167,7 +170,11 @@ class InferenceWorker(QObject):
         if tagger is None:
             return
         try:
+            t0 = time.perf_counter()
             result = tagger.process_latest()
+            if result is not None:
+                log.debug("live window %.2f–%.2f s tagged in %.0f ms", result.start, result.end,
+                          1000 * (time.perf_counter() - t0))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - shown to the user, live stops, the app keeps running
             log.exception("live inference failed")
             self.live_error.emit(" ".join(str(exc).split()) or type(exc).__name__)
