@@ -1,0 +1,114 @@
+"""Teacher agreement of a tagging pack: how well its 527 outputs reproduce the teacher's tags.
+
+Held-out clips: the corpus ``val`` split (``<corpus>/manifest.csv``) plus the ``test`` splits of the
+shared probe sets. Teacher labels: teacher probability ≥ 0.5. Per source and overall:
+
+- mAP: mean over classes with at least ``min_positives`` (5) teacher positives of sklearn's
+  ``average_precision_score(teacher label, pack probability)``;
+- top-1 agreement: fraction of clips where the pack's highest-scoring class is the teacher's.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.evaluation.tasks import Task
+
+log = logging.getLogger(__name__)
+
+THRESHOLD = 0.5
+MIN_POSITIVES = 5
+
+
+@dataclass(frozen=True)
+class AgreementScore:
+    """mAP (None when no class has enough positives), top-1 rate, clips and classes scored."""
+
+    map: float | None
+    top1: float
+    n_clips: int
+    n_classes: int
+
+
+@dataclass(frozen=True)
+class Agreement:
+    overall: AgreementScore
+    per_source: dict[str, AgreementScore]
+
+
+def heldout_clips(
+    tasks: list[Task], corpus_dir: Path | None, max_corpus: int | None = None
+) -> list[tuple[Path, str]]:
+    """(audio path, source name) of held-out clips: corpus ``val`` rows, then the tasks' ``test`` rows.
+
+    A clip shared by two tasks (FSDD digits and speaker) is listed once. The corpus manifest needs a
+    ``split`` column and a ``clip``, ``file`` or ``path`` column (relative to the corpus folder or absolute);
+    a ``source`` column names the source (default ``val``). An unreadable manifest is logged and skipped.
+    """
+    clips: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    if corpus_dir is not None:
+        manifest = Path(corpus_dir) / "manifest.csv"
+        try:
+            with open(manifest, newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+        except OSError as exc:
+            log.warning(
+                "%s: cannot read corpus manifest (%s); agreement uses the shared test splits only",
+                manifest,
+                exc,
+            )
+            rows = []
+        val = [r for r in rows if (r.get("split") or "").strip().lower() in ("val", "valid", "validation")]
+        val.sort(key=lambda r: r.get("clip") or r.get("file") or r.get("path") or "")
+        if max_corpus is not None:
+            val = val[:max_corpus]
+        for r in val:
+            rel = r.get("clip") or r.get("file") or r.get("path") or ""
+            if not rel:
+                continue
+            p = Path(rel) if Path(rel).is_absolute() else Path(corpus_dir) / rel
+            if p.is_file() and p not in seen:
+                seen.add(p)
+                clips.append((p, "corpus:" + (r.get("source") or "val")))
+    for task in tasks:
+        source = task.root.name
+        for p, s in zip(task.paths, task.splits, strict=True):
+            if s == "test" and p not in seen:
+                seen.add(p)
+                clips.append((p, source))
+    return clips
+
+
+def _score(pack: np.ndarray, teacher: np.ndarray, min_positives: int) -> AgreementScore:
+    from sklearn.metrics import average_precision_score
+
+    labels = teacher >= THRESHOLD
+    keep = np.flatnonzero(labels.sum(axis=0) >= min_positives)
+    aps = [float(average_precision_score(labels[:, c], pack[:, c])) for c in keep]
+    top1 = float(np.mean(pack.argmax(axis=1) == teacher.argmax(axis=1))) if len(pack) else 0.0
+    return AgreementScore(
+        map=float(np.mean(aps)) if aps else None, top1=top1, n_clips=len(pack), n_classes=len(keep)
+    )
+
+
+def teacher_agreement(
+    pack_probs: np.ndarray, teacher_probs: np.ndarray, sources: list[str], min_positives: int = MIN_POSITIVES
+) -> Agreement:
+    """Agreement of pack probs (N, 527) with teacher probs (N, 527) float, per source and overall."""
+    pack_probs = np.asarray(pack_probs, np.float64)
+    teacher_probs = np.asarray(teacher_probs, np.float64)
+    if pack_probs.shape != teacher_probs.shape or pack_probs.shape[0] != len(sources):
+        raise ValueError(
+            f"shape mismatch: pack {pack_probs.shape}, teacher {teacher_probs.shape}, {len(sources)} sources"
+        )
+    src = np.asarray(sources)
+    per = {
+        s: _score(pack_probs[src == s], teacher_probs[src == s], min_positives) for s in sorted(set(sources))
+    }
+    return Agreement(overall=_score(pack_probs, teacher_probs, min_positives), per_source=per)

@@ -1,0 +1,178 @@
+"""One evaluation run: embed every clip once per embedder (cached), probe every task, teacher agreement.
+
+:func:`evaluate` is what ``encotag eval`` calls; it is deterministic given the embeddings (seeded folds
+and solvers), and embeddings are deterministic given the weights (single-threaded torch recommended).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.evaluation.agreement import Agreement, teacher_agreement
+from models.evaluation.cache import EmbeddingCache, Entry
+from models.evaluation.embedders import ClipError, Embedder, load_clip
+from models.evaluation.probe import C_GRID, ProbeResult, probe_task
+from models.evaluation.tasks import Task
+from models.results import Progress
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class EmbedderResult:
+    """One row of the report.
+
+    probes: task name → result; failed: task name → clips that could not be embedded (left out);
+    seconds_per_hour: embedding compute time per hour of audio (None if every clip came from a cache
+    written without timings); agreement: teacher agreement for tagging packs other than the teacher.
+    """
+
+    name: str
+    id: str
+    embedding_size: int
+    has_tags: bool
+    is_teacher: bool
+    seconds_per_hour: float | None
+    probes: dict[str, ProbeResult]
+    failed: dict[str, int] = field(default_factory=dict)
+    agreement: Agreement | None = None
+
+
+def embed_paths(
+    embedder: Embedder,
+    paths: list[Path],
+    cache: EmbeddingCache,
+    progress: ProgressFn | None = None,
+) -> dict[Path, Entry | None]:
+    """Whole-clip entries for ``paths`` (None for a clip that failed: logged with its reason)."""
+    out: dict[Path, Entry | None] = {}
+    total = len(paths)
+    for i, path in enumerate(paths):
+        entry = cache.get(embedder.id, path)
+        if entry is None:
+            try:
+                audio = load_clip(path, embedder.sample_rate)
+                t0 = time.perf_counter()
+                emb, probs = embedder.embed(audio)
+                seconds = time.perf_counter() - t0
+            except (ClipError, ValueError, RuntimeError) as exc:
+                log.error("%s", exc if isinstance(exc, ClipError) else f"{path}: {exc}")
+                out[path] = None
+            else:
+                if emb.shape != (embedder.embedding_size,):
+                    raise RuntimeError(
+                        f"{embedder.name}: embedding shape {emb.shape}, expected ({embedder.embedding_size},)"
+                    )
+                entry = Entry(emb, probs, seconds, audio.shape[0] / embedder.sample_rate)
+                cache.put(embedder.id, path, entry)
+        if entry is not None:
+            out[path] = entry
+        if progress is not None:
+            progress(Progress(i + 1, total, f"{embedder.name}: embedding"))
+    return out
+
+
+def evaluate(
+    embedders: list[Embedder],
+    tasks: list[Task],
+    cache: EmbeddingCache,
+    *,
+    teacher_id: str | None = None,
+    heldout: list[tuple[Path, str]] | None = None,
+    seed: int = 0,
+    cs: tuple[float, ...] = C_GRID,
+    progress: ProgressFn | None = None,
+) -> list[EmbedderResult]:
+    """Probe every task with every embedder; teacher agreement on ``heldout`` for tagging packs.
+
+    teacher_id: the ``id`` of the embedder whose probabilities are the reference labels (must be in
+    ``embedders`` for agreement to be computed).
+    """
+    heldout = heldout or []
+    all_paths: list[Path] = []
+    seen: set[Path] = set()
+    for task in tasks:
+        for p in task.paths:
+            if p not in seen:
+                seen.add(p)
+                all_paths.append(p)
+    entries: dict[str, dict[Path, Entry | None]] = {}
+    rows = []
+    for emb in embedders:
+        paths = list(all_paths)
+        if emb.has_tags and heldout:
+            paths += [p for p, _ in heldout if p not in seen]
+        entries[emb.id] = got = embed_paths(emb, paths, cache, progress)
+        probes: dict[str, ProbeResult] = {}
+        failed: dict[str, int] = {}
+        for task in tasks:
+            ok = np.asarray([got.get(p) is not None for p in task.paths])
+            failed[task.name] = int((~ok).sum())
+            sub = _select(task, ok)
+            X = np.stack([got[p].embedding for p in sub.paths])  # type: ignore[union-attr]
+            if progress is not None:
+                progress(Progress(0, 0, f"{emb.name}: probing {task.name}"))
+            try:
+                probes[task.name] = probe_task(X, sub, cs=cs, seed=seed)
+            except ValueError as exc:
+                log.error("%s: %s: probe failed: %s", emb.name, task.name, exc)
+        done = [e for e in got.values() if e is not None]
+        duration = sum(e.duration for e in done)
+        seconds = sum(e.seconds for e in done)
+        rows.append(
+            EmbedderResult(
+                name=emb.name,
+                id=emb.id,
+                embedding_size=emb.embedding_size,
+                has_tags=emb.has_tags,
+                is_teacher=emb.id == teacher_id,
+                seconds_per_hour=3600.0 * seconds / duration if duration > 0 and seconds > 0 else None,
+                probes=probes,
+                failed=failed,
+            )
+        )
+    if teacher_id is None or teacher_id not in entries or not heldout:
+        return rows
+    teach = entries[teacher_id]
+    out = []
+    for row in rows:
+        if row.has_tags and not row.is_teacher:
+            got = entries[row.id]
+            use = [(p, s) for p, s in heldout if got.get(p) is not None and teach.get(p) is not None]
+            if use:
+                pack_probs = np.stack([got[p].probs for p, _ in use])  # type: ignore[union-attr]
+                teacher_probs = np.stack([teach[p].probs for p, _ in use])  # type: ignore[union-attr]
+                agreement = teacher_agreement(pack_probs, teacher_probs, [s for _, s in use])
+                row = _with_agreement(row, agreement)
+        out.append(row)
+    return out
+
+
+def _with_agreement(row: EmbedderResult, agreement: Agreement) -> EmbedderResult:
+    from dataclasses import replace
+
+    return replace(row, agreement=agreement)
+
+
+def _select(task: Task, ok: np.ndarray) -> Task:
+    """``task`` without the clips where ``ok`` is False."""
+    if ok.all():
+        return task
+    from dataclasses import replace
+
+    idx = np.flatnonzero(ok)
+    return replace(
+        task,
+        paths=tuple(task.paths[i] for i in idx),
+        labels=tuple(task.labels[i] for i in idx),
+        splits=tuple(task.splits[i] for i in idx),
+        fold_ids=tuple(task.fold_ids[i] for i in idx) if task.fold_ids else (),
+    )
