@@ -148,6 +148,16 @@ def test_make_train_reload_activate_and_tag_a_file(qtbot, tiny_codec_pack: Path,
         events = parse_events(out.read_text(), "csv")
         assert len(events) == n and all(e.label == "tone" for e in events)
 
+        # the active head is remembered: a window started with these settings activates it again
+        again = MainWindow(win.settings, pack_path=str(tiny_codec_pack))
+        qtbot.addWidget(again)
+        try:
+            qtbot.waitUntil(lambda: again.heads_dialog.active_name == "beeper", timeout=60000)
+            assert again.head_panel.head is not None and again.head_panel.head.classes == head.classes
+        finally:
+            again.shutdown()
+            again.heads_dialog.shutdown()
+
         dlg.activate(None)
         assert dlg.active is None and win.settings.head_path is None and panel.head is None
     finally:

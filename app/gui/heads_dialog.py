@@ -89,6 +89,7 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
     # --- layout ---------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.head_list = QListWidget()
+        self.head_list.setWordWrap(True)
         self.head_list.currentItemChanged.connect(lambda cur, _prev: self._list_clicked(cur))
         self.activate_button = _button(
             "Activate", self.toggle_active, "Run the selected head live and on files"
@@ -150,6 +151,7 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
         split.addWidget(heads_box)
         split.addWidget(right)
         split.setStretchFactor(1, 2)
+        split.setSizes([340, 640])
         self.msg = QLabel("")
         self.msg.setWordWrap(True)
         self.msg.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -156,7 +156,8 @@ class HeadOutputPanel(QWidget):
             cell.setForeground(QColor(*colour))
             self.table.setItem(j, 0, cell)
             self.table.setItem(j, 1, QTableWidgetItem(""))
-            self.table.setItem(j, 2, QTableWidgetItem(f"{float(head.thresholds[j]):.2f}"))
+            thr = "—" if name == BACKGROUND else f"{float(head.thresholds[j]):.2f}"
+            self.table.setItem(j, 2, QTableWidgetItem(thr))
             if name == BACKGROUND:
                 self.curves.append(None)
                 self.thr_lines.append(None)
