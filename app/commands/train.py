@@ -1,0 +1,327 @@
+"""``encotag train codec|features|tagger|pack``: reproduce the default pack from the corpus.
+
+- ``train codec --corpus DIR --out DIR [--steps N] [--resume]``: compact EnCodec; writes
+  ``codec.safetensors`` + ``codec.json`` (config, training config, data summary, held-out quality).
+- ``train features --corpus DIR --codec DIR --teacher DIR --out DIR``: codes + teacher logits cache.
+- ``train tagger --corpus DIR --codec DIR --teacher DIR --out DIR [--frontend F --width W --steps N]``:
+  distillation; builds the feature cache first if needed; writes ``tagger.safetensors`` + ``tagger.json``.
+- ``train pack --codec DIR --tagger DIR --out DIR``: assemble a model pack (manifest + weights).
+
+``--corpus`` is a corpus folder (``manifest.csv``) or a ``../shared/data`` folder (permissive train
+splits only). Runs resume from their checkpoints with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("train", help="train the codec and the distilled tagger, assemble a pack")
+    tsub = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+
+    c = tsub.add_parser("codec", help="train a compact EnCodec on the corpus")
+    _common(c)
+    c.add_argument("--steps", type=int, default=1000)
+    c.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resumable)")
+    c.add_argument("--batch-size", type=int, default=8)
+    c.add_argument("--segment-s", type=float, default=1.0)
+    c.add_argument("--num-filters", type=int, default=8)
+    c.add_argument("--lstm-layers", type=int, default=1)
+    c.add_argument("--codebook-size", type=int, default=1024)
+    c.add_argument("--bandwidths", default="1.5,3,6", help="kbps, comma-separated; the last is the default")
+    c.add_argument("--lr", type=float, default=1e-3)
+    c.add_argument("--eval-clips", type=int, default=24)
+
+    f = tsub.add_parser("features", help="cache codec codes + teacher logits of augmented clips")
+    _common(f)
+    _feature_args(f)
+
+    t = tsub.add_parser("tagger", help="distil the teacher into the codec-latent MobileNet")
+    _common(t)
+    _feature_args(t)
+    t.add_argument("--frontend", choices=("latent_direct", "latent_proj"), default="latent_direct")
+    t.add_argument("--width", type=float, default=0.4)
+    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=8e-4)
+    t.add_argument("--beta", type=float, default=0.9)
+    t.add_argument("--no-teacher-init", action="store_true", help="random init even at the teacher's width")
+
+    k = tsub.add_parser("pack", help="assemble a model pack from a trained codec and tagger")
+    k.add_argument("--codec", required=True, type=Path)
+    k.add_argument("--tagger", required=True, type=Path)
+    k.add_argument("--out", required=True, type=Path)
+    k.add_argument("--name", default="encotag-default")
+    for q in (c, f, t, k):
+        q.set_defaults(func=run)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", required=True, type=Path, help="corpus folder or ../shared/data")
+    p.add_argument("--out", required=True, type=Path, help="output / work folder")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _feature_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--codec", type=Path, default=None, help="codec training folder or pack")
+    p.add_argument("--teacher", required=True, type=Path, help="teacher folder (mn04_as_mAP_432.pt)")
+    p.add_argument("--features", type=Path, default=None, help="feature cache root (default OUT/features)")
+    p.add_argument("--n-aug", type=int, default=4)
+    p.add_argument("--max-clips", type=int, default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, getattr(args, "threads", 1)))
+    try:
+        if args.what == "codec":
+            return _codec(args)
+        if args.what == "pack":
+            from models.training.distill import assemble_pack
+
+            path = assemble_pack(args.codec, args.tagger, args.out, name=args.name)
+            print(f"pack written to {path}")
+            return 0
+        if args.what == "features":
+            prepare_features(args)
+            return 0
+        return _tagger(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"encotag train: {exc}", file=sys.stderr)
+        return 2
+
+
+def clips_for(corpus: Path) -> tuple[list[Any], list[Any]]:
+    """(train clips, held-out clips) of a corpus folder or a shared data folder."""
+    from models.training.features import corpus_clips, shared_clips
+
+    if (corpus / "manifest.csv").is_file():
+        clips = corpus_clips(corpus)
+        return [c for c in clips if c.split == "train"], [c for c in clips if c.split != "train"]
+    if any(corpus.glob("*/labels.csv")):
+        return shared_clips(corpus, "train"), shared_clips(corpus, "test")
+    raise FileNotFoundError(f"{corpus}: neither a corpus (manifest.csv) nor a data folder (*/labels.csv)")
+
+
+def data_summary(clips: list[Any], audio: list[Any], sr: int) -> dict[str, Any]:
+    """Hours and licences per source."""
+    out: dict[str, Any] = {}
+    for c, a in zip(clips, audio, strict=True):
+        s = out.setdefault(c.source or "unknown", {"clips": 0, "hours": 0.0, "licences": []})
+        s["clips"] += 1
+        s["hours"] += len(a) / sr / 3600
+        if c.licence and c.licence not in s["licences"]:
+            s["licences"].append(c.licence)
+    for s in out.values():
+        s["hours"] = round(s["hours"], 4)
+    return out
+
+
+def _codec(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    from models.config import CodecConfig, to_dict
+    from models.training.codec_train import CodecTrainConfig, evaluate_codec, train_codec
+    from models.training.features import load_clips
+
+    out: Path = args.out
+    ckpt = out / "codec_ckpt.safetensors"
+    if ckpt.exists() and not args.resume:
+        print(f"encotag train: {ckpt} exists: pass --resume or choose another --out", file=sys.stderr)
+        return 2
+    bws = tuple(float(b) for b in args.bandwidths.split(","))
+    cfg = CodecConfig(
+        num_filters=args.num_filters,
+        num_lstm_layers=args.lstm_layers,
+        codebook_size=args.codebook_size,
+        target_bandwidths=bws,
+        bandwidth=bws[-1],
+    )
+    tcfg = CodecTrainConfig(
+        steps=args.steps, batch_size=args.batch_size, segment_s=args.segment_s, lr=args.lr, seed=args.seed
+    )
+    train, held = clips_for(args.corpus)
+    audio = load_clips(train, cfg.sampling_rate)
+    log.info(
+        "codec training on %d clips (%.2f h)", len(audio), sum(map(len, audio)) / cfg.sampling_rate / 3600
+    )
+    model = train_codec(cfg, tcfg, audio, out, max_steps=args.max_steps)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "codec.safetensors.tmp"
+    save_file(state, str(tmp))
+    tmp.replace(out / "codec.safetensors")
+    from models.training.features import compose
+
+    held_audio = compose(load_clips(held, cfg.sampling_rate), 5.0, cfg.sampling_rate, seed=args.seed)
+    pick = held_audio[:: max(1, len(held_audio) // args.eval_clips)][: args.eval_clips]
+    metrics = evaluate_codec(model, cfg, list(pick))
+    info = {
+        "codec_cfg": to_dict(cfg),
+        "train_cfg": dataclasses.asdict(tcfg),
+        "metrics": metrics,
+        "data": data_summary(train, audio, cfg.sampling_rate),
+        "corpus": str(args.corpus),
+        "held_out": f"{len(pick)} composites of 5 s from {len(held)} held-out clips",
+    }
+    tmpj = out / "codec.json.tmp"
+    tmpj.write_text(json.dumps(info, indent=1), encoding="utf-8")
+    tmpj.replace(out / "codec.json")
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
+TEACHER_FILE = "mn04_as_mAP_432.pt"
+
+
+def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Build (or reuse) the base clips, teacher cache and — with ``--codec`` — the code cache.
+
+    Returns (train DistillData | None, held-out DistillData | None, codebook table | None, info).
+    """
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from models.training.distill import DistillData, codebook_table, data_key, load_codec_dir
+    from models.training.features import (
+        FeatureConfig,
+        build_code_cache,
+        build_teacher_cache,
+        compose,
+        load_clips,
+        state_hash,
+    )
+
+    fcfg = FeatureConfig(n_aug=args.n_aug)
+    feats: Path = args.features or args.out / "features"
+    feats.mkdir(parents=True, exist_ok=True)
+    train, held = clips_for(args.corpus)
+    if args.max_clips is not None:
+        train = train[:: max(1, len(train) // args.max_clips)]
+    codec = None
+    chash = None
+    if args.codec is not None:
+        from models.codec import Codec
+
+        ccfg, cstate, _ = load_codec_dir(args.codec)
+        codec = Codec.from_state(ccfg, cstate)
+        chash = state_hash(cstate)
+    teacher = None
+    out: dict[str, Any] = {}
+    info: dict[str, Any] = {"feature_cfg": dataclasses.asdict(fcfg), "codec_hash": chash, "data": {}}
+    for split, clips in (("train", train), ("held", held)):
+        key = data_key([str(c.path) for c in clips], dataclasses.asdict(fcfg))
+        base_path = feats / f"base_{split}_{key}.npy"
+        if not base_path.exists():
+            audio = load_clips(clips, 24000)
+            info["data"][split] = data_summary(clips, audio, 24000)
+            (feats / f"data_{split}_{key}.json").write_text(json.dumps(info["data"][split], indent=1))
+            base16 = compose(audio, fcfg.clip_s, 24000, fcfg.seed).astype(np.float16)
+            tmp = feats / f"base_{split}_{key}.tmp.npy"
+            np.save(tmp, base16)
+            tmp.replace(base_path)
+        else:
+            info["data"][split] = json.loads((feats / f"data_{split}_{key}.json").read_text())
+        base = np.load(base_path).astype(np.float32)
+        if len(base) == 0:
+            raise ValueError(f"{args.corpus}: no {split} audio long enough for {fcfg.clip_s:g} s clips")
+        info["data"][split + "_composites"] = int(len(base))
+        log.info("%s: %d clips of %.0f s", split, len(base), fcfg.clip_s)
+        tpath = feats / f"teacher_{split}_{key}.npz"
+        if not tpath.exists():
+            if teacher is None:
+                from models.tagger import teacher_tagger
+
+                teacher = teacher_tagger(args.teacher / TEACHER_FILE)
+            build_teacher_cache(
+                base,
+                teacher,
+                tpath,
+                fcfg,
+                progress=lambda i, n, s=split: log.info("teacher %s %d/%d", s, i, n),
+            )
+        tcache = np.load(tpath)
+        if codec is None:
+            out[split] = None
+            continue
+        cpath = feats / f"codes_{split}_{key}_{chash}.npz"
+        if not cpath.exists():
+            with torch.inference_mode():
+                build_code_cache(
+                    base,
+                    codec,
+                    cpath,
+                    fcfg,
+                    progress=lambda i, n, s=split: log.info("codes %s %d/%d", s, i, n),
+                )
+        out[split] = DistillData(np.load(cpath)["codes"], tcache["logits"], tcache["seg_logits"])
+    table = codebook_table(codec) if codec is not None else None
+    return out["train"], out["held"], table, info
+
+
+def _tagger(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from models.tagger import load_teacher_state
+    from models.training.distill import (
+        DistillConfig,
+        evaluate_student,
+        save_tagger_dir,
+        tagger_cfg_of,
+        train_tagger,
+    )
+
+    if args.codec is None:
+        print("encotag train: tagger needs --codec", file=sys.stderr)
+        return 2
+    ckpt = args.out / "tagger_ckpt.safetensors"
+    if ckpt.exists() and not args.resume:
+        print(f"encotag train: {ckpt} exists: pass --resume or choose another --out", file=sys.stderr)
+        return 2
+    train, held, table, info = prepare_features(args)
+    dcfg = DistillConfig(
+        frontend=args.frontend,
+        width=args.width,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        beta=args.beta,
+        teacher_init=not args.no_teacher_init,
+        seed=args.seed,
+    )
+    t0 = time.monotonic()
+    tstate = load_teacher_state(args.teacher / TEACHER_FILE)
+    model = train_tagger(dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps)
+    train_s = time.monotonic() - t0
+    metrics = evaluate_student(model, train, held, table)
+    info.update(
+        {
+            "tagger_cfg": tagger_cfg_of(dcfg),
+            "distill_cfg": dataclasses.asdict(dcfg),
+            "metrics": metrics,
+            "corpus": str(args.corpus),
+            "teacher": str(args.teacher),
+            "train_seconds_this_run": round(train_s, 1),
+            "command": " ".join(sys.argv[1:]),
+        }
+    )
+    save_tagger_dir(args.out, model, info)
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, indent=1))
+    return 0

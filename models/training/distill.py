@@ -1,0 +1,444 @@
+"""Distil the teacher (EfficientAT mn04_as on 32 kHz log-mel) into the codec-latent MobileNet.
+
+Loss L = (1-β)·BCE(hard teacher labels, p ≥ 0.5) + β·KD(teacher probabilities, τ), OneCycleLR (cosine),
+mixup on latents and targets, random whole-clip or ``seg_s``-segment samples (so the student also learns
+the short windows the app analyses). The student's MobileNet starts from the teacher's weights when the
+widths match (``teacher_init``): only the input representation differs. Checkpoints are atomic and the run
+resumes bit-identically (CPU, same thread count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from models.config import CodecConfig, TaggerConfig, WindowConfig, from_dict, to_dict
+from models.training.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from models.training.losses import distillation_loss
+
+log = logging.getLogger(__name__)
+
+THRESHOLD = 0.5
+LICENCE = "CC-BY-SA-4.0"
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Hyper-parameters of tagger distillation (saved in checkpoints and the pack's provenance)."""
+
+    frontend: str = "latent_direct"
+    width: float = 0.4
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 8e-4
+    pct_start: float = 0.04  # 8 warm-up epochs of 200 (METHOD.md)
+    weight_decay: float = 1e-4
+    beta: float = 0.9
+    tau: float = 1.0
+    mixup_alpha: float = 0.3
+    p_segment: float = 0.5
+    teacher_init: bool = True
+    seed: int = 0
+    checkpoint_every_s: float = 180.0
+    log_every: int = 25
+
+
+@dataclass
+class DistillData:
+    """Cached training material: codes int16 ``(N, K, n_q, T)``, teacher logits float16 ``(N, K, C)`` and
+    per-segment logits ``(N, K, S, C)``."""
+
+    codes: np.ndarray
+    logits: np.ndarray
+    seg_logits: np.ndarray
+
+    @property
+    def n_seg(self) -> int:
+        return int(self.seg_logits.shape[2])
+
+
+def codebook_table(codec: Any) -> Tensor:
+    """``(n_q_max, codebook_size, D)`` float32 codebook vectors of a ``models.codec.Codec``."""
+    return torch.stack([layer.codebook.embed.detach().float() for layer in codec.quantizer.layers])
+
+
+def latent_from_codes(codes: Tensor, table: Tensor) -> Tensor:
+    """Codes ``(B, n_q, T)`` → quantized latent ``(B, D, T)`` (sum of codebook vectors, as ``unembed``)."""
+    nq = codes.shape[1]
+    offs = (torch.arange(nq) * table.shape[1]).view(1, nq, 1)
+    flat = table[:nq].reshape(-1, table.shape[2])
+    return F.embedding(codes.long() + offs, flat).sum(dim=1).permute(0, 2, 1).contiguous()
+
+
+def build_student(dcfg: DistillConfig, teacher_state: dict[str, Tensor] | None) -> Any:
+    """The latent ``Tagger``; its ``net`` initialised from the teacher when the shapes allow."""
+    from models.tagger import Tagger
+
+    model = Tagger(TaggerConfig(width=dcfg.width, frontend=dcfg.frontend))  # type: ignore[arg-type]
+    if dcfg.teacher_init and teacher_state is not None:
+        own = model.state_dict()
+        copied = 0
+        for k, v in teacher_state.items():
+            if k in own and own[k].shape == v.shape:
+                own[k] = v.clone()
+                copied += 1
+            elif (
+                k in own
+                and own[k].dim() == 4
+                and v.dim() == 4
+                and own[k].shape[1] != v.shape[1]
+                and own[k].shape[0] == v.shape[0]
+                and v.shape[1] == 1
+            ):
+                own[k] = v.repeat(1, own[k].shape[1], 1, 1) / own[k].shape[1]
+                copied += 1
+        model.load_state_dict(own, strict=True)
+        log.info("student initialised from the teacher: %d/%d tensors", copied, len(teacher_state))
+    return model
+
+
+def _batch(data: DistillData, rng: np.random.Generator, bs: int, p_segment: float) -> tuple[Tensor, Tensor]:
+    """(codes ``(B, n_q, T)`` long, teacher logits ``(B, C)`` float32) of random clips/augmentations."""
+    n, k = data.codes.shape[:2]
+    idx = rng.integers(0, n, bs)
+    aug = rng.integers(0, k, bs)
+    if rng.random() < p_segment:
+        seg = rng.integers(0, data.n_seg, bs)
+        sf = data.codes.shape[3] // data.n_seg
+        codes = np.stack(
+            [data.codes[i, a, :, s * sf : (s + 1) * sf] for i, a, s in zip(idx, aug, seg, strict=True)]
+        )
+        logits = data.seg_logits[idx, aug, seg]
+    else:
+        codes = data.codes[idx, aug]
+        logits = data.logits[idx, aug]
+    return torch.from_numpy(codes.astype(np.int64)), torch.from_numpy(logits.astype(np.float32))
+
+
+def train_tagger(
+    dcfg: DistillConfig,
+    data: DistillData,
+    table: Tensor,
+    work_dir: str | Path,
+    teacher_state: dict[str, Tensor] | None = None,
+    max_steps: int | None = None,
+    on_log: Callable[[dict[str, float]], None] | None = None,
+) -> Any:
+    """Distil (or resume from ``work_dir/tagger_ckpt.safetensors``); returns the student in eval mode."""
+    work_dir = Path(work_dir)
+    ckpt_path = work_dir / "tagger_ckpt.safetensors"
+    torch.manual_seed(dcfg.seed)
+    model = build_student(dcfg, teacher_state)
+    opt = torch.optim.AdamW(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=dcfg.lr, total_steps=dcfg.steps, pct_start=dcfg.pct_start, anneal_strategy="cos"
+    )
+    rng = np.random.default_rng(dcfg.seed)
+    step = 0
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if state["distill_cfg"] != dataclasses.asdict(dcfg):
+            raise ValueError(f"{ckpt_path}: checkpoint was made with another configuration")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        restore_rng(rng, state["rng"])
+        step = int(state["step"])
+        log.info("resumed tagger training at step %d", step)
+    stop = dcfg.steps if max_steps is None else min(dcfg.steps, max_steps)
+    t0 = last_save = time.monotonic()
+    model.train()
+
+    def save() -> None:
+        save_checkpoint(
+            ckpt_path,
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "rng": rng_state(rng),
+                "step": step,
+                "distill_cfg": dataclasses.asdict(dcfg),
+            },
+        )
+
+    while step < stop:
+        codes, t_logits = _batch(data, rng, dcfg.batch_size, dcfg.p_segment)
+        x = latent_from_codes(codes, table)
+        probs = torch.sigmoid(t_logits / dcfg.tau)
+        hard = (torch.sigmoid(t_logits) >= THRESHOLD).float()
+        if dcfg.mixup_alpha > 0:
+            lam_np = rng.beta(dcfg.mixup_alpha, dcfg.mixup_alpha, len(x)).astype(np.float32)
+            lam = torch.from_numpy(np.maximum(lam_np, 1 - lam_np))
+            perm = torch.from_numpy(rng.permutation(len(x)))
+            x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
+            probs = lam[:, None] * probs + (1 - lam[:, None]) * probs[perm]
+            hard = lam[:, None] * hard + (1 - lam[:, None]) * hard[perm]
+        out = model(x)
+        loss = distillation_loss(out.logits, probs, hard, beta=dcfg.beta, tau=dcfg.tau)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        if step % dcfg.log_every == 0 or step == stop:
+            rec = {
+                "step": step,
+                "loss": loss.item(),
+                "lr": sched.get_last_lr()[0],
+                "elapsed_s": time.monotonic() - t0,
+            }
+            log.info("tagger %s", " ".join(f"{k}={v:.4g}" for k, v in rec.items()))
+            if on_log is not None:
+                on_log(rec)
+        if time.monotonic() - last_save > dcfg.checkpoint_every_s:
+            save()
+            last_save = time.monotonic()
+    save()
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict(model: Any, data: DistillData, table: Tensor, aug: int | None = 0, batch: int = 16) -> np.ndarray:
+    """Student probabilities on whole clips: ``(N, C)`` for one augmentation, ``(N·K, C)`` for all."""
+    model.eval()
+    codes = data.codes[:, aug] if aug is not None else data.codes.reshape(-1, *data.codes.shape[2:])
+    out = []
+    for i in range(0, len(codes), batch):
+        x = latent_from_codes(torch.from_numpy(codes[i : i + batch].astype(np.int64)), table)
+        out.append(torch.sigmoid(model(x).logits).numpy())
+    return np.concatenate(out) if out else np.zeros((0, data.logits.shape[-1]), np.float32)
+
+
+def teacher_probs(data: DistillData, aug: int | None = 0) -> np.ndarray:
+    """Teacher probabilities on whole clips, laid out like :func:`predict`."""
+    lg = data.logits[:, aug] if aug is not None else data.logits.reshape(-1, data.logits.shape[-1])
+    return 1.0 / (1.0 + np.exp(-lg.astype(np.float32)))
+
+
+def per_class_ap(student: np.ndarray, teacher: np.ndarray, min_pos: int) -> tuple[np.ndarray, np.ndarray]:
+    """(AP per class, NaN where fewer than ``min_pos`` teacher positives; positives per class)."""
+    from sklearn.metrics import average_precision_score
+
+    labels = teacher >= THRESHOLD
+    pos = labels.sum(axis=0)
+    ap = np.full(teacher.shape[1], np.nan)
+    for c in np.flatnonzero(pos >= min_pos):
+        ap[c] = average_precision_score(labels[:, c], student[:, c])
+    return ap, pos
+
+
+def trusted_labels(
+    train_pos: np.ndarray, held_ap: np.ndarray, min_train_pos: int = 20, min_ap: float = 0.5
+) -> list[bool]:
+    """A label is trusted when the teacher gave ≥ ``min_train_pos`` confident positives in training and
+    the student reaches AP ≥ ``min_ap`` against the teacher on held-out clips."""
+    return [
+        bool(p >= min_train_pos and np.isfinite(a) and a >= min_ap)
+        for p, a in zip(train_pos, held_ap, strict=True)
+    ]
+
+
+def evaluate_student(model: Any, train: DistillData, held: DistillData, table: Tensor) -> dict[str, Any]:
+    """Teacher agreement on held-out clips (clean and all augmentations) and the trusted labels."""
+    s0, t0 = predict(model, held, table, 0), teacher_probs(held, 0)
+    ap0, _ = per_class_ap(s0, t0, 5)
+    sa, ta = predict(model, held, table, None), teacher_probs(held, None)
+    apa, pos_a = per_class_ap(sa, ta, 3)
+    train_pos = (teacher_probs(train, None) >= THRESHOLD).sum(axis=0)
+    trusted = trusted_labels(train_pos, apa)
+    top1 = float(np.mean(s0.argmax(1) == t0.argmax(1))) if len(s0) else 0.0
+    return {
+        "heldout_map_clean": float(np.nanmean(ap0)) if np.isfinite(ap0).any() else None,
+        "heldout_classes_clean": int(np.isfinite(ap0).sum()),
+        "heldout_map_all_aug": float(np.nanmean(apa)) if np.isfinite(apa).any() else None,
+        "heldout_classes_all_aug": int(np.isfinite(apa).sum()),
+        "heldout_top1_clean": top1,
+        "heldout_clips": int(len(s0)),
+        "n_trusted": int(sum(trusted)),
+        "trusted": trusted,
+        "heldout_ap_all_aug": [None if not np.isfinite(a) else round(float(a), 4) for a in apa],
+        "train_positives": [int(p) for p in train_pos],
+        "heldout_positives_all_aug": [int(p) for p in pos_a],
+    }
+
+
+def git_commit(repo: Path) -> str:
+    """The checkout's HEAD commit, or ``"unknown"``."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def data_key(paths: list[str], extra: dict[str, Any]) -> str:
+    """Short hash identifying a clip list + feature configuration."""
+    h = hashlib.sha256(json.dumps([paths, extra], sort_keys=True).encode())
+    return h.hexdigest()[:12]
+
+
+def load_codec_dir(path: Path) -> tuple[CodecConfig, dict[str, Tensor], dict[str, Any]]:
+    """(config, state, info) of a codec training folder (``codec.json``) or a pack (``manifest.json``)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if (path / "codec.json").is_file():
+        info = json.loads((path / "codec.json").read_text(encoding="utf-8"))
+        cfg = from_dict(CodecConfig, info["codec_cfg"])
+    elif (path / "manifest.json").is_file():
+        info = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        cfg = from_dict(CodecConfig, info["codec"]["config"])
+    else:
+        raise FileNotFoundError(f"{path}: no codec.json or manifest.json")
+    return cfg, load_file(str(path / "codec.safetensors")), info
+
+
+def assemble_pack(codec_dir: Path, tagger_dir: Path, out: Path, name: str = "encotag-default") -> Path:
+    """Write a codec pack from a trained codec folder and tagger folder (see ``docs/TRAINING.md``)."""
+    from safetensors.torch import load_file
+
+    from models.pack import save_pack
+    from models.resources import audioset_labels
+
+    codec_cfg, codec_state, codec_info = load_codec_dir(codec_dir)
+    tinfo = json.loads((Path(tagger_dir) / "tagger.json").read_text(encoding="utf-8"))
+    tagger_cfg = from_dict(TaggerConfig, tinfo["tagger_cfg"])
+    metrics = dict(tinfo["metrics"])
+    trusted = metrics.pop("trusted")
+    for big in ("heldout_ap_all_aug", "train_positives", "heldout_positives_all_aug"):
+        metrics.pop(big, None)
+    provenance = {
+        "commit": git_commit(Path(__file__).resolve().parents[2]),
+        "created_by": "encotag train pack",
+        "codec": {
+            k: codec_info.get(k) for k in ("codec_cfg", "train_cfg", "metrics", "data", "corpus", "command")
+        },
+        "tagger": {
+            k: tinfo.get(k)
+            for k in (
+                "distill_cfg",
+                "feature_cfg",
+                "data",
+                "corpus",
+                "teacher",
+                "codec_hash",
+                "command",
+                "selection",
+            )
+        },
+        "tagger_metrics": metrics,
+        "trusted_rule": "teacher p>=0.5 positives in training >= 20 and held-out AP (student vs teacher "
+        "labels, all augmentations) >= 0.5",
+    }
+    path = save_pack(
+        out,
+        name=name,
+        tagger_cfg=tagger_cfg,
+        tagger_state=load_file(str(Path(tagger_dir) / "tagger.safetensors")),
+        codec_cfg=codec_cfg,
+        codec_state=codec_state,
+        labels=audioset_labels(),
+        trusted=trusted,
+        window=WindowConfig(),
+        licence=LICENCE,
+        provenance=provenance,
+        description="Compact EnCodec (trained on the Encotag corpus) + MobileNetV3 tagger "
+        "distilled from EfficientAT mn04_as",
+    )
+    write_pack_readme(path, name, provenance, sum(bool(t) for t in trusted))
+    return path
+
+
+def write_pack_readme(pack_dir: Path, name: str, provenance: dict[str, Any], n_trusted: int) -> None:
+    """``README.md`` beside the manifest: licence, attribution, training summary and metrics (atomic)."""
+    codec = provenance.get("codec") or {}
+    tagger = provenance.get("tagger") or {}
+    sources = dict(codec.get("data") or {})
+    sources.update((tagger.get("data") or {}).get("train") or {})
+    rows = "\n".join(
+        f"| {src} | {v.get('clips', '')} | {v.get('hours', 0):.2f} | {', '.join(v.get('licences', []))} |"
+        for src, v in sorted(sources.items())
+        if isinstance(v, dict)
+    )
+    cm = codec.get("metrics") or {}
+    bw_rows = "\n".join(
+        f"| {bw} | {m['n_q']} | {m['mel_distance']:.3f} | {m['si_sdr_db']:.1f} |"
+        for bw, m in (cm.get("per_bandwidth") or {}).items()
+    )
+    tm = provenance.get("tagger_metrics") or {}
+    text = f"""# {name}: Encotag's default model pack
+
+A compact EnCodec-architecture codec (24 kHz, trained for Encotag) and a MobileNetV3 tagger on its
+quantized latents, distilled from EfficientAT mn04_as (527 AudioSet labels). Built by `encotag train pack`;
+`manifest.json` holds the full provenance (configurations, data, commit, metrics).
+
+## Licence
+Weights: **{LICENCE}** (share-alike, because the training audio includes CC BY-SA 4.0 material: the Free
+Spoken Digit Dataset and some mod_sounds files). Attribution for the training audio: the table below and
+each set's `SOURCE.md` in `../shared/data/`. The teacher (EfficientAT mn04_as, (c) Florian Schmid) is MIT
+licensed; its outputs were used as training targets only. AudioSet label names: Google, CC BY 4.0.
+Evaluation-only data (RAVDESS, CC BY-NC-SA) was never used for training or model selection.
+
+## Training audio
+| source | clips | hours | licences |
+|---|---:|---:|---|
+{rows}
+
+## Codec quality (held-out composites, 5 s)
+| kbps | codebooks | multi-scale log-mel distance | SI-SDR (dB) |
+|---|---:|---:|---:|
+{bw_rows}
+
+Encoder: {cm.get("encoder_params", "?")} parameters, real-time factor
+{cm.get("encoder_rtf", float("nan")):.4f} (1 CPU thread on a shared machine).
+
+## Tagger
+Teacher agreement on held-out clips (teacher p >= 0.5 as labels): mAP
+{tm.get("heldout_map_clean")} over {tm.get("heldout_classes_clean")} classes (clean clips),
+{tm.get("heldout_map_all_aug")} over {tm.get("heldout_classes_all_aug")} classes (all augmentations);
+top-1 agreement {tm.get("heldout_top1_clean")}.
+Trusted labels: {n_trusted} of 527 ({provenance.get("trusted_rule")}); the app greys the others.
+
+## Reproduce
+See `docs/TRAINING.md`: `encotag train codec`, `encotag train tagger`, `encotag train pack`.
+"""
+    tmp = Path(pack_dir) / "README.md.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(Path(pack_dir) / "README.md")
+
+
+def save_tagger_dir(out: Path, model: Any, info: dict[str, Any]) -> None:
+    """``tagger.safetensors`` + ``tagger.json`` in ``out`` (atomic)."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "tagger.safetensors.tmp"
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(out / "tagger.safetensors")
+    tmpj = out / "tagger.json.tmp"
+    tmpj.write_text(json.dumps(info, indent=1), encoding="utf-8")
+    tmpj.replace(out / "tagger.json")
+
+
+def tagger_cfg_of(dcfg: DistillConfig) -> dict[str, Any]:
+    return to_dict(TaggerConfig(width=dcfg.width, frontend=dcfg.frontend))  # type: ignore[arg-type]
