@@ -182,13 +182,17 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         assert dlg.new_head("doorbell", ("ding", BACKGROUND))
         assert not dlg.new_head("doorbell")  # duplicate names are refused with a message
         assert "already exists" in dlg.msg.text()
-        # record 2 s from the (synthetic) input into 'ding'
+        # record 2 s from the (synthetic) input into 'ding', keeping the audio (opt-in)
+        dlg.keep_audio.setChecked(True)
         assert dlg.record("ding", 2.0)
         qtbot.waitUntil(lambda: dlg.examples.counts().get("ding", 0) > 0, timeout=60000)
         assert made and made[0].frames_sent >= 2 * SR
         assert dlg.examples.counts()["ding"] == count_windows(2 * 24000, 24000, 12000)
-        assert set(dlg.examples.sources) == {"mic"}
+        kept = Path(dlg.examples.sources[0])
+        assert set(dlg.examples.sources) == {str(kept)} and kept.parent == heads_dir() / "doorbell.audio"
+        assert sf.info(kept).frames == 2 * SR and sf.info(kept).samplerate == SR
         assert not dlg.recorder.active
+        dlg.keep_audio.setChecked(False)
         # "that was X": a span of a tagged file's timeline goes to a class
         clip = _write_examples(tmp_path / "clip", "noise", 1, 5, seconds=4.0) / "noise_0.wav"
         win.open_paths([clip])
@@ -203,6 +207,29 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         assert dlg.examples.counts()[BACKGROUND] == len(rows) == 5  # centres 0.5, 1.0, …, 2.5 s
         np.testing.assert_allclose(dlg.examples.emb[dlg.examples.label == 1], view.series.embeddings[rows])
         assert all(s.startswith(str(clip)) for s in dlg.examples.sources[-5:])
+
+        # train on the recording and the span, activate, and run it live next to the AudioSet tags
+        dlg.train()
+        qtbot.waitUntil(lambda: dlg.cv_label.text() != "", timeout=60000)
+        assert "class 'ding' has only 3 example(s)" in dlg.warnings.text()
+        assert dlg.activate("doorbell")
+        live_heads: list = []
+        win.worker.worker.live_result.connect(lambda r: live_heads.append(r.head_probs))
+        win.start_live()
+        win.tabs.setCurrentWidget(win.live_tab)
+        qtbot.waitUntil(lambda: len(win.live.series) >= 3 and len(live_heads) >= 3, timeout=60000)
+        assert all(h is not None and h.shape == (2,) for h in live_heads)
+        win.refresh_all()
+        win.head_panel.refresh()
+        x, y = win.head_panel.curves[0].getData()
+        assert len(x) == len(win.live.series) and np.all((y >= 0) & (y <= 1))
+        # while listening, a recording is taken from the live stream (no second device stream)
+        n_sources = len(made)
+        assert dlg.record("ding", 1.0)
+        qtbot.waitUntil(lambda: dlg.examples.counts()["ding"] == 4, timeout=60000)
+        assert len(made) == n_sources and dlg.examples.sources[-1] == "mic"
+        win.stop_live()
+        dlg.activate(None)
         # class editing
         assert dlg.rename_class("ding", "bell") and dlg.examples.classes == ("bell", BACKGROUND)
         assert dlg.clear_class("bell") and dlg.examples.counts()["bell"] == 0
@@ -242,9 +269,12 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         assert dlg.import_head(out, "again") and (heads_dir() / "again.safetensors").is_file()
         assert dlg.rename_head("again", "twice") and dlg.current == "twice"
         assert dlg.rename_head("doorbell", "bell") and (heads_dir() / "bell.examples.safetensors").is_file()
+        assert (heads_dir() / "bell.audio").is_dir() and not (heads_dir() / "doorbell.audio").exists()
         dlg.delete_head("twice")
         names = {e.name for e in logic.list_entries(dlg.store)}
         assert names == {"bell", "broken", "foreign"}
+        dlg.delete_head("bell")
+        assert not (heads_dir() / "bell.audio").exists() and not (heads_dir() / "bell.safetensors").exists()
     finally:
         win.shutdown()
         dlg.shutdown()

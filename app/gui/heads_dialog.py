@@ -23,6 +23,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDockWidget,
     QFileDialog,
@@ -40,7 +41,7 @@ from PySide6.QtWidgets import (
 
 from app.gui import heads_logic as logic
 from app.gui.heads_editor import ClassTable, Recorder
-from app.gui.heads_jobs import EmbedJob, HeadJobRunner
+from app.gui.heads_jobs import EmbedJob, HeadJobRunner, audio_dir
 from app.gui.heads_manage import HeadListMixin
 from app.gui.heads_output import HeadOutputPanel, export_head_events, span_embeddings
 from app.gui.heads_train import TrainMixin, button
@@ -135,6 +136,11 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
         row2.addWidget(_button("Add files…", self._add_files_clicked))
         row2.addWidget(_button("Clear examples", self._clear_clicked))
         row2.addStretch(1)
+        self.keep_audio = QCheckBox("Keep audio")
+        self.keep_audio.setToolTip(
+            "Also keep recordings as FLAC files next to the head (by default only embeddings are kept)"
+        )
+        row2.addWidget(self.keep_audio)
         row2.addWidget(self.record_seconds)
         row2.addWidget(self.record_button)
         eb.addLayout(row1)
@@ -264,9 +270,11 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
     def _recorded(self, class_name: str, audio: np.ndarray, sr: int) -> None:
         self._record_done()
         if self.current is not None:
-            self._submit(
-                EmbedJob(self.current, class_name, audio=audio, sample_rate=sr, source="mic"), "embed"
+            keep = str(audio_dir(self.store, self.current)) if self.keep_audio.isChecked() else None
+            job = EmbedJob(
+                self.current, class_name, audio=audio, sample_rate=sr, source="mic", keep_audio_dir=keep
             )
+            self._submit(job, "embed")
 
     def _record_done(self) -> None:
         self._sync_buttons()

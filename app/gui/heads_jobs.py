@@ -46,6 +46,7 @@ class EmbedJob:
     audio: np.ndarray | None = field(default=None, compare=False)
     sample_rate: int = 0
     source: str = ""  # recorded in the example set for audio jobs ("mic", …)
+    keep_audio_dir: str | None = None  # opt-in: also save the recording there as FLAC (the source path)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,36 @@ class TrainResult:
     head: Any  # models.heads.Head
     report: Any  # models.heads.HeadReport
     path: Path
+
+
+def audio_dir(store: Any, name: str) -> Path:
+    """Folder for a head's kept raw recordings (only used when the user opts in): ``<heads>/NAME.audio``."""
+    return Path(store.root) / f"{name}.audio"
+
+
+def keep_recording(
+    folder: str | os.PathLike[str], class_name: str, audio: np.ndarray, sample_rate: int
+) -> Path:
+    """Save a recording (n,) or (n, ch) float32 as ``CLASS_YYYYmmdd-HHMMSS[_k].flac`` in ``folder``
+    (atomic: written to a temporary name, then renamed)."""
+    import time
+
+    import soundfile as sf
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in class_name) or "class"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{stem}_{stamp}.flac"
+    k = 1
+    while path.exists():
+        path = folder / f"{stem}_{stamp}_{k}.flac"
+        k += 1
+    tmp = folder / f".{path.name}.tmp"
+    x = np.clip(np.asarray(audio, np.float32), -1.0, 1.0)
+    sf.write(tmp, x, int(sample_rate), format="FLAC", subtype="PCM_24")
+    os.replace(tmp, path)
+    return path
 
 
 class CancelledJobError(Exception):
@@ -191,7 +222,12 @@ class HeadJobRunner(QObject):
         errors: list[str] = []
         if job.audio is not None:
             parts.append(self._embed_audio(job.audio, job.sample_rate, cancel))
-            sources += [job.source or "recording"] * len(parts[-1])
+            source = job.source or "recording"
+            if job.keep_audio_dir:
+                source = os.fspath(
+                    keep_recording(job.keep_audio_dir, job.class_name, job.audio, job.sample_rate)
+                )
+            sources += [source] * len(parts[-1])
             files = 0
         else:
             found = list_audio_files(job.paths)

@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QListWidget, QListWidgetItem, QMessageBox, QWidget
 
 from app.gui import heads_logic as logic
+from app.gui.heads_jobs import audio_dir
 from models.head_store import ExampleSet, check_name
 from models.heads import HeadError, load_head
 
@@ -139,6 +140,8 @@ class HeadListMixin:
                 raise ValueError(f"a head named '{new}' already exists")
             else:
                 self.store.examples_path(old).rename(self.store.examples_path(new))
+            if audio_dir(self.store, old).is_dir() and not audio_dir(self.store, new).exists():
+                audio_dir(self.store, old).rename(audio_dir(self.store, new))
         except (ValueError, OSError, HeadError) as exc:
             self.message(str(exc))
             return False
@@ -154,6 +157,14 @@ class HeadListMixin:
         if self.active_name == name:
             self.activate(None)
         self.store.delete(name)
+        kept = audio_dir(self.store, name)
+        if kept.is_dir():
+            for f in kept.glob("*.flac"):
+                f.unlink(missing_ok=True)
+            try:
+                kept.rmdir()
+            except OSError as exc:  # other files the user put there stay
+                self.message(f"Kept audio folder not removed: {exc}")
         self.refresh_list()
 
     def import_head(self, path: str | Path, name: str | None = None) -> bool:
