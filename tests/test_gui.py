@@ -272,3 +272,23 @@ def test_cli_smoke_screenshot(qtbot, tiny_mel_pack: Path, tmp_path: Path) -> Non
     assert code == 0
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_qt_binding_keeps_refcounts(qtbot) -> None:
+    """PySide6 6.12.0 leaks a decref of a slot's return value per timer call (crashes after minutes)."""
+    import sys
+
+    from PySide6.QtCore import QObject
+
+    class Receiver(QObject):
+        def slot(self) -> None:
+            return None
+
+    receiver = Receiver()
+    timer = QTimer()
+    timer.timeout.connect(receiver.slot)
+    before = sys.getrefcount(None)
+    timer.start(0)
+    qtbot.wait(100)
+    timer.stop()
+    assert sys.getrefcount(None) - before > -20, "this PySide6 corrupts refcounts (pyproject.toml)"
