@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
-    QMessageBox,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -43,7 +42,7 @@ from app.gui import heads_logic as logic
 from app.gui.heads_editor import ClassTable, Recorder
 from app.gui.heads_jobs import EmbedJob, HeadJobRunner, audio_dir
 from app.gui.heads_manage import HeadListMixin
-from app.gui.heads_output import HeadOutputPanel, export_head_events, span_embeddings
+from app.gui.heads_output import HeadOutputPanel, export_events_dialog, span_embeddings
 from app.gui.heads_train import TrainMixin, button
 from app.paths import heads_dir
 from models.config import WindowConfig
@@ -134,6 +133,7 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
         ):
             row1.addWidget(b)
         row2.addWidget(_button("Add files…", self._add_files_clicked))
+        row2.addWidget(_button("Add folder…", self._add_folder_clicked))
         row2.addWidget(_button("Clear examples", self._clear_clicked))
         row2.addStretch(1)
         self.keep_audio = QCheckBox("Keep audio")
@@ -327,6 +327,15 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
             if files:
                 self.add_files(name, files)
 
+    def _add_folder_clicked(self) -> None:
+        name = self.class_table.current_class()
+        if name:
+            folder = QFileDialog.getExistingDirectory(
+                self, f"A folder of '{name}' examples", str(Path.home())
+            )
+            if folder:
+                self.add_files(name, [folder])
+
     def _record_clicked(self) -> None:
         name = self.class_table.current_class()
         if name:
@@ -344,26 +353,6 @@ class _CloseWatcher(QObject):
         if event.type() == QEvent.Type.Close:
             self.dialog.shutdown()
         return False
-
-
-def export_events_dialog(win: MainWindow, dialog: HeadsDialog) -> None:
-    """Ask for a file and write the active head's events of the current view (per-class thresholds)."""
-    if dialog.active is None:
-        QMessageBox.information(win, "Export head events", "No personal head is active.")
-        return
-    from app.gui.actions import EXPORT_FILTERS
-
-    start = str(Path.home() / "head.events.csv")
-    filters = ";;".join(EXPORT_FILTERS.values())
-    path, chosen = QFileDialog.getSaveFileName(win, "Export head events", start, filters)
-    if path:
-        fmt = next((k for k, v in EXPORT_FILTERS.items() if v == chosen), None)
-        try:
-            out, n = export_head_events(win, dialog.active, path, fmt)
-        except (OSError, ValueError) as exc:
-            win.notifier.report(f"Export failed: {exc}")
-            return
-        win.statusBar().showMessage(f"Exported {n} head events to {out}", 8000)
 
 
 def install(win: MainWindow) -> None:
@@ -386,7 +375,7 @@ def install(win: MainWindow) -> None:
     manage.setShortcut(QKeySequence("Ctrl+H"))
     manage.triggered.connect(dialog.show_dialog)
     export = QAction("Export &head events…", win)
-    export.triggered.connect(lambda: export_events_dialog(win, dialog))
+    export.triggered.connect(lambda: export_events_dialog(win, dialog.active))
     off = QAction("&Deactivate head", win)
     off.triggered.connect(lambda: dialog.activate(None))
     menu.addActions([manage, export, off])

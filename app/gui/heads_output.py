@@ -23,9 +23,11 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -74,6 +76,26 @@ def export_head_events(
     events = head_events(head, series.starts, series.ends, probs)
     out = write_events(events, path, fmt or format_from_path(path) or "csv")
     return out, len(events)
+
+
+def export_events_dialog(win: MainWindow, head: Head | None) -> None:
+    """Ask for a file and write the active head's events of the current view (per-class thresholds)."""
+    if head is None:
+        QMessageBox.information(win, "Export head events", "No personal head is active.")
+        return
+    from app.gui.actions import EXPORT_FILTERS
+
+    start = str(Path.home() / "head.events.csv")
+    filters = ";;".join(EXPORT_FILTERS.values())
+    path, chosen = QFileDialog.getSaveFileName(win, "Export head events", start, filters)
+    if path:
+        fmt = next((k for k, v in EXPORT_FILTERS.items() if v == chosen), None)
+        try:
+            out, n = export_head_events(win, head, path, fmt)
+        except (OSError, ValueError) as exc:
+            win.notifier.report(f"Export failed: {exc}")
+            return
+        win.statusBar().showMessage(f"Exported {n} head events to {out}", 8000)
 
 
 class HeadOutputPanel(QWidget):
