@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -165,6 +166,7 @@ def test_event_loop_stays_responsive_during_long_file(qtbot, window: MainWindow,
     On a shared, overloaded machine the OS may not schedule the GUI thread for a while whatever the app
     does; where Linux reports it, the time the thread sat runnable in the CPU run queue is subtracted,
     so the test measures the app blocking its own event loop (on an idle machine both are the same).
+    With more than 1.5 runnable tasks per core the bound is relaxed to 300 ms (see below).
     """
     long_file = _tone_file(tmp_path / "long.wav", 60.0)
     window.open_paths([long_file])
@@ -190,7 +192,11 @@ def test_event_loop_stays_responsive_during_long_file(qtbot, window: MainWindow,
     assert len(gaps) > 20
     print(f"event loop: {len(raw)} ticks, max gap {max(raw) * 1000:.0f} ms wall, "
           f"{max(gaps) * 1000:.0f} ms without CPU run-queue waits")  # fmt: skip
-    assert max(gaps) < 0.100, f"max event-loop stall {max(gaps) * 1000:.0f} ms"
+    # 100 ms is the target; on a machine with more runnable tasks than 1.5 per core the GIL holder (the
+    # worker) is itself descheduled for long stretches, so only blocking of a different order is caught
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    limit = 0.100 if load <= 1.5 else 0.300
+    assert max(gaps) < limit, f"max event-loop stall {max(gaps) * 1000:.0f} ms (load {load:.1f} per core)"
 
 
 def test_cancel_stops_a_file_job(qtbot, window: MainWindow, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Live capture through PortAudio for real: a private PulseAudio null sink is the input device.
+"""Live capture and file playback through PortAudio for real, with a private PulseAudio null sink.
 
 A known tone is played into the null sink with ``paplay``; the app's ``SoundDeviceSource`` records the
 sink's monitor through PortAudio's ALSA ``pulse`` device, exactly the path a microphone takes. Skips
@@ -73,8 +73,9 @@ def _dominant_hz(x: np.ndarray, sr: int) -> float:
     return float(np.fft.rfftfreq(x.size, 1 / sr)[int(np.argmax(spec))])
 
 
-def test_live_capture_through_portaudio(qtbot, null_sink: dict[str, str], tiny_mel_pack: Path, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_live_capture_through_portaudio(
+    qtbot, null_sink: dict[str, str], tiny_mel_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from app.audio_input import SoundDeviceSource
     from app.gui.main_window import MainWindow
     from app.settings import Settings
@@ -113,4 +114,41 @@ def test_live_capture_through_portaudio(qtbot, null_sink: dict[str, str], tiny_m
         if player is not None:
             player.terminate()
             player.wait(10)
+        win.shutdown()
+
+
+def test_file_playback_moves_the_playhead(
+    qtbot, null_sink: dict[str, str], tiny_mel_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sounddevice as sd
+
+    from app.gui.main_window import MainWindow
+    from app.settings import Settings
+
+    monkeypatch.setenv("ENCOTAG_HOME", str(tmp_path / "home"))
+    sr = 44100
+    t = np.arange(int(6 * sr)) / sr
+    tone = tmp_path / "tone.flac"
+    sf.write(tone, (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32), sr)
+    win = MainWindow(Settings(window_s=1.0, hop_s=0.5), pack_path=str(tiny_mel_pack))
+    qtbot.addWidget(win)
+    try:
+        qtbot.waitUntil(lambda: win.pack_info is not None, timeout=30000)
+        (job,) = win.open_paths([tone])
+        view = win.files[job]
+        qtbot.waitUntil(lambda: view.status == "done", timeout=60000)
+        view.set_cursor(1.0)
+        win.toggle_play()
+        qtbot.waitUntil(lambda: view.player.position() > 1.5, timeout=10000)
+        assert view.player.playing and view.player.error is None
+        recorded = sd.rec(int(0.5 * 48000), samplerate=48000, channels=1, device="pulse", blocking=True)[:, 0]
+        assert _dominant_hz(recorded, 48000) == pytest.approx(TONE_HZ, abs=3.0)
+        win.refresh_all()
+        assert view.playheads[0].isVisible() and view.playheads[0].value() > 1.5
+        assert view.play_button.text() == "■ Stop"
+        win.toggle_play()
+        assert not view.player.playing
+        win.refresh_all()
+        assert not view.playheads[0].isVisible()
+    finally:
         win.shutdown()

@@ -63,6 +63,8 @@ def build_menus(win: MainWindow) -> None:
     win.menu_recent = m_file.addMenu("Open &recent")
     m_file.addActions([win.act_open, win.act_open_dir])
     m_file.addMenu(win.menu_recent)
+    win.act_play = _action(win, "&Play from cursor", win.toggle_play, "Ctrl+P")
+    m_file.addAction(win.act_play)
     m_file.addSeparator()
     m_file.addAction(win.act_export)
     m_file.addSeparator()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from app.gui.errors import ErrorNotifier, install_error_hooks
@@ -67,6 +67,7 @@ def save_screenshot(win: MainWindow, path: str | Path) -> Path:
 def run_gui(opts: GuiOptions) -> int:
     """Run the app until the window closes (or ``exit_after`` seconds); returns the exit code."""
     app = QApplication.instance()
+    owns_app = not isinstance(app, QApplication)
     if not isinstance(app, QApplication):
         app = QApplication(sys.argv[:1])
     app.setApplicationName("Encotag")
@@ -94,7 +95,6 @@ def run_gui(opts: GuiOptions) -> int:
                     log.error("%s", exc)
                     status["code"] = 1
             win.close()
-            app.quit()
 
         def arm(*_args: object) -> None:
             QTimer.singleShot(int(opts.exit_after * 1000), finish)  # type: ignore[operator]
@@ -104,5 +104,10 @@ def run_gui(opts: GuiOptions) -> int:
         win.model_settled.connect(arm)
     elif opts.screenshot:
         log.warning("--screenshot needs --exit-after; no screenshot will be taken")
-    code = app.exec()
+    if owns_app:
+        code = app.exec()  # quits when the last window closes
+    else:  # embedded (tests): run until this window closes, leave the host's application running
+        loop = QEventLoop()
+        win.closed.connect(loop.quit)
+        code = loop.exec()
     return status["code"] or int(code)

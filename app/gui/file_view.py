@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from app.gui.playback import FilePlayer
 from app.gui.plots import ACCENT, TagHistoryPlot, _style_plot
 from app.gui.series import Overview, ResultBatch, ResultSeries
 from app.trajectory import Trajectory
@@ -24,6 +25,7 @@ class FileView(QWidget):
     """
 
     time_selected = Signal(float)
+    play_failed = Signal(str)  # emitted from the playback thread: connect to a QObject's method
 
     def __init__(self, path: Path, job_id: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,9 +66,22 @@ class FileView(QWidget):
             self.cursors.append(line)
             plot.scene().sigMouseClicked.connect(lambda ev, p=plot: self._clicked(p, ev))
 
+        self.player = FilePlayer()
+        self.play_button = QPushButton("▶ Play")
+        self.play_button.setToolTip("Play the file from the cursor (Ctrl+P)")
+        self.play_button.clicked.connect(self.toggle_play)
+        self.playheads = []
+        for plot in (self.wave, self.tags):
+            head = pg.InfiniteLine(0.0, angle=90, movable=False, pen=pg.mkPen((44, 160, 44), width=2))
+            head.setVisible(False)
+            plot.addItem(head)
+            self.playheads.append(head)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.play_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(self.title)
+        lay.addLayout(top)
         lay.addWidget(self.wave, 1)
         lay.addWidget(self.tags, 3)
 
@@ -124,6 +139,25 @@ class FileView(QWidget):
 
     def set_threshold(self, value: float) -> None:
         self.tags.set_threshold(value)
+
+    # --- playback ------------------------------------------------------------------------------------
+    def toggle_play(self) -> None:
+        """Play from the cursor, or stop playing."""
+        if self.player.playing:
+            self.player.stop()
+        else:
+            self.player.play(self.path, self.cursor_s, on_error=self.play_failed.emit)
+        self.update_playhead()
+
+    def update_playhead(self) -> bool:
+        """Move the playhead to the playing position; returns True while playing."""
+        playing = self.player.playing
+        self.play_button.setText("■ Stop" if playing else "▶ Play")
+        for head in self.playheads:
+            head.setVisible(playing)
+            if playing:
+                head.setValue(self.player.position())
+        return playing
 
     # --- cursor --------------------------------------------------------------------------------------
     def set_cursor(self, t: float, emit: bool = True) -> None:

@@ -45,8 +45,9 @@ from models.results import Progress
 log = logging.getLogger(__name__)
 
 REFRESH_MS = 25  # one drawing stage per tick (see refresh)
-# minimum seconds between redraws of: scope+meter, live tag plot, bars+table, trajectory, file view
-STAGE_MIN_S = (0.06, 0.1, 0.1, 0.2, 0.2)
+# minimum seconds between redraws of: scope+meter, live tag plot, bars+table, trajectory, file view,
+# playhead
+STAGE_MIN_S = (0.06, 0.1, 0.1, 0.2, 0.2, 0.05)
 SourceFactory = Callable[[], Any]  # () -> app.audio_input.InputSource
 
 
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
 
     source_failed = Signal(str)
     model_settled = Signal()  # the model pack loaded or failed (GUI thread)
+    closed = Signal()
 
     def __init__(
         self,
@@ -86,7 +88,7 @@ class MainWindow(QMainWindow):
         self._stage_last = [0.0] * len(STAGE_MIN_S)
         self._stages = (
             self._stage_scope, self._stage_live_plot, self._stage_bars, self._stage_trajectory,
-            self._stage_file,
+            self._stage_file, self._stage_playhead,
         )  # fmt: skip
         self.setWindowTitle("Encotag")
         self.setAcceptDrops(True)
@@ -293,6 +295,7 @@ class MainWindow(QMainWindow):
             view.set_threshold(self.settings.threshold)
             view.set_selected(self.picker.checked())
             view.time_selected.connect(self._cursor_moved)
+            view.play_failed.connect(self._play_failed)
             self.files[job] = view
             self.tabs.addTab(view, path.name)
             self.tabs.setTabToolTip(self.tabs.count() - 1, str(path))
@@ -348,9 +351,18 @@ class MainWindow(QMainWindow):
     def cancel_jobs(self) -> None:
         self.worker.cancel(None)
 
+    def _play_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+
+    def toggle_play(self) -> None:
+        view = self.current_file()
+        if view is not None:
+            view.toggle_play()
+
     def _close_tab(self, index: int) -> None:
         view = self.tabs.widget(index)
         if isinstance(view, FileView):
+            view.player.stop()
             self.worker.cancel(view.job_id)
             self.files.pop(view.job_id, None)
             self.tabs.removeTab(index)
@@ -494,6 +506,13 @@ class MainWindow(QMainWindow):
         self.trajectory_view.set_snapshot(self.live.trajectory.snapshot())
         return True
 
+    def _stage_playhead(self) -> bool:
+        view = self.current_file()
+        if view is None or not (view.player.playing or view.playheads[0].isVisible()):
+            return False
+        view.update_playhead()
+        return True
+
     def _stage_file(self) -> bool:
         view = self.current_file()
         did = False
@@ -522,10 +541,13 @@ class MainWindow(QMainWindow):
         self.shutdown()
         actions.save_window_settings(self)
         super().closeEvent(event)
+        self.closed.emit()
 
     def shutdown(self) -> None:
         """Stop input, cancel jobs and join the worker thread (idempotent)."""
         self.timer.stop()
+        for view in self.files.values():
+            view.player.stop()
         if self.live.running:
             self.stop_live()
         self.worker.stop()
