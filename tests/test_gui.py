@@ -145,6 +145,12 @@ def test_live_synthetic_source_updates_plots(qtbot, tiny_mel_pack: Path) -> None
         assert np.ptp(win.trajectory_view.snapshot.xy[:, 0]) > 0  # a real 2-D projection, not a point
         ends = win.live.series.ends
         assert np.all(np.diff(ends) > 0)  # newest-wins windows arrive in order
+        # a new hop restarts live tagging with it (windows never closer than the hop)
+        actions.set_analysis(win, hop_s=0.5)
+        assert win.settings.hop_s == 0.5
+        qtbot.waitUntil(lambda: len(win.live.series) >= 4 and win.live.series.ends[0] < 2.0, timeout=60000)
+        win.refresh_all()
+        assert np.all(np.diff(win.live.series.ends) >= 0.5 - 1e-6)
         win.stop_live()
         assert not win.live.running and made[0].done.wait(5)
     finally:
@@ -298,3 +304,31 @@ def test_qt_binding_keeps_refcounts(qtbot) -> None:
     qtbot.wait(100)
     timer.stop()
     assert sys.getrefcount(None) - before > -20, "this PySide6 corrupts refcounts (pyproject.toml)"
+
+
+def test_unexpected_error_shows_non_modal_notice(qtbot, window: MainWindow) -> None:
+    import sys
+    import threading
+
+    from app.gui.errors import install_error_hooks
+
+    hooks = (sys.excepthook, threading.excepthook)
+    try:
+        install_error_hooks(window.notifier)
+
+        def boom() -> None:
+            raise RuntimeError("synthetic failure in a helper thread")
+
+        thread = threading.Thread(target=boom)
+        thread.start()
+        thread.join()
+        notifier = window.notifier
+        qtbot.waitUntil(lambda: notifier.box is not None and notifier.box.isVisible(), timeout=5000)
+        box = notifier.box
+        assert box.windowModality() == Qt.WindowModality.NonModal
+        assert "synthetic failure" in box.text() and notifier.log_path() in box.text()
+        assert "RuntimeError" in box.detailedText()
+        assert window.isEnabled()  # the window keeps working
+        box.close()
+    finally:
+        sys.excepthook, threading.excepthook = hooks

@@ -30,6 +30,8 @@ EXPORT_FILTERS = {
 }
 AUDIO_FILTER = "Audio (*.wav *.flac *.ogg *.oga *.opus *.mp3 *.aif *.aiff *.au *.caf *.w64);;All files (*)"
 MIN_EVENT_S = 0.25
+WINDOW_CHOICES = (0.5, 1.0, 2.0, 5.0)
+HOP_CHOICES = (0.1, 0.25, 0.5, 1.0)
 MAX_RECENT = 10
 
 
@@ -78,6 +80,9 @@ def build_menus(win: MainWindow) -> None:
     win.menu_devices = m_live.addMenu("Input &device")
     win.menu_devices.aboutToShow.connect(lambda: refresh_devices(win))
     m_live.addAction(_action(win, "&Clear live history", lambda: clear_live(win)))
+    m_live.addSeparator()
+    _choice_menu(win, m_live.addMenu("Analysis &window"), WINDOW_CHOICES, "window_s")
+    _choice_menu(win, m_live.addMenu("Tag &updates (hop)"), HOP_CHOICES, "hop_s")
 
     m_view = mb.addMenu("&View")
     for dock in (win.dock_topk, win.dock_traj, win.dock_table, win.dock_picker):
@@ -111,6 +116,30 @@ def build_menus(win: MainWindow) -> None:
     win.device_combo.activated.connect(lambda _i: _device_chosen(win))
     refresh_devices(win)
     win.setWindowIcon(app_icon())
+
+
+def _choice_menu(win: MainWindow, menu: Any, choices: tuple[float, ...], field: str) -> None:
+    group = QActionGroup(win)
+    current = getattr(win.settings, field)
+    for value in choices:
+        text = f"{value:g} s" if field == "window_s" else f"every {value:g} s ({1 / value:g} per second)"
+        act = QAction(text, win, checkable=True)
+        act.setChecked(abs(current - value) < 1e-9)
+        act.triggered.connect(lambda _c=False, v=value: set_analysis(win, **{field: v}))
+        group.addAction(act)
+        menu.addAction(act)
+
+
+def set_analysis(win: MainWindow, window_s: float | None = None, hop_s: float | None = None) -> None:
+    """Change the analysis window/hop: live tagging restarts with it, files opened later use it."""
+    from models.config import WindowConfig
+
+    w = window_s if window_s is not None else win.settings.window_s
+    h = min(hop_s if hop_s is not None else win.settings.hop_s, w)
+    win.settings = dataclasses.replace(win.settings, window_s=w, hop_s=h)
+    win.worker.set_window(WindowConfig(window_s=w, hop_s=h))
+    clear_live(win)
+    win.statusBar().showMessage(f"Analysis: {w:g} s windows every {h:g} s", 5000)
 
 
 def clear_live(win: MainWindow) -> None:

@@ -132,6 +132,8 @@ class InferenceWorker(QObject):
         self.window = window
         if self._tap is not None:
             self._attach_tagger()
+        if self._timer is not None and self._timer.isActive():
+            self._timer.start(max(10, int(self.window.hop_s * 1000 / 4)))
 
     # --- live -----------------------------------------------------------------------------------------
     @Slot(object)
