@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from app import __version__
 
-COMMANDS = ("gui", "tag", "embed", "info", "pack", "eval", "corpus", "train", "head", "bench")
+COMMANDS = ("gui", "tag", "embed", "encode", "info", "pack", "eval", "corpus", "train", "head", "bench")
 
 log = logging.getLogger(__name__)
 

@@ -324,7 +324,16 @@ def tag_file(
     Decodes ``block_s`` seconds at a time, runs the engine on ``batch_size`` windows per call, reports
     ``progress`` after each batch and stops quietly (between batches) when ``cancel`` is set.
     Raises :class:`models.audio.AudioError` for unreadable files (possibly after some windows).
+    Codec packs (an engine with ``codec`` and ``infer_codes``) encode the file once and window its codes
+    (:func:`models.code_tagging.tag_audio_codes`: same windows, 4× less encoder work at a 0.25 s hop).
     """
+    if getattr(engine, "codec", None) is not None and hasattr(engine, "infer_codes"):
+        from models.code_tagging import tag_audio_codes
+
+        yield from tag_audio_codes(
+            engine, path, window, head, progress, cancel, batch_size=batch_size, stats=stats
+        )
+        return
     window = window or engine.window
     sr = int(engine.sample_rate)
     win_n, hop_n = window_samples(window, sr)

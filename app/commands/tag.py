@@ -6,6 +6,9 @@ the teacher's sample clips). Events come from :func:`models.events.merge_events`
 ``--threshold``, stays open down to 0.7 × threshold, gaps ≤ 0.25 s are bridged and events shorter than
 ``--min-duration`` are dropped.
 
+A ``.ecodes`` code-stream file (``encotag encode``; format in ``models/codes.py``) is tagged from its
+codec codes directly, without audio decoding or the codec encoder; it needs the codec pack that made it.
+
 Output (``--format``): ``table`` (people), ``csv``, ``json``, ``audacity``, ``srt``, ``vtt`` (events).
 With ``--out FILE`` and one input the output goes to FILE; with several inputs ``--out`` is a folder
 that gets one ``<name><ext>`` per input. On stdout, several inputs are separated by ``==> PATH <==``
@@ -159,8 +162,9 @@ class ProgressLine:
 def report_failure(path: Path | str, exc: BaseException) -> None:
     """Name the file and the reason on stderr (one line); unexpected errors go to the log with a trace."""
     from models.audio import AudioError
+    from models.codes import CodesError
 
-    if isinstance(exc, AudioError):
+    if isinstance(exc, AudioError | CodesError):
         print(f"encotag: {exc}", file=sys.stderr)
     else:
         log.debug("unexpected error on %s", path, exc_info=exc)
@@ -198,13 +202,23 @@ class FileTags:
 
 
 def tag_one(engine: Any, path: Path, window: Any, head: Any) -> FileTags:
-    """Run the pipeline over one file, keeping only times and probabilities (not embeddings)."""
+    """Run the pipeline over one file, keeping only times and probabilities (not embeddings).
+    ``.ecodes`` files are tagged from their codes (:func:`models.code_tagging.tag_codes`)."""
     from models.pipeline import tag_file
 
     starts, ends, probs, head_rows = [], [], [], []
     bar = ProgressLine(path.name)
+    if path.suffix.lower() == ".ecodes":
+        from models.code_tagging import tag_codes
+        from models.codes import CodesError, load_codes
+
+        if engine.codec is None:
+            raise CodesError(f"{path}: a code stream needs the codec pack that made it, not a mel pack")
+        results = tag_codes(engine, load_codes(path, codec_id=engine.codec_id), window, head)
+    else:
+        results = tag_file(engine, path, window=window, head=head, progress=bar)
     try:
-        for r in tag_file(engine, path, window=window, head=head, progress=bar):
+        for r in results:
             starts.append(r.start)
             ends.append(r.end)
             probs.append(r.probs)

@@ -1,0 +1,302 @@
+"""Tagging from codec codes: encode audio to a code stream and tag windows of codes.
+
+A codec pack's tagger reads the quantized latent, i.e. the codes. Tagging a file therefore only needs
+the codes **once**: :func:`iter_codes` encodes the file block by block (bounded memory; each block with
+``context_s`` of the audio before it, whose frames are dropped, so joins see left context as in a
+whole-file encode — the encoder is causal), and :class:`CodeWindows` cuts the code stream into the
+pack's windows, like ``tag_file`` cuts audio. With overlapping windows (1 s every 0.25 s) this encodes
+each second of audio once instead of four times; the tagger was distilled on windows sliced from the
+codes of whole 10 s clips, which is what this gives.
+
+Window convention (as ``models.pipeline.tag_file``): windows of ``win_n`` samples start at 0, hop,
+2·hop, …; one zero-padded window covers an uncovered tail (or a stream shorter than a window). Window
+``[s, s + win_n)`` uses latent frames ``[round(s / hop_length), … + round(win_n / hop_length))``; frames
+past the end are filled with the codes of silence.
+
+- :func:`encode_file` → :class:`~models.codes.CodeStream` (``encotag encode``),
+- :func:`tag_codes` (a loaded ``.ecodes`` stream; ``encotag tag FILE.ecodes``),
+- :func:`tag_audio_codes` (an audio file through its codes; what ``tag_file`` runs for codec packs).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from models.codes import CodesError, CodeStream
+from models.results import Progress, WindowResult
+
+ENCODE_BLOCK_S = 10.0
+CONTEXT_S = 1.0
+
+
+def _codec(engine: Any, what: str) -> Any:
+    codec = getattr(engine, "codec", None)
+    if codec is None:
+        raise CodesError(f"{what}: needs a codec pack; {engine.info.name} is a mel pack")
+    return codec
+
+
+def iter_codes(
+    engine: Any,
+    path: str | os.PathLike[str],
+    block_s: float = ENCODE_BLOCK_S,
+    context_s: float = CONTEXT_S,
+    *,
+    stats: dict[str, int] | None = None,
+) -> Iterator[np.ndarray]:
+    """Codes ``(n_q, f)`` int64 of an audio file, block by block, in order (ceil(n / hop) frames in all).
+
+    ``stats`` receives ``n_samples`` (engine-rate samples), ``frames_in`` and ``peak_block_frames`` (of
+    the decoder) once the file is done. Raises ``models.audio.AudioError`` for unreadable files.
+    """
+    from models.audio import iter_audio
+
+    codec = _codec(engine, str(path))
+    sr, hop = int(engine.sample_rate), int(codec.hop_length)
+    block_n = max(1, round(block_s * sr / hop)) * hop
+    ctx_n = max(0, round(context_s * sr / hop)) * hop
+    pending = np.zeros(0, np.float32)
+    context = np.zeros(0, np.float32)
+    n_samples = 0
+    io: dict[str, int] = {}
+
+    def encode(block: np.ndarray) -> np.ndarray:
+        nonlocal context
+        x = np.concatenate([context, block])
+        codes = engine.encode(x[None])[0]
+        context = x[-ctx_n:] if ctx_n else np.zeros(0, np.float32)
+        return np.asarray(codes[:, -(-len(x) // hop) - (-(-len(block) // hop)) :], dtype=np.int64)
+
+    for chunk in iter_audio(path, sr, stats=io):
+        n_samples += len(chunk)
+        pending = np.concatenate([pending, chunk])
+        while len(pending) >= block_n:
+            yield encode(pending[:block_n])
+            pending = pending[block_n:]
+    if len(pending):
+        yield encode(pending)
+    if stats is not None:
+        stats.update(io, n_samples=n_samples)
+
+
+def encode_file(engine: Any, path: str | os.PathLike[str], block_s: float = ENCODE_BLOCK_S) -> CodeStream:
+    """The whole file's :class:`CodeStream` (see :func:`iter_codes`; the codes themselves are small:
+    8 int16 per 13.3 ms at 6 kbps, about 4 MB per hour)."""
+    codec = _codec(engine, str(path))
+    st: dict[str, int] = {}
+    parts = list(iter_codes(engine, path, block_s, stats=st))
+    n_q = int(codec.n_q)
+    codes = np.concatenate(parts, axis=1) if parts else np.zeros((n_q, 0), np.int64)
+    return CodeStream(
+        codes=codes,
+        codec_id=engine.codec_id,
+        bandwidth=float(codec.cfg.bandwidth),
+        frame_rate=float(codec.frame_rate),
+        sample_rate=int(engine.sample_rate),
+        n_samples=int(st.get("n_samples", 0)),
+    )
+
+
+class CodeWindows:
+    """Cuts a stream of code blocks ``(n_q, f)`` into windows ``(n_q, win_f)`` with a bounded buffer.
+
+    ``feed(block)`` yields ``(k, window)`` for window ``k`` once the codes after it show that the audio
+    reaches its end; ``finish(n_samples)`` yields the rest (the padded tail window included).
+    """
+
+    def __init__(self, win_n: int, hop_n: int, hop: int, silence: Callable[[], np.ndarray]) -> None:
+        self.win_n, self.hop_n, self.hop = win_n, hop_n, hop
+        self.win_f = max(1, round(win_n / hop))
+        self._silence = silence
+        self.buf: np.ndarray | None = None
+        self.buf_f0 = 0  # frame index of buf[:, 0]
+        self.next_k = 0
+        self.peak_frames = 0
+
+    def _f0(self, k: int) -> int:
+        return round(k * self.hop_n / self.hop)
+
+    def _window(self, k: int) -> np.ndarray:
+        assert self.buf is not None
+        f0 = self._f0(k) - self.buf_f0
+        part = self.buf[:, f0 : f0 + self.win_f]
+        if part.shape[1] == self.win_f:
+            return part
+        pad = self._silence()[: part.shape[0], : self.win_f - part.shape[1]]
+        return np.concatenate([part, pad], axis=1)
+
+    def feed(self, block: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        self.buf = block if self.buf is None else np.concatenate([self.buf, block], axis=1)
+        self.peak_frames = max(self.peak_frames, self.buf.shape[1])
+        avail = self.buf_f0 + self.buf.shape[1]
+        # frames up to f0 + win_f + 1 exist and one more after them: the audio covers the whole window
+        while self._f0(self.next_k) + self.win_f + 2 <= avail:
+            yield self.next_k, self._window(self.next_k)
+            self.next_k += 1
+        drop = self._f0(self.next_k) - self.buf_f0
+        if drop > 0:
+            self.buf = self.buf[:, drop:]
+            self.buf_f0 += drop
+
+    def finish(self, n_samples: int) -> Iterator[tuple[int, np.ndarray]]:
+        from models.pipeline import count_windows
+
+        if self.buf is None:
+            return
+        for k in range(self.next_k, count_windows(max(n_samples, 1), self.win_n, self.hop_n)):
+            yield k, self._window(k)
+        self.next_k = count_windows(max(n_samples, 1), self.win_n, self.hop_n)
+
+
+def _tag_blocks(
+    engine: Any,
+    blocks: Iterable[np.ndarray],
+    n_samples: Callable[[], int],
+    window: Any,
+    head: Any,
+    *,
+    batch_size: int,
+    progress: Callable[[Progress], Any] | None,
+    cancel: Any,
+    est_total: int,
+    name: str,
+) -> Iterator[WindowResult]:
+    from models.pipeline import is_cancelled, window_samples
+
+    codec = _codec(engine, name)
+    window = window or engine.window
+    sr, hop = int(engine.sample_rate), int(codec.hop_length)
+    win_n, hop_n = window_samples(window, sr)
+    cache: list[np.ndarray] = []
+
+    def silence() -> np.ndarray:
+        if not cache:
+            cache.append(engine.encode(np.zeros((1, win_n), np.float32))[0])
+        return cache[0]
+
+    cw = CodeWindows(win_n, hop_n, hop, silence)
+    ks: list[int] = []
+    wins: list[np.ndarray] = []
+    done = 0
+
+    def run_batch() -> list[WindowResult]:
+        nonlocal done
+        probs, emb = engine.infer_codes(np.stack(wins))
+        head_probs = np.asarray(head.predict(emb), np.float32) if head is not None else None
+        total = n_samples() or 0
+        out = [
+            WindowResult(
+                start=k * hop_n / sr,
+                end=(k * hop_n + win_n if not total else min(k * hop_n + win_n, total)) / sr,
+                probs=np.asarray(probs[i], np.float32),
+                embedding=np.asarray(emb[i], np.float32),
+                head_probs=None if head_probs is None else head_probs[i],
+            )
+            for i, k in enumerate(ks)
+        ]
+        done += len(ks)
+        ks.clear()
+        wins.clear()
+        if progress is not None:
+            progress(Progress(done, max(est_total, done), name))
+        return out
+
+    for block in blocks:
+        for k, w in cw.feed(block):
+            ks.append(k)
+            wins.append(w)
+            if len(ks) == batch_size:
+                yield from run_batch()
+                if is_cancelled(cancel):
+                    return
+    for k, w in cw.finish(n_samples()):
+        ks.append(k)
+        wins.append(w)
+        if len(ks) == batch_size:
+            yield from run_batch()
+            if is_cancelled(cancel):
+                return
+    if ks:
+        yield from run_batch()
+
+
+def tag_codes(
+    engine: Any,
+    stream: CodeStream,
+    window: Any = None,
+    head: Any = None,
+    *,
+    batch_size: int = 8,
+    progress: Callable[[Progress], Any] | None = None,
+    cancel: Any = None,
+) -> Iterator[WindowResult]:
+    """:class:`WindowResult` per window of a code stream made by ``engine``'s codec."""
+    from models.pipeline import count_windows, window_samples
+
+    _codec(engine, "tag_codes")
+    if stream.codec_id != engine.codec_id:
+        raise CodesError(f"code stream made by codec {stream.codec_id}, not {engine.codec_id}")
+    win_n, hop_n = window_samples(window or engine.window, int(engine.sample_rate))
+    n = int(stream.n_samples)
+    blocks = [np.asarray(stream.codes, np.int64)] if stream.codes.shape[1] else []
+    return _tag_blocks(
+        engine,
+        blocks,
+        lambda: n,
+        window,
+        head,
+        batch_size=batch_size,
+        progress=progress,
+        cancel=cancel,
+        est_total=count_windows(max(n, 1), win_n, hop_n),
+        name="code stream",
+    )
+
+
+def tag_audio_codes(
+    engine: Any,
+    path: str | os.PathLike[str],
+    window: Any = None,
+    head: Any = None,
+    progress: Callable[[Progress], Any] | None = None,
+    cancel: Any = None,
+    *,
+    batch_size: int = 8,
+    stats: Any = None,
+) -> Iterator[WindowResult]:
+    """Tag an audio file through its codes (encoded once, see the module docstring); ``stats`` is a
+    ``models.pipeline.TagStats`` to fill. Raises ``models.audio.AudioError`` for unreadable files."""
+    from models.audio import probe
+    from models.pipeline import count_windows, window_samples
+
+    sr = int(engine.sample_rate)
+    win_n, hop_n = window_samples(window or engine.window, sr)
+    info = probe(path)
+    est = count_windows(math.ceil(info.frames * sr / info.sample_rate), win_n, hop_n)
+    st: dict[str, int] = {}
+    results = _tag_blocks(
+        engine,
+        iter_codes(engine, path, stats=st),
+        lambda: int(st.get("n_samples", 0)),
+        window,
+        head,
+        batch_size=batch_size,
+        progress=progress,
+        cancel=cancel,
+        est_total=est,
+        name=os.fspath(path),
+    )
+    n = 0
+    for r in results:
+        n += 1
+        yield r
+    if stats is not None:
+        stats.windows = n
+        stats.samples = int(st.get("n_samples", 0))
+        stats.frames_in = int(st.get("frames_in", 0))
+        stats.peak_block_frames = int(st.get("peak_block_frames", 0))
