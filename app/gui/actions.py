@@ -177,7 +177,12 @@ def refresh_devices(win: MainWindow) -> None:
     win.menu_devices.clear()
     for i in range(combo.count()):
         act = win.menu_devices.addAction(combo.itemText(i))
-        act.triggered.connect(lambda _c=False, k=i: (combo.setCurrentIndex(k), _device_chosen(win)))
+        act.triggered.connect(lambda _c=False, k=i: _pick_device(win, k))
+
+
+def _pick_device(win: MainWindow, index: int) -> None:
+    win.device_combo.setCurrentIndex(index)
+    _device_chosen(win)
 
 
 def _device_chosen(win: MainWindow) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QLabel,
     QMainWindow,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -57,6 +58,16 @@ class MainWindow(QMainWindow):
     source_failed = Signal(str)
     model_settled = Signal()  # the model pack loaded or failed (GUI thread)
     closed = Signal()
+
+    # actions and menus made by app.gui.actions.build_menus
+    act_open: QAction
+    act_open_dir: QAction
+    act_export: QAction
+    act_play: QAction
+    act_live: QAction
+    menu_recent: QMenu
+    menu_devices: QMenu
+    menu_heads: QMenu
 
     def __init__(
         self,
@@ -517,7 +528,9 @@ class MainWindow(QMainWindow):
         view = self.current_file()
         did = False
         for job, p in list(self._progress.items()):
-            self._file(job, lambda v, p=p: v.set_progress(p.done, p.total))
+            view_p = self.files.get(job)
+            if view_p is not None:
+                view_p.set_progress(p.done, p.total)
             self._update_job_status(p)
             did = True
         self._progress.clear()

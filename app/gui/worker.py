@@ -311,16 +311,16 @@ class WorkerThread(QObject):
 
     def __init__(self, window: WindowConfig | None = None) -> None:
         super().__init__()
-        self.thread = QThread()
-        self.thread.setObjectName("encotag-inference")
+        self.qthread = QThread()
+        self.qthread.setObjectName("encotag-inference")
         self.worker = InferenceWorker(window)
-        self.worker.moveToThread(self.thread)
+        self.worker.moveToThread(self.qthread)
         self.request_load.connect(self.worker.load)
         self.request_start_live.connect(self.worker.start_live)
         self.request_stop_live.connect(self.worker.stop_live)
         self.request_head.connect(self.worker.set_head)
         self.request_window.connect(self.worker.set_window)
-        self.thread.start()
+        self.qthread.start()
 
     def load(self, pack_path: str | None) -> None:
         self.request_load.emit(pack_path)
@@ -346,8 +346,8 @@ class WorkerThread(QObject):
     def stop(self, timeout_ms: int = 10000) -> None:
         """Cancel file jobs, stop live polling and join the thread."""
         self.worker.cancel()
-        if self.thread.isRunning():  # stop the worker's timer on its own thread, then end the loop
+        if self.qthread.isRunning():  # stop the worker's timer on its own thread, then end the loop
             QMetaObject.invokeMethod(self.worker, "stop_live", Qt.ConnectionType.BlockingQueuedConnection)
-        self.thread.quit()
-        if not self.thread.wait(timeout_ms):
+        self.qthread.quit()
+        if not self.qthread.wait(timeout_ms):
             log.warning("inference thread did not stop within %d ms", timeout_ms)
