@@ -34,6 +34,8 @@ APT_PACKAGES=(
 )
 if [[ " $EXTRAS " == *" test "* || ",$EXTRAS," == *",test,"* ]]; then
     APT_PACKAGES+=(xvfb xauth)
+    # tests/test_gui_portaudio.py: a private PulseAudio null sink as a real PortAudio input/output
+    APT_PACKAGES+=(pulseaudio pulseaudio-utils libasound2-plugins)
 fi
 
 PY="${PYTHON:-}"
