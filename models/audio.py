@@ -62,6 +62,18 @@ def _libsndfile_reason(exc: Exception) -> str:
     return text.rstrip(".") or type(exc).__name__
 
 
+def _soundfile(p: Path) -> sf.SoundFile:
+    """``sf.SoundFile(p)``; paths longer than libsndfile's limit (1024 bytes) go through a descriptor."""
+    if len(os.fsencode(p)) < 1000:
+        return sf.SoundFile(str(p))
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        return sf.SoundFile(fd, closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _open(path: str | os.PathLike[str]) -> sf.SoundFile:
     """Open ``path`` for reading or raise :class:`AudioError` with the reason."""
     p = Path(path)
@@ -80,7 +92,7 @@ def _open(path: str | os.PathLike[str]) -> sf.SoundFile:
     if not os.access(p, os.R_OK):
         raise AudioError(p, "permission denied")
     try:
-        f = sf.SoundFile(str(p))
+        f = _soundfile(p)
     except PermissionError:
         raise AudioError(p, "permission denied") from None
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
