@@ -145,7 +145,8 @@ def gui_probe(pack: str, audio: str, timeout_s: float = 120.0) -> int:
     from app.gui.application import GuiOptions, run_gui
     from models.benchmark.timing import peak_rss_mb
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     marks: dict[str, float] = {"imports_s": time.time() - t0}
 
     def first_tags(*_a: Any) -> None:

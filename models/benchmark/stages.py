@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,19 @@ def _random_head(engine: Any) -> Any:
     return head
 
 
-def stage_rows(engine: Any, clip_path: Path, *, repeat: int, budget_s: float) -> list[dict[str, Any]]:
-    """Per-stage timings of ``engine`` on the clip at ``clip_path`` (44.1 kHz WAV)."""
+class _AudioWindowsEngine:
+    """``engine`` without ``infer_codes``: ``tag_file`` then encodes every window's audio separately
+    (the file path before encode-once; measured for comparison)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.sample_rate, self.window, self.infer = engine.sample_rate, engine.window, engine.infer
+
+
+def stage_rows(
+    engine: Any, clip_path: Path, *, repeat: int, budget_s: float, unfused_tagger: Any = None
+) -> list[dict[str, Any]]:
+    """Per-stage timings of ``engine`` on the clip at ``clip_path`` (44.1 kHz WAV). ``unfused_tagger``
+    (the pack's tagger as loaded, before ``optimize_for_inference``) adds a ``tagger_unfused`` row."""
     import soundfile as sf
     import torch
 
@@ -81,10 +93,14 @@ def stage_rows(engine: Any, clip_path: Path, *, repeat: int, budget_s: float) ->
             rows.append(_row("rvq", dur, timed(lambda: codec.unembed(codec.quantize_codes(emb)))))
             tag_in = codec.unembed(codec.quantize_codes(emb))
             rows.append(_row("tagger", dur, timed(lambda: tagger(tag_in))))
+            if unfused_tagger is not None:
+                rows.append(_row("tagger_unfused", dur, timed(lambda: unfused_tagger(tag_in))))
         else:
             rows.append(_row("log-mel", dur, timed(lambda: tagger.frontend(x))))
             image = tagger.frontend(x)
             rows.append(_row("tagger", dur, timed(lambda: tagger.net(image))))
+            if unfused_tagger is not None:
+                rows.append(_row("tagger_unfused", dur, timed(lambda: unfused_tagger.net(image))))
     rows.append(_row("clip", dur, timed(lambda: engine.infer(audio[None]))))
     n_windows = sum(1 for _ in tag_file(engine, clip_path))
     _, emb_w = engine.infer(np.zeros((n_windows, engine.sample_rate), np.float32))
@@ -112,6 +128,8 @@ def stage_rows(engine: Any, clip_path: Path, *, repeat: int, budget_s: float) ->
             s = load_codes(codes_path, codec_id=engine.codec_id)
             return list(tag_codes(engine, s))
 
+        per_window = _AudioWindowsEngine(engine)
+        rows.append(_row("file_per_window", dur, timed(lambda: list(tag_file(per_window, clip_path)))))
         rows.append(_row("codes_clip", dur, timed(from_codes_clip)))
         rows.append(_row("codes_file", dur, timed(from_codes_file), windows=n_windows))
     return rows
@@ -127,14 +145,14 @@ def scaling_rows(
     rows = []
     for s in lengths_s:
         x = synthetic_signal(sr, s)[None]
-        t = time_call(lambda x=x: engine.infer(x), repeat=repeat, budget_s=budget_s)
+        t = time_call(partial(engine.infer, x), repeat=repeat, budget_s=budget_s)
         rows.append(_row("length", s, t, length_s=s, batch=1, ms_per_item=1000 * t.best))
     one = synthetic_signal(sr, 1.0)
     for b in batches:
         x = np.repeat(one[None], b, axis=0)
         old = engine.batch_size
         engine.batch_size = max(old, b)
-        t = time_call(lambda x=x: engine.infer(x), repeat=repeat, budget_s=budget_s)
+        t = time_call(partial(engine.infer, x), repeat=repeat, budget_s=budget_s)
         engine.batch_size = old
         rows.append(_row("batch", float(b), t, length_s=1.0, batch=b, ms_per_item=1000 * t.best / b))
     return rows

@@ -50,9 +50,19 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             "lstm_layers": c.num_lstm_layers,
             "bandwidth": c.bandwidth,
         }
-    kw = {"repeat": int(cfg["repeat"]), "budget_s": float(cfg["budget_s"])}
-    out["stages"] = stages.stage_rows(engine, Path(work["clip"]), **kw)
-    out["scaling"] = stages.scaling_rows(engine, list(cfg["lengths_s"]), list(cfg["batches"]), **kw)
+    repeat, budget = int(cfg["repeat"]), float(cfg["budget_s"])
+    from models.tagger import Tagger
+
+    unfused = Tagger(engine.pack.tagger_cfg, engine.pack.mel_cfg)  # as loaded, before optimizing
+    unfused.load_state_dict(engine.pack.tagger_state, strict=True)
+    unfused.eval()
+    out["stages"] = stages.stage_rows(
+        engine, Path(work["clip"]), repeat=repeat, budget_s=budget, unfused_tagger=unfused
+    )
+    del unfused
+    out["scaling"] = stages.scaling_rows(
+        engine, list(cfg["lengths_s"]), list(cfg["batches"]), repeat=repeat, budget_s=budget
+    )
     if spec.get("long") and work.get("long"):
         out["long_file"] = stages.long_file_row(engine, Path(work["long"]))
     if work.get("files"):
