@@ -332,3 +332,32 @@ def test_unexpected_error_shows_non_modal_notice(qtbot, window: MainWindow) -> N
         box.close()
     finally:
         sys.excepthook, threading.excepthook = hooks
+
+
+def test_switch_to_a_codec_pack_while_listening(qtbot, tiny_mel_pack: Path, tiny_codec_pack: Path) -> None:
+    from app.audio_input import SyntheticSource
+
+    t = np.arange(SR * 3) / SR
+    signal = (0.3 * np.sin(2 * np.pi * 500 * t)).astype(np.float32)
+    win = MainWindow(
+        Settings(window_s=1.0, hop_s=0.5),
+        pack_path=str(tiny_mel_pack),
+        source_factory=lambda: SyntheticSource(signal, SR, 512, speed=2.0, loop=True),
+    )
+    qtbot.addWidget(win)
+    try:
+        qtbot.waitUntil(lambda: win.pack_info is not None, timeout=30000)
+        win.start_live()
+        qtbot.waitUntil(lambda: len(win.live.series) >= 3, timeout=60000)
+        mel_pca = win.live.trajectory.pca
+        actions.use_pack(win, str(tiny_codec_pack))
+        assert win.settings.pack_path == str(tiny_codec_pack)
+        qtbot.waitUntil(lambda: win.pack_info is not None and win.pack_info.name.startswith("tiny codec"))
+        # the new engine's stream restarts the live history (and the trajectory's PCA)
+        restarted = lambda: win.live.trajectory.pca is not mel_pca and len(win.live.series) >= 3  # noqa: E731
+        qtbot.waitUntil(restarted, timeout=60000)
+        win.refresh_all()
+        assert win.live.trajectory.pca.dim == win.live.series.embeddings.shape[1]
+        assert win.topk.labels_shown
+    finally:
+        win.shutdown()

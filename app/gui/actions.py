@@ -70,6 +70,9 @@ def build_menus(win: MainWindow) -> None:
     m_file.addSeparator()
     m_file.addAction(win.act_export)
     m_file.addSeparator()
+    m_file.addAction(_action(win, "Choose model &pack…", lambda: pack_dialog(win)))
+    m_file.addAction(_action(win, "Use the &default pack", lambda: use_pack(win, None)))
+    m_file.addSeparator()
     m_file.addAction(_action(win, "&Quit", win.close, QKeySequence.StandardKey.Quit))
     _fill_recent(win)
 
@@ -227,6 +230,24 @@ def _fill_recent(win: MainWindow) -> None:
         act = win.menu_recent.addAction(p)
         act.triggered.connect(lambda _c=False, q=p: win.open_paths([q]))
     win.menu_recent.setEnabled(bool(win.settings.recent_files))
+
+
+# --- model packs ---------------------------------------------------------------------------------------
+def pack_dialog(win: MainWindow) -> None:
+    folder = QFileDialog.getExistingDirectory(
+        win, "Choose a model pack folder", win.pack_path or _start_dir(win)
+    )
+    if folder:
+        use_pack(win, folder)
+
+
+def use_pack(win: MainWindow, folder: str | None) -> None:
+    """Load another pack on the worker (None: the shipped default); remembered in the settings."""
+    win.pack_path = folder
+    win.pack_info = None
+    win.settings = dataclasses.replace(win.settings, pack_path=folder)
+    win.model_status.setText("Loading model…")
+    win.worker.load(folder)
 
 
 # --- export --------------------------------------------------------------------------------------------

@@ -77,9 +77,16 @@ class LiveSession:
             self.clear()  # the stream clock restarted (new device or window settings)
             self.latest = self._pending[-1]
             self.results = len(self._pending)
-        batch = ResultBatch.from_results(self._pending)
-        self._pending = []
-        self.series.append(batch)
+        pending, self._pending = self._pending, []
+        if len({r.embedding.shape for r in pending}) > 1:  # the pack changed mid-batch: keep the newest
+            pending = [r for r in pending if r.embedding.shape == pending[-1].embedding.shape]
+        batch = ResultBatch.from_results(pending)
+        try:
+            self.series.append(batch)
+        except ValueError:  # another model pack (other embedding size): start a fresh history
+            self.clear()
+            self.latest, self.results = pending[-1], len(pending)
+            self.series.append(batch)
         self.trajectory.extend(0.5 * (batch.starts + batch.ends), batch.embeddings)
         return True
 
