@@ -24,6 +24,7 @@ from app.settings import load_settings
 
 log = logging.getLogger(__name__)
 
+MODEL_WAIT_S = 300.0  # --exit-after gives up waiting for the model after this long
 SYNTHETIC_RATE = 48000  # a test source behaves like a 48 kHz device
 
 
@@ -88,6 +89,9 @@ def run_gui(opts: GuiOptions) -> int:
     if opts.exit_after is not None:
 
         def finish() -> None:
+            if status.get("finished"):
+                return
+            status["finished"] = 1
             if opts.screenshot:
                 try:
                     save_screenshot(win, opts.screenshot)
@@ -102,6 +106,7 @@ def run_gui(opts: GuiOptions) -> int:
         # the countdown starts when the model is ready (or failed), so scripts see tags whatever the
         # machine's start-up time
         win.model_settled.connect(arm)
+        QTimer.singleShot(int((opts.exit_after + MODEL_WAIT_S) * 1000), finish)  # a model that never loads
     elif opts.screenshot:
         log.warning("--screenshot needs --exit-after; no screenshot will be taken")
     if owns_app:
