@@ -247,8 +247,16 @@ def test_settings_persist_on_close(qtbot, tiny_mel_pack: Path) -> None:
     win.topk_spin.setValue(7)
     win.thr_spin.setValue(0.42)
     win.picker.set_checked([0, 137])
+    actions.set_theme(win, "dark")
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui.theme import apply_theme
+
+    assert win.dark and QApplication.palette().window().color().lightness() < 100
     win.close()
+    apply_theme(QApplication.instance(), "light")
     saved = load_settings()
+    assert saved.theme == "dark"
     assert saved.top_k == 7 and saved.threshold == pytest.approx(0.42)
     assert saved.selected_tags == (win.labels[0], win.labels[137])
     assert saved.window_state and saved.window_geometry
@@ -361,3 +369,23 @@ def test_switch_to_a_codec_pack_while_listening(qtbot, tiny_mel_pack: Path, tiny
         assert win.topk.labels_shown
     finally:
         win.shutdown()
+
+
+def test_screenshot_tool_runs_the_real_window_under_xvfb(tiny_mel_pack: Path, tmp_path: Path) -> None:
+    """tools/screenshot.sh (what renders docs/screenshot.png) with the tiny pack, into a temp file."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run not installed (apt-get install xvfb xauth)")
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, PYTHON=sys.executable, ENCOTAG_SCREENSHOT_PACK=str(tiny_mel_pack),
+               ENCOTAG_SCREENSHOT_SECONDS="2")  # fmt: skip
+    env.pop("QT_QPA_PLATFORM", None)  # the real X11 (xcb) platform, not offscreen
+    proc = subprocess.run(["bash", str(repo / "tools" / "screenshot.sh"), str(out)], env=env, cwd=repo,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

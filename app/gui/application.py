@@ -80,6 +80,10 @@ def run_gui(opts: GuiOptions) -> int:
     install_error_hooks(notifier)
     factory = synthetic_factory(opts.synthetic) if opts.synthetic else None
     win = MainWindow(settings, pack_path=opts.pack, source_factory=factory, notifier=notifier, dark=dark)
+    if opts.theme is None:  # "system": follow the platform when it switches between light and dark
+        hints = app.styleHints()
+        if hasattr(hints, "colorSchemeChanged"):
+            hints.colorSchemeChanged.connect(win.system_scheme_changed)
     win.show()
     if opts.open:
         win.open_paths(opts.open)

@@ -365,6 +365,10 @@ class MainWindow(QMainWindow):
     def _play_failed(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)
 
+    def system_scheme_changed(self, *_args: object) -> None:
+        if self.settings.theme == "system":
+            actions.set_theme(self, "system")
+
     def toggle_play(self) -> None:
         view = self.current_file()
         if view is not None:
