@@ -54,6 +54,7 @@ def register(sub: Any) -> None:
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=8e-4)
     t.add_argument("--beta", type=float, default=0.9)
+    t.add_argument("--eval-augs", default="0,1", help="held-out augmentations pooled for the trusted labels")
     t.add_argument("--no-teacher-init", action="store_true", help="random init even at the teacher's width")
 
     k = tsub.add_parser("pack", help="assemble a model pack from a trained codec and tagger")
@@ -61,12 +62,21 @@ def register(sub: Any) -> None:
     k.add_argument("--tagger", required=True, type=Path)
     k.add_argument("--out", required=True, type=Path)
     k.add_argument("--name", default="encotag-default")
+    k.add_argument(
+        "--selection", type=Path, default=None, help="JSON with the model-selection runs (provenance)"
+    )
     for q in (c, f, t, k):
         q.set_defaults(func=run)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--corpus", required=True, type=Path, help="corpus folder or ../shared/data")
+    p.add_argument(
+        "--corpus",
+        required=True,
+        type=Path,
+        nargs="+",
+        help="corpus folder(s) (manifest.csv) or ../shared/data",
+    )
     p.add_argument("--out", required=True, type=Path, help="output / work folder")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--threads", type=int, default=1)
@@ -78,7 +88,12 @@ def _feature_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", required=True, type=Path, help="teacher folder (mn04_as_mAP_432.pt)")
     p.add_argument("--features", type=Path, default=None, help="feature cache root (default OUT/features)")
     p.add_argument("--n-aug", type=int, default=4)
-    p.add_argument("--max-clips", type=int, default=None)
+    p.add_argument(
+        "--max-clips", type=int, default=None, help="train clips per corpus folder (evenly spaced)"
+    )
+    p.add_argument("--heldout", type=Path, nargs="+", default=None, help="extra held-out-only folders")
+    p.add_argument("--reverse", action="store_true", help="features: work from the last chunk (a 2nd worker)")
+    p.add_argument("--split", choices=("train", "held", "both"), default="both", help="features: which split")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         if args.what == "pack":
             from models.training.distill import assemble_pack
 
-            path = assemble_pack(args.codec, args.tagger, args.out, name=args.name)
+            selection = json.loads(args.selection.read_text()) if args.selection else None
+            path = assemble_pack(args.codec, args.tagger, args.out, name=args.name, selection=selection)
             print(f"pack written to {path}")
             return 0
         if args.what == "features":
@@ -154,7 +170,11 @@ def _codec(args: argparse.Namespace) -> int:
     tcfg = CodecTrainConfig(
         steps=args.steps, batch_size=args.batch_size, segment_s=args.segment_s, lr=args.lr, seed=args.seed
     )
-    train, held = clips_for(args.corpus)
+    train, held = [], []
+    for corpus in args.corpus:
+        tr, he = clips_for(corpus)
+        train += tr
+        held += he
     audio = load_clips(train, cfg.sampling_rate)
     log.info(
         "codec training on %d clips (%.2f h)", len(audio), sum(map(len, audio)) / cfg.sampling_rate / 3600
@@ -175,7 +195,7 @@ def _codec(args: argparse.Namespace) -> int:
         "train_cfg": dataclasses.asdict(tcfg),
         "metrics": metrics,
         "data": data_summary(train, audio, cfg.sampling_rate),
-        "corpus": str(args.corpus),
+        "corpus": [str(c) for c in args.corpus],
         "held_out": f"{len(pick)} composites of 5 s from {len(held)} held-out clips",
     }
     tmpj = out / "codec.json.tmp"
@@ -211,9 +231,6 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     fcfg = FeatureConfig(n_aug=args.n_aug)
     feats: Path = args.features or args.out / "features"
     feats.mkdir(parents=True, exist_ok=True)
-    train, held = clips_for(args.corpus)
-    if args.max_clips is not None:
-        train = train[:: max(1, len(train) // args.max_clips)]
     codec = None
     chash = None
     if args.codec is not None:
@@ -223,54 +240,74 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
         codec = Codec.from_state(ccfg, cstate)
         chash = state_hash(cstate)
     teacher = None
-    out: dict[str, Any] = {}
+    parts: dict[str, list[Any]] = {"train": [], "held": []}
     info: dict[str, Any] = {"feature_cfg": dataclasses.asdict(fcfg), "codec_hash": chash, "data": {}}
-    for split, clips in (("train", train), ("held", held)):
-        key = data_key([str(c.path) for c in clips], dataclasses.asdict(fcfg))
-        base_path = feats / f"base_{split}_{key}.npy"
-        if not base_path.exists():
-            audio = load_clips(clips, 24000)
-            info["data"][split] = data_summary(clips, audio, 24000)
-            (feats / f"data_{split}_{key}.json").write_text(json.dumps(info["data"][split], indent=1))
-            base16 = compose(audio, fcfg.clip_s, 24000, fcfg.seed).astype(np.float16)
-            tmp = feats / f"base_{split}_{key}.tmp.npy"
-            np.save(tmp, base16)
-            tmp.replace(base_path)
-        else:
-            info["data"][split] = json.loads((feats / f"data_{split}_{key}.json").read_text())
-        base = np.load(base_path).astype(np.float32)
-        if len(base) == 0:
-            raise ValueError(f"{args.corpus}: no {split} audio long enough for {fcfg.clip_s:g} s clips")
-        info["data"][split + "_composites"] = int(len(base))
-        log.info("%s: %d clips of %.0f s", split, len(base), fcfg.clip_s)
-        tpath = feats / f"teacher_{split}_{key}.npz"
-        if not tpath.exists():
-            if teacher is None:
-                from models.tagger import teacher_tagger
+    splits = ("train", "held") if getattr(args, "split", "both") == "both" else (args.split,)
+    plan = [(c, splits) for c in args.corpus] + [
+        (c, tuple(x for x in ("held",) if x in splits)) for c in (args.heldout or [])
+    ]
+    for corpus, corpus_splits in plan:
+        train, held = clips_for(corpus)
+        if args.max_clips is not None and (corpus / "manifest.csv").is_file():
+            train = train[:: max(1, len(train) // args.max_clips)][: args.max_clips]
+        for split, clips in (("train", train), ("held", held)):
+            if split not in corpus_splits or not clips:
+                continue
+            key = data_key([str(c.path) for c in clips], dataclasses.asdict(fcfg))
+            name = f"{corpus.name}/{split}"
+            base_path = feats / f"base_{split}_{key}.npy"
+            if not base_path.exists():
+                audio = load_clips(clips, 24000)
+                summary = data_summary(clips, audio, 24000)
+                (feats / f"data_{split}_{key}.json").write_text(json.dumps(summary, indent=1))
+                base16 = compose(audio, fcfg.clip_s, 24000, fcfg.seed).astype(np.float16)
+                tmp = feats / f"base_{split}_{key}.tmp.npy"
+                np.save(tmp, base16)
+                tmp.replace(base_path)
+            summary = json.loads((feats / f"data_{split}_{key}.json").read_text())
+            base = np.load(base_path).astype(np.float32)
+            if len(base) == 0:
+                raise ValueError(f"{corpus}: no {split} audio long enough for {fcfg.clip_s:g} s clips")
+            info["data"][name] = {"sources": summary, "clips_10s": int(len(base))}
+            log.info("%s: %d clips of %.0f s", name, len(base), fcfg.clip_s)
+            tpath = feats / f"teacher_{split}_{key}.npz"
+            if not tpath.exists():
+                if teacher is None:
+                    from models.tagger import teacher_tagger
 
-                teacher = teacher_tagger(args.teacher / TEACHER_FILE)
-            build_teacher_cache(
-                base,
-                teacher,
-                tpath,
-                fcfg,
-                progress=lambda i, n, s=split: log.info("teacher %s %d/%d", s, i, n),
-            )
-        tcache = np.load(tpath)
-        if codec is None:
-            out[split] = None
-            continue
-        cpath = feats / f"codes_{split}_{key}_{chash}.npz"
-        if not cpath.exists():
-            with torch.inference_mode():
-                build_code_cache(
+                    teacher = teacher_tagger(args.teacher / TEACHER_FILE)
+                build_teacher_cache(
                     base,
-                    codec,
-                    cpath,
+                    teacher,
+                    tpath,
                     fcfg,
-                    progress=lambda i, n, s=split: log.info("codes %s %d/%d", s, i, n),
+                    progress=lambda i, n, s=name: log.info("teacher %s %d/%d", s, i, n),
                 )
-        out[split] = DistillData(np.load(cpath)["codes"], tcache["logits"], tcache["seg_logits"])
+            tcache = np.load(tpath)
+            if codec is None:
+                continue
+            cpath = feats / f"codes_{split}_{key}_{chash}.npz"
+            if not cpath.exists():
+                with torch.inference_mode():
+                    build_code_cache(
+                        base,
+                        codec,
+                        cpath,
+                        fcfg,
+                        progress=lambda i, n, s=name: log.info("codes %s %d/%d", s, i, n),
+                        reverse=getattr(args, "reverse", False),
+                    )
+            parts[split].append(DistillData(np.load(cpath)["codes"], tcache["logits"], tcache["seg_logits"]))
+    out = {
+        split: DistillData(
+            np.concatenate([d.codes for d in ds]),
+            np.concatenate([d.logits for d in ds]),
+            np.concatenate([d.seg_logits for d in ds]),
+        )
+        if ds
+        else None
+        for split, ds in parts.items()
+    }
     table = codebook_table(codec) if codec is not None else None
     return out["train"], out["held"], table, info
 
@@ -310,13 +347,14 @@ def _tagger(args: argparse.Namespace) -> int:
     tstate = load_teacher_state(args.teacher / TEACHER_FILE)
     model = train_tagger(dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps)
     train_s = time.monotonic() - t0
-    metrics = evaluate_student(model, train, held, table)
+    augs = tuple(int(a) for a in args.eval_augs.split(","))
+    metrics = evaluate_student(model, train, held, table, augs=augs)
     info.update(
         {
             "tagger_cfg": tagger_cfg_of(dcfg),
             "distill_cfg": dataclasses.asdict(dcfg),
             "metrics": metrics,
-            "corpus": str(args.corpus),
+            "corpus": [str(c) for c in args.corpus],
             "teacher": str(args.teacher),
             "train_seconds_this_run": round(train_s, 1),
             "command": " ".join(sys.argv[1:]),

@@ -28,7 +28,7 @@ from models.audio import load_audio, resample
 log = logging.getLogger(__name__)
 
 EVAL_ONLY_SETS = frozenset({"ravdess_speech"})
-_FILE_COLUMNS = ("file", "path", "relpath", "filename")
+_FILE_COLUMNS = ("clip", "file", "path", "relpath", "filename")
 
 
 @dataclass(frozen=True)
@@ -270,13 +270,16 @@ def build_code_cache(
     fcfg: FeatureConfig,
     progress: Callable[[int, int], None] | None = None,
     chunk: int = 16,
+    reverse: bool = False,
 ) -> Path:
     """Codec codes of every augmented version of ``base``: ``codes`` int16 ``(N, n_aug, n_q, T)`` in
-    ``out`` (``.npz``); resumable like :func:`build_teacher_cache`. ``codec`` is a ``models.codec.Codec``."""
+    ``out`` (``.npz``); resumable like :func:`build_teacher_cache`; a second process with ``reverse``
+    shares the work (each skips the chunks the other finished). ``codec`` is a ``models.codec.Codec``."""
     out = Path(out)
     part_dir = out.with_name(out.name + ".partial")
     part_dir.mkdir(parents=True, exist_ok=True)
-    for c0 in range(0, len(base), chunk):
+    starts = list(range(0, len(base), chunk))
+    for c0 in reversed(starts) if reverse else starts:
         part = part_dir / f"{c0:06d}.npz"
         if part.exists():
             continue
