@@ -37,6 +37,34 @@ def slope_per_hour(ts: list[float], ys: list[float]) -> float:
     return 3600.0 * sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var if var else 0.0
 
 
+def markdown(path: Path, every_min: float = 5.0) -> str:
+    """A Markdown table of a soak log (``--out`` file): one row per ``every_min`` minutes + the summary."""
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    rows = [r for r in lines if "t_min" in r]
+    meta = next((r["meta"] for r in lines if "meta" in r), {})
+    summary = next((r["summary"] for r in lines if "summary" in r), None)
+    out = [
+        f"{meta.get('pack', '?')}, {meta.get('threads', '?')} torch thread(s), "
+        f"started {meta.get('start_utc', '?')}",
+        "",
+        "| minute | RSS MB | latency p50 ms | latency p95 ms | compute/hop p50 ms | compute/hop p95 ms "
+        "| results | input dropped s | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    next_t = 0.0
+    for i, r in enumerate(rows):
+        if r["t_min"] + 1e-9 >= next_t or i == len(rows) - 1:
+            out.append(
+                f"| {r['t_min']:.1f} | {r['rss_mb']:.1f} | {r['latency_p50_ms']:.1f} "
+                f"| {r['latency_p95_ms']:.1f} | {r['compute_p50_ms']:.1f} | {r['compute_p95_ms']:.1f} "
+                f"| {r['results']} | {r['skipped_s']:.1f} | {r.get('load1', float('nan')):.1f} |"
+            )
+            next_t = r["t_min"] + every_min
+    if summary:
+        out += ["", "summary: " + ", ".join(f"{k} {v}" for k, v in summary.items())]
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=30.0)
@@ -46,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--warmup-min", type=float, default=2.0, help="minutes excluded from the growth fit")
     p.add_argument("--out", type=Path, default=Path("soak.jsonl"))
+    p.add_argument("--markdown", type=Path, metavar="LOG", help="print a Markdown table of LOG and exit")
     args = p.parse_args(argv)
+    if args.markdown:
+        print(markdown(args.markdown), end="")
+        return 0
 
     import torch
 

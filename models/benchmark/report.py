@@ -58,7 +58,7 @@ ROWS: list[tuple[str, Getter, str]] = [
     ("from codes: clip (.ecodes → tags)", _stage("codes_clip"), "x"),
     ("from codes: file windows (.ecodes → tags)", _stage("codes_file"), "x"),
     ("long file (streamed)", _get("long_file", "rtf"), "x"),
-    ("long file: RSS added by the pass", lambda r: _delta(r), "MB"),
+    ("long file: RSS added by the pass", lambda r: _delta(r), "MB="),
     ("folder of short files", _get("folder", "files_per_s"), "/s"),
     ("folder of short files", _get("folder", "rtf"), "x"),
     ("live: compute per hop p50", _get("live", "compute_p50_ms"), "ms"),
@@ -67,7 +67,8 @@ ROWS: list[tuple[str, Getter, str]] = [
     ("live: sample → tags latency p95", _get("live", "latency_p95_ms"), "ms"),
     ("import torch + engine modules", _get("import_s"), "s"),
     ("pack load", _get("load_s"), "s"),
-    ("peak RSS (engine process)", _get("peak_rss_mb"), "MB"),
+    ("peak RSS, engine process, tagging paths", _get("peak_rss_tagging_mb"), "MB"),
+    ("peak RSS, engine process, incl. 60 s clips in one piece", _get("peak_rss_mb"), "MB"),
     ("app cold start → window shown", _get("cold_start", "window_s"), "s"),
     ("app cold start → first tags", _get("cold_start", "first_tags_s"), "s"),
     ("peak RSS with the GUI", _get("cold_start", "peak_rss_mb"), "MB"),
@@ -90,7 +91,7 @@ def fmt_value(v: float | None, unit: str) -> str:
         return f"{v:.1f} files/s"
     if unit == "ms":
         return f"{v:.1f} ms"
-    if unit == "MB":
+    if unit in ("MB", "MB="):
         return f"{v:.0f} MB"
     return f"{v:.2f} s"
 
@@ -121,7 +122,10 @@ def table(report: dict[str, Any], markdown: bool = False) -> str:
         if all(v is None for v in vals):
             continue
         ref_v = get(ref) if ref is not None else None
-        cells = [fmt_value(v, unit) + ("" if i == ref_i else _ratio(v, ref_v)) for i, v in enumerate(vals)]
+        cells = [
+            fmt_value(v, unit) + ("" if i == ref_i or unit.endswith("=") else _ratio(v, ref_v))
+            for i, v in enumerate(vals)
+        ]
         lines.append([label, *cells])
     errors = [f"{r['subject']['name']}: {r['error']}" for r in results if "error" in r]
     if markdown:

@@ -60,15 +60,16 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         engine, Path(work["clip"]), repeat=repeat, budget_s=budget, unfused_tagger=unfused
     )
     del unfused
-    out["scaling"] = stages.scaling_rows(
-        engine, list(cfg["lengths_s"]), list(cfg["batches"]), repeat=repeat, budget_s=budget
-    )
     if spec.get("long") and work.get("long"):
         out["long_file"] = stages.long_file_row(engine, Path(work["long"]))
     if work.get("files"):
         out["folder"] = stages.folder_row(engine, [Path(p) for p in work["files"]])
     if float(cfg["live_s"]) > 0:
         out["live"] = stages.live_row(engine, float(cfg["live_s"]))
+    out["peak_rss_tagging_mb"] = peak_rss_mb()  # the app's paths (long clips in one piece come next)
+    out["scaling"] = stages.scaling_rows(
+        engine, list(cfg["lengths_s"]), list(cfg["batches"]), repeat=repeat, budget_s=budget
+    )
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
