@@ -55,7 +55,9 @@ def merge_events(
     """
     st = np.asarray(starts, dtype=np.float64).reshape(-1)
     en = np.asarray(ends, dtype=np.float64).reshape(-1)
-    pr = np.nan_to_num(np.asarray(probs, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+    pr = np.asarray(probs, dtype=np.float32)  # float32 thresholds compare exactly; half the memory
+    if not np.isfinite(pr).all():
+        pr = np.nan_to_num(pr, nan=0.0, posinf=1.0, neginf=0.0)
     if pr.ndim == 1:
         pr = pr[:, None]
     if pr.shape[0] != len(st) or len(st) != len(en):
@@ -65,8 +67,9 @@ def merge_events(
     off_t = on * OFF_RATIO if off is None else off
     if off_t > on:
         raise ValueError(f"off threshold {off_t} is above the on threshold {on}")
-    order = np.argsort(st, kind="stable")
-    st, en, pr = st[order], en[order], pr[order]
+    if len(st) > 1 and not (np.diff(st) >= 0).all():  # windows usually come sorted: no copy then
+        order = np.argsort(st, kind="stable")
+        st, en, pr = st[order], en[order], pr[order]
     events: list[Event] = []
     # only labels that ever reach `on` can have events
     for c in np.flatnonzero((pr >= on).any(axis=0)).tolist():
