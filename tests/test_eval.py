@@ -194,9 +194,9 @@ def test_mel_baseline_and_runner_end_to_end(tmp_path: Path) -> None:
     emb = MelStatsEmbedder()
     x = load_clip(task.paths[0], emb.sample_rate)
     assert x.dtype == np.float32 and abs(x.shape[0] - 16000) <= 1  # 0.5 s @ 16 kHz → 32 kHz
-    e, probs = emb.embed(x)
+    e, probs = emb.embed(x)["melstats"]
     assert e.shape == (256,) and probs is None and np.isfinite(e).all()
-    assert emb.embed(np.zeros(10, np.float32))[0].shape == (256,)  # shorter than one STFT frame
+    assert emb.embed(np.zeros(10, np.float32))["melstats"][0].shape == (256,)  # shorter than one STFT frame
     cache = EmbeddingCache(tmp_path / "cache")
     rows = evaluate([emb], [task], cache)
     assert rows[0].probes["tones"].accuracy >= 0.95 and rows[0].seconds_per_hour is not None
@@ -221,18 +221,32 @@ def test_pack_rows_and_agreement(tmp_path: Path, tiny_mel_pack: Path, teacher_pa
     from models.evaluation.runner import evaluate
 
     task = load_task(_write_tone_set(tmp_path / "tones", per_class=6))
-    teacher, tiny = PackEmbedder(teacher_pack, name="teacher"), PackEmbedder(tiny_mel_pack, name="tiny")
+    teacher = PackEmbedder(teacher_pack, name="teacher", final_view=True)
+    tiny = PackEmbedder(tiny_mel_pack, name="tiny")
+    assert [v.key for v in teacher.views] == ["scene", "final"] and teacher.views[1].embedding_size == 384
     rows = evaluate(
         [teacher, tiny],
         [task],
         EmbeddingCache(tmp_path / "c"),
-        teacher_id=teacher.id,
+        teacher_id=teacher.views[0].id,
         heldout=heldout_clips([task], None),
     )
-    assert [r.embedding_size for r in rows] == [teacher.embedding_size, tiny.embedding_size]
-    assert rows[0].is_teacher and rows[0].agreement is None
-    ag = rows[1].agreement
+    assert [r.name for r in rows] == ["teacher", "teacher, final features", "tiny"]
+    assert [r.embedding_size for r in rows] == [320, 384, tiny.views[0].embedding_size]
+    assert rows[0].is_teacher and rows[0].agreement is None and rows[1].agreement is None
+    ag = rows[2].agreement
     assert ag is not None and ag.overall.n_clips == 6 and 0.0 <= ag.overall.top1 <= 1.0
+    # the hook's final features are the pooled last map of the same pass: equal to a direct computation
+    import torch
+
+    from models.evaluation.embedders import load_clip
+
+    x = load_clip(task.paths[0], 32000)
+    direct = teacher.engine.tagger.net.forward_maps(
+        teacher.engine.tagger.representation(torch.from_numpy(x)[None])[0]
+    )
+    want = direct[0].mean(dim=(2, 3))[0].detach().numpy()
+    np.testing.assert_allclose(teacher.embed(x)["final"][0], want, rtol=1e-4, atol=1e-5)
     meta = ReportMeta(date="2026-01-01", commit="abc1234", command="encotag eval", machine="test")
     text = render_markdown(rows, [task], meta, "## Protocol")
     assert "| tiny |" in text and "(reference)" in text and "abc1234" in text

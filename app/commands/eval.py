@@ -17,12 +17,14 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+TEACHER_NAME = "teacher (mel mn04)"
 QUICK_MAX_CLIPS = 100
 QUICK_MAX_CORPUS = 50
 
@@ -60,6 +62,11 @@ def register(sub: Any) -> None:
         "--threads", type=int, default=1, help="torch threads (1: timings comparable, deterministic)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--pad-to-window",
+        action="store_true",
+        help="zero-pad clips shorter than the pack window (default: whole clip)",
+    )
     p.set_defaults(func=run)
 
 
@@ -171,21 +178,23 @@ def run(args: argparse.Namespace) -> int:
     embedders: list[Any] = []
     teacher_id = None
     try:
-        packs = [PackEmbedder(p) for p in args.pack]
+        packs = [PackEmbedder(p, pad_to_window=args.pad_to_window) for p in args.pack]
         if not args.no_teacher:
             if (args.teacher_dir / "mn04_as_mAP_432.pt").is_file():
                 tdir = work / "teacher-pack"
                 if not (tdir / "manifest.json").is_file():
                     build_teacher_pack(args.teacher_dir, tdir)
-                teacher = PackEmbedder(tdir, name="teacher (mel mn04)")
-                teacher_id = teacher.id
-                same = [p for p in packs if p.id == teacher_id]
+                teacher = PackEmbedder(tdir, TEACHER_NAME, final_view=True, pad_to_window=args.pad_to_window)
+                scene, final = teacher.views
+                teacher_id = scene.id
+                same = [p for p in packs if p.views[0].id == teacher_id]
                 if same:  # the teacher given as --pack: one row
-                    teacher.name = f"{same[0].name} = teacher (mel mn04)"
-                packs = [p for p in packs if p.id != teacher_id]
+                    scene = replace(scene, name=f"{same[0].views[0].name} = {TEACHER_NAME}")
+                teacher.views = (scene, replace(final, reference="teacher"))
+                packs = [p for p in packs if p.views[0].id != teacher_id]
                 embedders.append(teacher)
             else:
-                notes.append(f"teacher row left out: no teacher weights in {args.teacher_dir}")
+                notes.append(f"teacher rows left out: no teacher weights in {args.teacher_dir}")
         embedders += packs
     except PackError as exc:
         print(f"encotag eval: {exc}", file=sys.stderr)
@@ -200,9 +209,7 @@ def run(args: argparse.Namespace) -> int:
     if corpus is None:
         notes.append(f"no corpus at {args.corpus}: teacher agreement uses the shared test splits only")
     max_corpus = min(args.max_corpus, QUICK_MAX_CORPUS) if args.quick else args.max_corpus
-    heldout = (
-        heldout_clips(tasks, corpus, max_corpus) if teacher_id and any(e.has_tags for e in packs) else []
-    )
+    heldout = heldout_clips(tasks, corpus, max_corpus) if teacher_id and packs else []
 
     cache = EmbeddingCache(None if args.no_cache else (args.cache or cache_dir() / "eval"))
     t0 = time.monotonic()

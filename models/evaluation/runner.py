@@ -44,6 +44,7 @@ class EmbedderResult:
     probes: dict[str, ProbeResult]
     failed: dict[str, int] = field(default_factory=dict)
     agreement: Agreement | None = None
+    reference: str | None = None
 
 
 def embed_paths(
@@ -51,32 +52,38 @@ def embed_paths(
     paths: list[Path],
     cache: EmbeddingCache,
     progress: ProgressFn | None = None,
-) -> dict[Path, Entry | None]:
-    """Whole-clip entries for ``paths`` (None for a clip that failed: logged with its reason)."""
-    out: dict[Path, Entry | None] = {}
+) -> dict[str, dict[Path, Entry | None]]:
+    """view key → path → whole-clip entry (None for a clip that failed: logged with its reason).
+
+    A clip is computed (one pass for all views) only when some view is missing from the cache.
+    """
+    out: dict[str, dict[Path, Entry | None]] = {v.key: {} for v in embedder.views}
     total = len(paths)
+    label = embedder.views[0].name
     for i, path in enumerate(paths):
-        entry = cache.get(embedder.id, path)
-        if entry is None:
+        got = {v.key: cache.get(v.id, path) for v in embedder.views}
+        if any(e is None for e in got.values()):
             try:
                 audio = load_clip(path, embedder.sample_rate)
                 t0 = time.perf_counter()
-                emb, probs = embedder.embed(audio)
+                result = embedder.embed(audio)
                 seconds = time.perf_counter() - t0
             except (ClipError, ValueError, RuntimeError) as exc:
                 log.error("%s", exc if isinstance(exc, ClipError) else f"{path}: {exc}")
-                out[path] = None
+                got = {k: None for k in got}
             else:
-                if emb.shape != (embedder.embedding_size,):
-                    raise RuntimeError(
-                        f"{embedder.name}: embedding shape {emb.shape}, expected ({embedder.embedding_size},)"
-                    )
-                entry = Entry(emb, probs, seconds, audio.shape[0] / embedder.sample_rate)
-                cache.put(embedder.id, path, entry)
-        if entry is not None:
-            out[path] = entry
+                for v in embedder.views:
+                    emb, probs = result[v.key]
+                    if emb.shape != (v.embedding_size,):
+                        raise RuntimeError(
+                            f"{v.name}: embedding shape {emb.shape}, expected ({v.embedding_size},)"
+                        )
+                    got[v.key] = Entry(emb, probs, seconds, audio.shape[0] / embedder.sample_rate)
+                    cache.put(v.id, path, got[v.key])  # type: ignore[arg-type]
+        for k, e in got.items():
+            out[k][path] = e
         if progress is not None:
-            progress(Progress(i + 1, total, f"{embedder.name}: embedding"))
+            progress(Progress(i + 1, total, f"{label}: embedding"))
     return out
 
 
@@ -91,10 +98,11 @@ def evaluate(
     cs: tuple[float, ...] = C_GRID,
     progress: ProgressFn | None = None,
 ) -> list[EmbedderResult]:
-    """Probe every task with every embedder; teacher agreement on ``heldout`` for tagging packs.
+    """Probe every task with every view of every embedder; teacher agreement on ``heldout`` for tagging
+    views. Returns one row per view, in order.
 
-    teacher_id: the ``id`` of the embedder whose probabilities are the reference labels (must be in
-    ``embedders`` for agreement to be computed).
+    teacher_id: the view ``id`` whose probabilities are the reference labels (must be among the views
+    for agreement to be computed).
     """
     heldout = heldout or []
     all_paths: list[Path] = []
@@ -108,37 +116,40 @@ def evaluate(
     rows = []
     for emb in embedders:
         paths = list(all_paths)
-        if emb.has_tags and heldout:
+        if heldout and any(v.has_tags for v in emb.views):
             paths += [p for p, _ in heldout if p not in seen]
-        entries[emb.id] = got = embed_paths(emb, paths, cache, progress)
-        probes: dict[str, ProbeResult] = {}
-        failed: dict[str, int] = {}
-        for task in tasks:
-            ok = np.asarray([got.get(p) is not None for p in task.paths])
-            failed[task.name] = int((~ok).sum())
-            sub = _select(task, ok)
-            X = np.stack([got[p].embedding for p in sub.paths])  # type: ignore[union-attr]
-            if progress is not None:
-                progress(Progress(0, 0, f"{emb.name}: probing {task.name}"))
-            try:
-                probes[task.name] = probe_task(X, sub, cs=cs, seed=seed)
-            except ValueError as exc:
-                log.error("%s: %s: probe failed: %s", emb.name, task.name, exc)
-        done = [e for e in got.values() if e is not None]
-        duration = sum(e.duration for e in done)
-        seconds = sum(e.seconds for e in done)
-        rows.append(
-            EmbedderResult(
-                name=emb.name,
-                id=emb.id,
-                embedding_size=emb.embedding_size,
-                has_tags=emb.has_tags,
-                is_teacher=emb.id == teacher_id,
-                seconds_per_hour=3600.0 * seconds / duration if duration > 0 and seconds > 0 else None,
-                probes=probes,
-                failed=failed,
+        per_view = embed_paths(emb, paths, cache, progress)
+        for view in emb.views:
+            entries[view.id] = got = per_view[view.key]
+            probes: dict[str, ProbeResult] = {}
+            failed: dict[str, int] = {}
+            for task in tasks:
+                ok = np.asarray([got.get(p) is not None for p in task.paths])
+                failed[task.name] = int((~ok).sum())
+                sub = _select(task, ok)
+                if progress is not None:
+                    progress(Progress(0, 0, f"{view.name}: probing {task.name}"))
+                try:
+                    x = np.stack([got[p].embedding for p in sub.paths])  # type: ignore[union-attr]
+                    probes[task.name] = probe_task(x, sub, cs=cs, seed=seed)
+                except ValueError as exc:
+                    log.error("%s: %s: probe failed: %s", view.name, task.name, exc)
+            done = [e for e in got.values() if e is not None]
+            duration = sum(e.duration for e in done)
+            seconds = sum(e.seconds for e in done)
+            rows.append(
+                EmbedderResult(
+                    name=view.name,
+                    id=view.id,
+                    embedding_size=view.embedding_size,
+                    has_tags=view.has_tags,
+                    is_teacher=view.id == teacher_id,
+                    seconds_per_hour=3600.0 * seconds / duration if duration > 0 and seconds > 0 else None,
+                    probes=probes,
+                    failed=failed,
+                    reference=view.reference,
+                )
             )
-        )
     if teacher_id is None or teacher_id not in entries or not heldout:
         return rows
     teach = entries[teacher_id]
