@@ -10,7 +10,6 @@ import base64
 import dataclasses
 import itertools
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui import actions
+from app.gui import actions, layout
+from app.gui.drawing import REFRESH_MS, Painter
 from app.gui.errors import ErrorNotifier
 from app.gui.file_view import FileView
 from app.gui.live import LiveSession, LiveTab
@@ -45,10 +45,6 @@ from models.results import Progress
 
 log = logging.getLogger(__name__)
 
-REFRESH_MS = 25  # one drawing stage per tick (see refresh)
-# minimum seconds between redraws of: scope+meter, live tag plot, bars+table, trajectory, file view,
-# playhead
-STAGE_MIN_S = (0.06, 0.1, 0.1, 0.2, 0.2, 0.05)
 SourceFactory = Callable[[], Any]  # () -> app.audio_input.InputSource
 
 
@@ -59,6 +55,25 @@ class MainWindow(QMainWindow):
     model_settled = Signal()  # the model pack loaded or failed (GUI thread)
     closed = Signal()
 
+    # widgets made by app.gui.layout
+    topk: TopKBars
+    trajectory_view: TrajectoryView
+    table_model: TagTableModel
+    table_view: TagTableView
+    picker: TagPicker
+    dock_topk: QDockWidget
+    dock_traj: QDockWidget
+    dock_table: QDockWidget
+    dock_picker: QDockWidget
+    toolbar: QToolBar
+    device_combo: QComboBox
+    level: LevelMeter
+    topk_spin: QSpinBox
+    thr_spin: QDoubleSpinBox
+    model_status: QLabel
+    job_status: QLabel
+    job_bar: QProgressBar
+    cancel_button: QPushButton
     # actions and menus made by app.gui.actions.build_menus
     act_open: QAction
     act_open_dir: QAction
@@ -93,21 +108,15 @@ class MainWindow(QMainWindow):
         self._jobs_open: set[int] = set()
         self._jobs_total = 0
         self._live_dirty = False
-        self._dirty: set[str] = set()
         self._progress: dict[int, Progress] = {}
-        self._stage = 0
-        self._stage_last = [0.0] * len(STAGE_MIN_S)
-        self._stages = (
-            self._stage_scope, self._stage_live_plot, self._stage_bars, self._stage_trajectory,
-            self._stage_file, self._stage_playhead,
-        )  # fmt: skip
+        self.painter = Painter(self)
         self.setWindowTitle("Encotag")
         self.setAcceptDrops(True)
         self.resize(1280, 800)
         self._build_central()
-        self._build_docks()
-        self._build_toolbar()
-        self._build_status()
+        layout.build_docks(self)
+        layout.build_toolbar(self)
+        layout.build_status(self)
         actions.build_menus(self)
         self._restore_window()
 
@@ -132,7 +141,7 @@ class MainWindow(QMainWindow):
         self.worker.load(self.pack_path)
         actions.install_heads(self)
         if not settings.window_state:
-            self._default_layout()
+            layout.default_layout(self)
 
     # --- layout --------------------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -152,79 +161,6 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
-
-    def _build_docks(self) -> None:
-        right, left = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea
-        self.topk = TopKBars(self.settings.top_k)
-        self.topk.set_threshold(self.settings.threshold)
-        self.trajectory_view = TrajectoryView()
-        self.trajectory_view.dark = self.dark
-        self.trajectory_view.time_clicked.connect(self.jump_to)
-        self.table_model = TagTableModel(self.settings.top_k, self)
-        self.table_view = TagTableView(self.table_model)
-        self.picker = TagPicker()
-        self.picker.selection_changed.connect(self._selection_changed)
-        self.dock_topk = self._dock("Top tags", "dock_topk", self.topk, right)
-        self.dock_traj = self._dock("Embedding trajectory", "dock_trajectory", self.trajectory_view, right)
-        self.dock_table = self._dock("Tags at cursor", "dock_table", self.table_view, left)
-        self.dock_picker = self._dock("Tag picker", "dock_picker", self.picker, left)
-        self.tabifyDockWidget(self.dock_table, self.dock_picker)
-        self.dock_table.raise_()
-        self.topk.setMinimumHeight(240)
-        self.trajectory_view.setMinimumHeight(240)
-
-    def _default_layout(self) -> None:
-        """First-run layout: docks added by extensions (e.g. the heads panel) are tabbed behind the
-        trajectory; the tag docks get a comfortable size."""
-        for dock in self.findChildren(QDockWidget):
-            known = (self.dock_topk, self.dock_traj, self.dock_table, self.dock_picker)
-            if dock not in known and self.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea:
-                self.tabifyDockWidget(self.dock_traj, dock)
-        self.dock_traj.raise_()
-        self.resizeDocks([self.dock_table, self.dock_topk], [250, 430], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.dock_topk, self.dock_traj], [330, 400], Qt.Orientation.Vertical)
-
-    def _build_toolbar(self) -> None:
-        tb = QToolBar("Main")
-        tb.setObjectName("toolbar_main")
-        self.addToolBar(tb)
-        self.toolbar = tb
-        self.device_combo = QComboBox()
-        self.device_combo.setMinimumWidth(220)
-        self.device_combo.setToolTip("Input device")
-        self.level = LevelMeter()
-        self.level.setMaximumWidth(220)
-        self.topk_spin = QSpinBox()
-        self.topk_spin.setRange(1, 50)
-        self.topk_spin.setValue(min(self.settings.top_k, 50))
-        self.topk_spin.setPrefix("top ")
-        self.topk_spin.valueChanged.connect(self.set_top_k)
-        self.thr_spin = QDoubleSpinBox()
-        self.thr_spin.setRange(0.0, 1.0)
-        self.thr_spin.setSingleStep(0.05)
-        self.thr_spin.setDecimals(2)
-        self.thr_spin.setValue(self.settings.threshold)
-        self.thr_spin.setPrefix("threshold ")
-        self.thr_spin.valueChanged.connect(self.set_threshold)
-
-    def _build_status(self) -> None:
-        sb = self.statusBar()
-        self.model_status = QLabel("")
-        self.job_status = QLabel("")
-        self.job_bar = QProgressBar()
-        self.job_bar.setMaximumWidth(200)
-        self.job_bar.setMaximumHeight(16)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel_jobs)
-        sb.addWidget(self.model_status, 1)
-        sb.addPermanentWidget(self.job_status)
-        sb.addPermanentWidget(self.job_bar)
-        sb.addPermanentWidget(self.cancel_button)
-        self._set_jobs_visible(False)
-
-    def _set_jobs_visible(self, on: bool) -> None:
-        for w in (self.job_status, self.job_bar, self.cancel_button):
-            w.setVisible(on)
 
     def _restore_window(self) -> None:
         try:
@@ -350,9 +286,9 @@ class MainWindow(QMainWindow):
     def _update_job_status(self, p: Progress | None = None) -> None:
         if not self._jobs_open:
             self._jobs_total = 0
-            self._set_jobs_visible(False)
+            layout.set_jobs_visible(self, False)
             return
-        self._set_jobs_visible(True)
+        layout.set_jobs_visible(self, True)
         done_files = self._jobs_total - len(self._jobs_open)
         self.job_status.setText(f"Tagging file {done_files + 1} of {self._jobs_total}")
         if p is not None:
@@ -439,109 +375,14 @@ class MainWindow(QMainWindow):
             return
         view.bars_dirty = view.traj_dirty = view._dirty = True
 
-    # --- drawing -------------------------------------------------------------------------------------
+    # --- drawing (app/gui/drawing.py) ---------------------------------------------------------------
     def refresh(self) -> None:
-        """Timer tick: run the next drawing stage that has work (one view repainted per tick).
-
-        Spreading the views over ticks keeps each event-loop iteration short (one repaint, not five),
-        so the window stays responsive on slow machines while files are tagged and live tags stream.
-        """
-        self._collect()
-        n = len(self._stages)
-        now = time.monotonic()
-        for k in range(n):
-            i = (self._stage + k) % n
-            if now - self._stage_last[i] < STAGE_MIN_S[i]:
-                continue
-            if self._stages[i]():
-                self._stage_last[i] = now
-                self._stage = (i + 1) % n
-                return
+        """Timer tick: the next drawing stage that has work."""
+        self.painter.refresh()
 
     def refresh_all(self) -> None:
         """Run every drawing stage now (screenshots, tests)."""
-        self._collect()
-        for stage in self._stages:
-            stage()
-
-    def _collect(self) -> None:
-        if self.live.flush():
-            self._dirty.update(("live_plot", "live_bars", "live_traj"))
-        if self._live_dirty:
-            self._live_dirty = False
-            self._dirty.update(("live_plot", "live_bars", "live_traj"))
-
-    def _take(self, flag: str) -> bool:
-        if flag in self._dirty:
-            self._dirty.discard(flag)
-            return True
-        return False
-
-    def _stage_scope(self) -> bool:
-        tap = self.live.tap
-        if not self.live.running or tap is None:
-            return False
-        recent = tap.latest_mono(int(tap.sample_rate * self.live_tab.scope.seconds))
-        self.level.set_block(recent[-max(1, tap.sample_rate // 20) :])
-        if self.current_file() is None:
-            self.live_tab.scope.set_samples(recent, tap.sample_rate)
-        return True
-
-    def _stage_live_plot(self) -> bool:
-        if not self._take("live_plot") or not self.labels or not len(self.live.series):
-            return False
-        self.live_tab.draw(self.live.series, self.labels)
-        return True
-
-    def _stage_bars(self) -> bool:
-        view = self.current_file()
-        if view is not None:
-            if not view.bars_dirty:
-                return False
-            view.bars_dirty = False
-            self._cursor_moved(view.cursor_s)
-            return True
-        latest = self.live.latest
-        if not self._take("live_bars") or latest is None or not self.labels:
-            return False
-        self.topk.set_probs(latest.probs, self.labels, self.trusted)
-        self.table_model.set_probs(latest.probs, 0.5 * (latest.start + latest.end))
-        return True
-
-    def _stage_trajectory(self) -> bool:
-        view = self.current_file()
-        if view is not None:
-            if not view.traj_dirty:
-                return False
-            view.traj_dirty = False
-            self.trajectory_view.set_snapshot(view.trajectory.snapshot(), view.cursor_s)
-            return True
-        if not self._take("live_traj"):
-            return False
-        self.trajectory_view.set_snapshot(self.live.trajectory.snapshot())
-        return True
-
-    def _stage_playhead(self) -> bool:
-        view = self.current_file()
-        if view is None or not (view.player.playing or view.playheads[0].isVisible()):
-            return False
-        view.update_playhead()
-        return True
-
-    def _stage_file(self) -> bool:
-        view = self.current_file()
-        did = False
-        for job, p in list(self._progress.items()):
-            view_p = self.files.get(job)
-            if view_p is not None:
-                view_p.set_progress(p.done, p.total)
-            self._update_job_status(p)
-            did = True
-        self._progress.clear()
-        if view is not None and view._dirty:
-            view.refresh()
-            did = True
-        return did
+        self.painter.refresh_all()
 
     # --- drag and drop, close ------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
