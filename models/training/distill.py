@@ -386,19 +386,36 @@ def write_pack_readme(pack_dir: Path, name: str, provenance: dict[str, Any], n_t
     """``README.md`` beside the manifest: licence, attribution, training summary and metrics (atomic)."""
     codec = provenance.get("codec") or {}
     tagger = provenance.get("tagger") or {}
-    sources = dict(codec.get("data") or {})
-    sources.update((tagger.get("data") or {}).get("train") or {})
-    rows = "\n".join(
-        f"| {src} | {v.get('clips', '')} | {v.get('hours', 0):.2f} | {', '.join(v.get('licences', []))} |"
-        for src, v in sorted(sources.items())
-        if isinstance(v, dict)
+
+    def table(sources: dict[str, Any]) -> str:
+        return "\n".join(
+            f"| {src} | {v.get('clips', '')} | {v.get('hours', 0):.2f} | {', '.join(v.get('licences', []))} |"
+            for src, v in sorted(sources.items())
+            if isinstance(v, dict)
+        )
+
+    tagger_sources: dict[str, Any] = {}
+    for key, part in (tagger.get("data") or {}).items():
+        if key.endswith("/train") and isinstance(part, dict):
+            tagger_sources.update(part.get("sources") or {})
+    head = "| source | clips | hours | licences |\n|---|---:|---:|---|\n"
+    rows = (
+        "Codec:\n\n"
+        + head
+        + table(codec.get("data") or {})
+        + "\n\nTagger (teacher targets on these clips):\n\n"
+        + head
+        + table(tagger_sources)
     )
     cm = codec.get("metrics") or {}
     bw_rows = "\n".join(
         f"| {bw} | {m['n_q']} | {m['mel_distance']:.3f} | {m['si_sdr_db']:.1f} |"
         for bw, m in (cm.get("per_bandwidth") or {}).items()
     )
-    tm = provenance.get("tagger_metrics") or {}
+    tm = {
+        k: round(v, 3) if isinstance(v, float) else v
+        for k, v in (provenance.get("tagger_metrics") or {}).items()
+    }
     text = f"""# {name}: Encotag's default model pack
 
 A compact EnCodec-architecture codec (24 kHz, trained for Encotag) and a MobileNetV3 tagger on its
@@ -413,8 +430,6 @@ licensed; its outputs were used as training targets only. AudioSet label names: 
 Evaluation-only data (RAVDESS, CC BY-NC-SA) was never used for training or model selection.
 
 ## Training audio
-| source | clips | hours | licences |
-|---|---:|---:|---|
 {rows}
 
 ## Codec quality (held-out composites, 5 s)
