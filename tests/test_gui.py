@@ -272,6 +272,11 @@ def test_untrusted_labels_are_marked(qtbot, window: MainWindow) -> None:
     assert n_bad > 0  # the tiny mel pack trusts every other label
     texts = [window.picker.source.item(i).text() for i in range(window.picker.source.rowCount())]
     assert len(texts) == 527 and sum(t.endswith(" †") for t in texts) == n_bad
+    assert sum(t.endswith(" †") for t in window.curve_labels) == n_bad  # plot legends mark them too
+    history = window.live_tab.history
+    history.set_tags([0, 1, 2], window.curve_labels)
+    history.set_tags([2, 3], window.curve_labels)
+    assert sorted(history.curves) == [2, 3] and len(history.legend.items) == 2
     window.picker.search.setText("speech")
     assert 0 < window.picker.proxy.rowCount() < 527
 

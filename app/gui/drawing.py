@@ -81,7 +81,7 @@ class Painter:
     def _stage_live_plot(self) -> bool:
         if not self._take("live_plot") or not self.win.labels or not len(self.win.live.series):
             return False
-        self.win.live_tab.draw(self.win.live.series, self.win.labels)
+        self.win.live_tab.draw(self.win.live.series, self.win.curve_labels)
         return True
 
     def _stage_bars(self) -> bool:

@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         self.dark = dark
         self.pack_info: Any = None
         self.labels: tuple[str, ...] = ()
+        self.curve_labels: tuple[str, ...] = ()  # labels with † for untrusted ones (plot legends)
         self.trusted: tuple[bool, ...] = ()
         self.live = LiveSession(settings.hop_s)
         self.files: dict[int, FileView] = {}
@@ -176,12 +177,14 @@ class MainWindow(QMainWindow):
         self.pack_info = info
         self.labels = tuple(info.labels)
         self.trusted = tuple(info.trusted)
+        marked = zip(self.labels, self.trusted, strict=True)
+        self.curve_labels = tuple(n if ok else f"{n} †" for n, ok in marked)
         self.table_model.set_labels(self.labels, self.trusted)
         self.picker.set_labels(self.labels, self.trusted)
         wanted = set(self.settings.selected_tags)
         self.picker.set_checked([i for i, n in enumerate(self.labels) if n in wanted])
         for view in self.files.values():
-            view.set_labels(self.labels)
+            view.set_labels(self.curve_labels)
         n_bad = sum(not t for t in self.trusted)
         self.model_settled.emit()
         self.model_status.setText(
@@ -238,7 +241,7 @@ class MainWindow(QMainWindow):
         for path in list_audio_files(paths):
             job = next(self._job_ids)
             view = FileView(path, job)
-            view.set_labels(self.labels)
+            view.set_labels(self.curve_labels)
             view.set_threshold(self.settings.threshold)
             view.set_selected(self.picker.checked())
             view.time_selected.connect(self._cursor_moved)

@@ -203,8 +203,9 @@ class TagHistoryPlot(pg.PlotWidget):
         """Draw curves for these class indices (others removed)."""
         for i in list(self.curves):
             if i not in indices:
-                self.removeItem(self.curves.pop(i))
-                self.legend.removeItem(labels[i])
+                curve = self.curves.pop(i)
+                self.legend.removeItem(curve)
+                self.removeItem(curve)
         for n, i in enumerate(indices):
             pen = pg.mkPen(curve_colour(n), width=2)
             if i not in self.curves:
