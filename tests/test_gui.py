@@ -394,3 +394,16 @@ def test_screenshot_tool_runs_the_real_window_under_xvfb(tiny_mel_pack: Path, tm
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_missing_pack_is_reported_and_files_fail_cleanly(qtbot, tmp_path: Path) -> None:
+    win = MainWindow(Settings(), pack_path=str(tmp_path / "no_such_pack"))
+    qtbot.addWidget(win)
+    try:
+        qtbot.waitUntil(lambda: "failed" in win.model_status.text(), timeout=30000)
+        assert "no_such_pack" in win.model_status.text()
+        (job,) = win.open_paths([_tone_file(tmp_path / "x.wav", 1.0)])
+        qtbot.waitUntil(lambda: win.files[job].status.startswith("error"), timeout=10000)
+        assert "no model" in win.files[job].status
+    finally:
+        win.shutdown()

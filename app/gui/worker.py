@@ -96,6 +96,7 @@ class InferenceWorker(QObject):
         self._jobs: collections.deque[tuple[int, Path]] = collections.deque()
         self._cancel: dict[int, threading.Event] = {}
         self._running_jobs = False
+        self._load_failed = False
         self._timer: QTimer | None = None
         self._kick_jobs.connect(self._drain_jobs)
 
@@ -111,8 +112,13 @@ class InferenceWorker(QObject):
             engine = Engine.load(Path(pack_path) if pack_path else None, threads=inference_threads())
         except Exception as exc:  # noqa: BLE001 - any failure becomes a visible notice, never a crash
             log.exception("cannot load the model pack %s", pack_path or "(default)")
-            self.engine_failed.emit(" ".join(str(exc).split()) or type(exc).__name__)
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            self.engine_failed.emit(reason)
+            if self.engine is None:
+                self._fail_queued(f"error: no model ({reason})")
+            self._load_failed = True
             return
+        self._load_failed = False
         self.engine = engine
         log.info("pack %s loaded in %.2f s", engine.info.name, time.perf_counter() - t0)
         self.engine_ready.emit(engine.info)
@@ -201,9 +207,21 @@ class InferenceWorker(QObject):
             if ev is not None:
                 ev.set()
 
+    def _fail_queued(self, status: str) -> None:
+        """Finish every queued job with ``status`` (no model to run them)."""
+        with self._lock:
+            jobs = list(self._jobs)
+            self._jobs.clear()
+            for job_id, _ in jobs:
+                self._cancel.pop(job_id, None)
+        for job_id, _ in jobs:
+            self.file_finished.emit(job_id, status)
+
     @Slot()
     def _drain_jobs(self) -> None:
         if self._running_jobs or self.engine is None:
+            if self.engine is None and self._load_failed:
+                self._fail_queued("error: no model loaded (choose a model pack)")
             return
         self._running_jobs = True
         try:
