@@ -323,3 +323,15 @@ def test_builtin_tasks_on_shared_data() -> None:
     mod = tasks["mod_sounds"]
     assert mod.folds == 5 and len(mod.classes) == 8 and len(mod) == 49
     assert {t.domain for t in tasks.values()} == {"speech", "environment"}
+
+
+def test_merge_report_keeps_hand_written_text() -> None:
+    from models.evaluation.report import BEGIN_MARK, END_MARK, merge_report
+
+    first = merge_report(None, "table v1")
+    assert first.startswith(BEGIN_MARK) and "table v1" in first and first.rstrip().endswith(END_MARK)
+    page = "# Intro\nhand-written\n\n" + first + "\n## Findings\nmore hand-written\n"
+    second = merge_report(page, "table v2")
+    assert "table v1" not in second and "table v2" in second
+    assert second.startswith("# Intro\nhand-written") and second.endswith("## Findings\nmore hand-written\n")
+    assert merge_report("no markers here", "t") == merge_report(None, "t")

@@ -139,7 +139,14 @@ def run(args: argparse.Namespace) -> int:
     from models.evaluation.cache import EmbeddingCache
     from models.evaluation.embedders import MelStatsEmbedder, PackEmbedder
     from models.evaluation.pitch import pitch_task, pitch_unavailable
-    from models.evaluation.report import PROTOCOL, ReportMeta, render_markdown, results_json, write_atomic
+    from models.evaluation.report import (
+        PROTOCOL,
+        ReportMeta,
+        merge_report,
+        render_markdown,
+        results_json,
+        write_atomic,
+    )
     from models.evaluation.runner import evaluate
     from models.evaluation.tasks import QUICK_TASKS, TaskError, builtin_tasks, load_task, subsample
     from models.pack import PackError, build_teacher_pack
@@ -164,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             try:
                 tasks.append(pitch_task(work, quick=args.quick, progress=progress))
-            except (RuntimeError, OSError, TaskError) as exc:
+            except (RuntimeError, OSError, subprocess.SubprocessError, TaskError) as exc:
                 notes.append(f"pitch task left out: {exc}")
     if args.quick:
         tasks = [subsample(t, QUICK_MAX_CLIPS, seed=args.seed) for t in tasks]
@@ -212,15 +219,18 @@ def run(args: argparse.Namespace) -> int:
     heldout = heldout_clips(tasks, corpus, max_corpus) if teacher_id and packs else []
 
     cache = EmbeddingCache(None if args.no_cache else (args.cache or cache_dir() / "eval"))
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), time.process_time()
     rows = evaluate(
         embedders, tasks, cache, teacher_id=teacher_id, heldout=heldout, seed=args.seed, progress=progress
     )
-    elapsed = time.monotonic() - t0
+    elapsed, cpu = time.monotonic() - t0, time.process_time() - c0
     failed = sum(n for r in rows for n in r.failed.values()) + sum(len(tasks) - len(r.probes) for r in rows)
     if failed:
         notes.append(f"{failed} clips or probes failed (see the log); figures use the rest")
-    notes.append(f"run time {elapsed / 60:.1f} min (cached embeddings are reused, so re-runs are faster)")
+    notes.append(
+        f"run time {elapsed / 60:.1f} min wall, {cpu / 60:.1f} min CPU of this process (cached embeddings "
+        "are reused, so re-runs are faster; the pitch set and teacher pack are built once, before this clock)"
+    )
 
     argv = sys.argv[1:]
     command = "encotag " + shlex.join(argv) if "eval" in argv else "encotag eval (called from Python)"
@@ -238,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
     if out is None and not args.quick and (REPO_ROOT / "docs").is_dir():
         out = REPO_ROOT / "docs" / "EVALUATION.md"
     if out is not None:
-        write_atomic(out, text)
+        old = out.read_text(encoding="utf-8") if out.is_file() else None
+        write_atomic(out, merge_report(old, text))
         print(f"encotag eval: report written to {out}", file=sys.stderr)
     if args.json is not None:
         write_atomic(args.json, results_json(rows, tasks, meta))

@@ -60,7 +60,7 @@ def _results_table(rows: list[EmbedderResult], tasks: list[Task]) -> list[str]:
     head = [
         "embedder",
         "D",
-        "s / h audio",
+        "CPU s / h audio",
         *[t.name for t in tasks],
         *doms,
         "average",
@@ -151,8 +151,8 @@ def render_markdown(rows: list[EmbedderResult], tasks: list[Task], meta: ReportM
         *_results_table(rows, tasks),
         "",
         "Columns: probe test accuracy per task; domain columns are the mean over that domain's tasks, "
-        "`average` the mean over all tasks; `D` the embedding size; `s / h audio` the embedding compute time "
-        "(seconds per hour of audio, decoding and resampling excluded) measured while embedding; "
+        "`average` the mean over all tasks; `D` the embedding size; `CPU s / h audio` the embedding compute "
+        "time in CPU seconds per hour of audio (decoding and resampling excluded), measured while embedding; "
         "`teacher mAP` and `top-1` the teacher agreement of tagging packs on held-out clips (below).",
         "",
     ]
@@ -199,6 +199,21 @@ def results_json(rows: list[EmbedderResult], tasks: list[Task], meta: ReportMeta
     return json.dumps(data, indent=2)
 
 
+BEGIN_MARK = "<!-- encotag eval: generated section begins; edit outside these markers -->"
+END_MARK = "<!-- encotag eval: generated section ends -->"
+
+
+def merge_report(existing: str | None, generated: str) -> str:
+    """Put ``generated`` between the markers of ``existing`` (text outside them is kept, hand-written);
+    a page without markers (or no page) becomes just the generated section."""
+    block = f"{BEGIN_MARK}\n{generated.rstrip()}\n{END_MARK}\n"
+    if existing and BEGIN_MARK in existing and END_MARK in existing:
+        head, rest = existing.split(BEGIN_MARK, 1)
+        tail = rest.split(END_MARK, 1)[1]
+        return head + block + tail.lstrip("\n")
+    return block
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file and ``os.replace``."""
     import os
@@ -220,11 +235,15 @@ PROTOCOL = """
 ## Protocol
 
 - **Embeddings** are frozen and whole-clip: each clip is decoded (soundfile), averaged to mono and resampled
-  with soxr (HQ) to the embedder's rate. Packs (the teacher included) see the whole clip in one forward
-  pass — the tagger pools over time — and clips shorter than the pack's analysis window (1 s) are
-  zero-padded to one window. The embedding is the pack's scene embedding (mid-level blocks + low-level
-  per-band means). The **mel-statistics baseline** is the mean and standard deviation over time of the
-  teacher's 128-band log-mel (`models.frontends.MelFrontend`, 32 kHz): 256 dims.
+  with soxr (HQ) to the embedder's rate. Packs (the teacher included) see the whole clip, unpadded, in one
+  forward pass — the tagger pools over time; the engine zero-pads only clips under 50 ms
+  (`--pad-to-window` pads clips shorter than the pack's 1 s window instead). A pack's row uses its scene
+  embedding (mid-level blocks 5, 11, 13, 15 + low-level per-band means). The teacher has two rows: its
+  pack scene embedding (320 dims), comparable with other packs, and **final features** — the global
+  average of its last feature map (384 dims, EfficientAT's own clip embedding), captured in the same pass;
+  the reference figures were measured on the latter. The **mel-statistics baseline** is the mean and
+  standard deviation over time of the teacher's 128-band log-mel (`models.frontends.MelFrontend`,
+  32 kHz): 256 dims.
 - **Probe** (HARES protocol): StandardScaler + multinomial logistic regression (lbfgs, up to 5000
   iterations); C from {0.01, 0.1, 1, 10} by seeded stratified 5-fold cross-validation on the train part
   (ties → smaller C), refit on the whole train part, accuracy on the test part. Splits come from each set's
@@ -243,8 +262,9 @@ PROTOCOL = """
   split plus the shared sets' test splits — teacher labels are teacher probability ≥ 0.5; mAP is the mean
   of `average_precision_score` over classes with ≥ 5 teacher positives; top-1 is the fraction of clips
   where the pack's and the teacher's highest-scoring classes agree; per source and overall.
-- **Speed** is the embedding compute time (decoding and resampling excluded) per hour of audio with the
-  number of torch threads shown above, measured when the embedding was computed (cached embeddings keep
+- **Speed** is the embedding compute time in process CPU seconds (decoding and resampling excluded; CPU
+  time rather than wall time because the machine is shared) per hour of audio with the number of torch
+  threads shown above, measured when the embedding was computed (cached embeddings keep
   the time measured then).
 - **Determinism**: sorted clip lists, seeded folds and solvers, single-threaded torch by default;
   embeddings are cached by embedder id (pack id + recipe) and file sha256, so re-runs reproduce the

@@ -31,8 +31,9 @@ class EmbedderResult:
     """One row of the report.
 
     probes: task name → result; failed: task name → clips that could not be embedded (left out);
-    seconds_per_hour: embedding compute time per hour of audio (None if every clip came from a cache
-    written without timings); agreement: teacher agreement for tagging packs other than the teacher.
+    seconds_per_hour: embedding CPU time (process CPU seconds) per hour of audio (None if every clip came
+    from a cache written without timings); agreement: teacher agreement for tagging packs other than the
+    teacher.
     """
 
     name: str
@@ -65,9 +66,9 @@ def embed_paths(
         if any(e is None for e in got.values()):
             try:
                 audio = load_clip(path, embedder.sample_rate)
-                t0 = time.perf_counter()
+                t0 = time.process_time()  # CPU time: robust to other processes sharing the CPU
                 result = embedder.embed(audio)
-                seconds = time.perf_counter() - t0
+                seconds = time.process_time() - t0
             except (ClipError, ValueError, RuntimeError) as exc:
                 log.error("%s", exc if isinstance(exc, ClipError) else f"{path}: {exc}")
                 got = {k: None for k in got}
