@@ -91,7 +91,9 @@ class Journal:
 
     def valid(self, out_dir: Path, key: tuple[str, str]) -> bool:
         e = self.entries.get(key)
-        return e is not None and all((out_dir / r["clip"]).is_file() for r in e.get("rows", []))
+        if e is None or "error" in e:  # failed units are retried by the next run
+            return False
+        return all((out_dir / r["clip"]).is_file() for r in e.get("rows", []))
 
     def add(self, entry: dict[str, Any]) -> None:
         self.entries[(entry["source"], entry["uid"])] = entry

@@ -340,7 +340,7 @@ def festival_speech(rng: np.random.Generator, sr: int, n_sentences: int = 4) -> 
             str(wav),
             str(txt),
         ]
-        res = subprocess.run(cmd, capture_output=True, timeout=300, check=False)
+        res = subprocess.run(cmd, capture_output=True, timeout=900, check=False)
         if res.returncode != 0 or not wav.exists():
             raise RuntimeError(
                 f"text2wave failed (exit {res.returncode}): {res.stderr.decode(errors='replace')[-200:]}"
@@ -377,7 +377,7 @@ def flite_speech(rng: np.random.Generator, sr: int, n_sentences: int = 4) -> tup
             "-o",
             str(wav),
         ]
-        res = subprocess.run(cmd, capture_output=True, timeout=300, check=False)
+        res = subprocess.run(cmd, capture_output=True, timeout=900, check=False)
         if res.returncode != 0 or not wav.exists():
             raise RuntimeError(
                 f"flite failed (exit {res.returncode}): {res.stderr.decode(errors='replace')[-200:]}"
