@@ -55,6 +55,7 @@ def register(sub: Any) -> None:
     t.add_argument("--lr", type=float, default=8e-4)
     t.add_argument("--beta", type=float, default=0.9)
     t.add_argument("--eval-augs", default="0,1", help="held-out augmentations pooled for the trusted labels")
+    t.add_argument("--init", type=Path, default=None, help="start from a trained tagger folder (warm start)")
     t.add_argument("--no-teacher-init", action="store_true", help="random init even at the teacher's width")
 
     k = tsub.add_parser("pack", help="assemble a model pack from a trained codec and tagger")
@@ -344,7 +345,13 @@ def _tagger(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     t0 = time.monotonic()
-    tstate = load_teacher_state(args.teacher / TEACHER_FILE)
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        tstate = load_file(str(args.init / "tagger.safetensors"))
+        info["init"] = str(args.init)
+    else:
+        tstate = load_teacher_state(args.teacher / TEACHER_FILE)
     model = train_tagger(dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps)
     train_s = time.monotonic() - t0
     augs = tuple(int(a) for a in args.eval_augs.split(","))
