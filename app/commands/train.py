@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -282,7 +283,7 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
                     teacher,
                     tpath,
                     fcfg,
-                    progress=lambda i, n, s=name: log.info("teacher %s %d/%d", s, i, n),
+                    progress=_progress("teacher", name),
                 )
             tcache = np.load(tpath)
             if codec is None:
@@ -295,7 +296,7 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
                         codec,
                         cpath,
                         fcfg,
-                        progress=lambda i, n, s=name: log.info("codes %s %d/%d", s, i, n),
+                        progress=_progress("codes", name),
                         reverse=getattr(args, "reverse", False),
                     )
             parts[split].append(DistillData(np.load(cpath)["codes"], tcache["logits"], tcache["seg_logits"]))
@@ -311,6 +312,15 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     }
     table = codebook_table(codec) if codec is not None else None
     return out["train"], out["held"], table, info
+
+
+def _progress(what: str, name: str) -> Callable[[int, int], None]:
+    """A progress callback logging ``<what> <name> i/n``."""
+
+    def report(i: int, n: int) -> None:
+        log.info("%s %s %d/%d", what, name, i, n)
+
+    return report
 
 
 def _tagger(args: argparse.Namespace) -> int:

@@ -78,7 +78,7 @@ def build_model(cfg: CodecConfig) -> Any:
     """A randomly initialised ``EncodecModel`` whose codebooks are marked un-initialised."""
     from transformers import EncodecModel
 
-    model = EncodecModel(encodec_config(cfg))
+    model: Any = EncodecModel(encodec_config(cfg))
     reinit_convs(model)
     for layer in model.quantizer.layers:
         layer.codebook.inited.fill_(0.0)
@@ -86,7 +86,7 @@ def build_model(cfg: CodecConfig) -> Any:
 
 
 @torch.no_grad()
-def reinit_convs(model: torch.nn.Module) -> None:
+def reinit_convs(model: Any) -> None:
     """Variance-preserving (Kaiming normal, ELU/linear gain 1) init of every weight-normed conv.
 
     transformers' ``_init_weights`` applies Kaiming init to the *computed* weight of parametrized
@@ -96,11 +96,12 @@ def reinit_convs(model: torch.nn.Module) -> None:
     """
     from torch.nn.utils import parametrize
 
+    m: Any
     for m in model.modules():
         if isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)) and parametrize.is_parametrized(
             m, "weight"
         ):
-            p = m.parametrizations.weight
+            p: Any = getattr(m.parametrizations, "weight")  # noqa: B009 (typed access)
             v = p.original1
             fan_in = v.shape[1] * v.shape[2] if isinstance(m, torch.nn.Conv1d) else v.shape[0] * v.shape[2]
             if isinstance(m, torch.nn.ConvTranspose1d):

@@ -198,7 +198,7 @@ def train_tagger(
             rec = {
                 "step": step,
                 "loss": loss.item(),
-                "lr": sched.get_last_lr()[0],
+                "lr": float(sched.get_last_lr()[0]),
                 "elapsed_s": time.monotonic() - t0,
             }
             log.info("tagger %s", " ".join(f"{k}={v:.4g}" for k, v in rec.items()))

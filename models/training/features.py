@@ -210,7 +210,7 @@ def _versions(base: np.ndarray, i: int, fcfg: FeatureConfig) -> np.ndarray:
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
 
 
