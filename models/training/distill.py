@@ -354,6 +354,7 @@ def assemble_pack(
                 "corpus",
                 "teacher",
                 "codec_hash",
+                "init",
                 "command",
                 "selection",
             )
