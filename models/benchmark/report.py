@@ -14,8 +14,6 @@ from typing import Any
 
 Getter = Callable[[dict[str, Any]], float | None]
 
-_FRONTEND = {"encoder": "codec encoder | log-mel", "log-mel": "codec encoder | log-mel"}
-
 
 def _stage(name: str, key: str = "rtf") -> Getter:
     def get(r: dict[str, Any]) -> float | None:
@@ -47,7 +45,7 @@ def _get(*keys: str) -> Getter:
 ROWS: list[tuple[str, Getter, str]] = [
     ("decode (44.1 kHz WAV)", _stage("decode"), "x"),
     ("resample (soxr HQ)", _stage("resample"), "x"),
-    ("front end: codec encoder | log-mel", _frontend, "x"),
+    ("front end: codec encoder / log-mel", _frontend, "x"),
     ("RVQ encode + unembed", _stage("rvq"), "x"),
     ("tagger (MobileNetV3)", _stage("tagger"), "x"),
     ("  tagger before BN folding + channels-last", _stage("tagger_unfused"), "x"),
