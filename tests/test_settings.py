@@ -41,6 +41,7 @@ def test_paths_default_to_platformdirs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_setup_logging_writes_file_and_is_idempotent(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = logging.getLogger()
+    logsetup._remove_own_handlers(root)  # an earlier CLI test in this process may have installed ours
     before = list(root.handlers)
     try:
         log_file = logsetup.setup_logging(verbose=False, command="tag")
