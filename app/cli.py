@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="encotag",
-        description="Encotag: tells you what you are hearing (EnCodec latents → MobileNetV3 → AudioSet tags).",
+        description="Encotag: tells you what you are hearing (EnCodec latents → MobileNetV3 → AudioSet).",
     )
     parser.add_argument("--version", action="version", version=f"encotag {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if not argv or argv[0].startswith("--") and argv[0] not in ("--help", "--version", "-h", "-v", "--verbose"):
+    top_level = ("--help", "--version", "-h", "-v", "--verbose")
+    if not argv or argv[0].startswith("--") and argv[0] not in top_level:
         argv = ["gui", *argv]
     try:
         args = parser.parse_args(argv)
