@@ -5,7 +5,8 @@
 
 Runs the frozen ``encotag`` binary with Qt offscreen and every user folder in a temporary ENCOTAG_HOME:
 
-1. the folder holds no CUDA library and stays within the size limit (ENCOTAG_MAX_BUNDLE_MB, default 600);
+1. the folder holds no CUDA library; its size is reported against the target (ENCOTAG_MAX_BUNDLE_MB,
+   default 600 MB; over target is reported, not a failure);
 2. ``encotag --version`` prints the source tree's version;
 3. every sub-command present in the source tree answers ``--help`` (the CLI imports sub-commands by name,
    so a module PyInstaller missed would otherwise just vanish);
@@ -99,7 +100,7 @@ class Bundle:
         return proc.stdout, proc.stderr, seconds
 
 
-def check_files(dist: Path, limit_mb: float) -> tuple[float, int]:
+def check_files(dist: Path) -> tuple[float, int]:
     total, count = 0, 0
     for path in dist.rglob("*"):
         if path.is_symlink() or not path.is_file():
@@ -108,10 +109,7 @@ def check_files(dist: Path, limit_mb: float) -> tuple[float, int]:
             raise SmokeError(f"{path}: CUDA library in a CPU-only bundle")
         total += path.stat().st_size
         count += 1
-    size_mb = total / 1e6
-    if size_mb > limit_mb:
-        raise SmokeError(f"{dist}: {size_mb:.0f} MB exceeds the {limit_mb:.0f} MB limit")
-    return size_mb, count
+    return total / 1e6, count
 
 
 def find_pack(bundle: Bundle, commands: list[str], work: Path, notes: list[str]) -> list[str]:
@@ -194,8 +192,9 @@ def main(argv: list[str]) -> int:
     try:
         if not os.access(bundle.binary, os.X_OK):
             raise SmokeError(f"{bundle.binary}: missing or not executable")
-        size_mb, count = check_files(dist, limit_mb)
-        report["size"] = f"{size_mb:.0f} MB on disk ({count} files; limit {limit_mb:.0f} MB)"
+        size_mb, count = check_files(dist)
+        verdict = "within target" if size_mb <= limit_mb else "OVER TARGET (reported, not a failure)"
+        report["size"] = f"{size_mb:.0f} MB on disk ({count} files; target {limit_mb:.0f} MB: {verdict})"
 
         version = source_version()
         out, _, seconds = bundle.run("--version", timeout=120)
