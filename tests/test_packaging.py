@@ -129,7 +129,7 @@ def test_build_spec_is_valid_python_with_required_parts() -> None:
         assert needle in text
 
 
-def test_bundle_smoke_reads_the_source_tree() -> None:
+def test_bundle_smoke_reads_the_source_tree(tmp_path: Path) -> None:
     sys.path.insert(0, str(REPO / "tools"))
     try:
         import bundle_smoke
@@ -139,9 +139,10 @@ def test_bundle_smoke_reads_the_source_tree() -> None:
     commands = bundle_smoke.source_commands()
     assert set(commands) <= set(cli.COMMANDS)
     assert all((REPO / "app" / "commands" / f"{name}.py").is_file() for name in commands)
-    with pytest.raises(bundle_smoke.SmokeError, match="exceeds"):
-        bundle_smoke.check_files(REPO / "resources" / "icons", limit_mb=0.001)
-    size_mb, count = bundle_smoke.check_files(REPO / "resources" / "icons", limit_mb=600)
+    (tmp_path / "libcudart.so.12").write_bytes(b"\0" * 16)
+    with pytest.raises(bundle_smoke.SmokeError, match="CUDA library"):
+        bundle_smoke.check_files(tmp_path)
+    size_mb, count = bundle_smoke.check_files(REPO / "resources" / "icons")
     assert count == 3 and 0 < size_mb < 1
 
 
