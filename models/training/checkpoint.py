@@ -9,8 +9,10 @@ Writes are atomic (temp file + ``os.replace``), so a run killed mid-save keeps i
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +101,12 @@ def restore_rng(gen: np.random.Generator, state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` saved."""
     gen.bit_generator.state = json.loads(state["numpy"])
     torch.set_rng_state(state["torch"])
+
+
+def report_step(
+    logger: logging.Logger, what: str, rec: dict[str, float], on_log: Callable[[dict], Any] | None
+) -> None:
+    """Log one training record (``what key=value …``) and hand it to the optional ``on_log`` callback."""
+    logger.info("%s %s", what, " ".join(f"{k}={v:.4g}" for k, v in rec.items()))
+    if on_log is not None:
+        on_log(rec)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from models.config import CodecConfig, to_dict
-from models.training.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from models.training.checkpoint import load_checkpoint, report_step, restore_rng, rng_state, save_checkpoint
 from models.training.losses import MultiScaleMelLoss, si_sdr
 
 log = logging.getLogger(__name__)
@@ -301,9 +301,7 @@ def train_codec(
                 "nq": nq,
                 "elapsed_s": time.monotonic() - t0,
             }
-            log.info("codec %s", " ".join(f"{k}={v:.4g}" for k, v in rec.items()))
-            if on_log is not None:
-                on_log(rec)
+            report_step(log, "codec", rec, on_log)
         if time.monotonic() - last_save > tcfg.checkpoint_every_s:
             save()
             last_save = time.monotonic()

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.config import CodecConfig, TaggerConfig, WindowConfig, from_dict, to_dict
-from models.training.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from models.training.checkpoint import load_checkpoint, report_step, restore_rng, rng_state, save_checkpoint
 from models.training.losses import distillation_loss
 
 log = logging.getLogger(__name__)
@@ -201,9 +201,7 @@ def train_tagger(
                 "lr": float(sched.get_last_lr()[0]),
                 "elapsed_s": time.monotonic() - t0,
             }
-            log.info("tagger %s", " ".join(f"{k}={v:.4g}" for k, v in rec.items()))
-            if on_log is not None:
-                on_log(rec)
+            report_step(log, "tagger", rec, on_log)
         if time.monotonic() - last_save > dcfg.checkpoint_every_s:
             save()
             last_save = time.monotonic()
