@@ -110,6 +110,34 @@ def test_codec_training_learns_and_resumes(tmp_path: Path) -> None:
     assert report["encoder_rtf"] > 0
 
 
+def test_codec_warm_start_continues_from_trained_weights(tmp_path: Path) -> None:
+    import dataclasses
+
+    clips = _synth(4, 12000)
+    tcfg = CodecTrainConfig(steps=16, batch_size=4, segment_s=0.1, lr=3e-3, log_every=4, init_batches=4)
+    trained = train_codec(TINY_CODEC, tcfg, clips, tmp_path / "a")
+    init = {k: v.clone() for k, v in trained.state_dict().items()}
+    short = dataclasses.replace(tcfg, steps=2, lr=1e-5, log_every=1)
+    warm: list[dict] = []
+    fresh: list[dict] = []
+    train_codec(TINY_CODEC, short, clips, tmp_path / "warm", init_state=init, on_log=warm.append)
+    train_codec(TINY_CODEC, short, clips, tmp_path / "fresh", on_log=fresh.append)
+    assert warm[0]["mel"] < fresh[0]["mel"]  # starts where the trained codec left off
+    bad = {k: v for k, v in init.items() if not k.startswith("decoder")}
+    with pytest.raises(RuntimeError):  # strict: a partial state dict is refused
+        train_codec(TINY_CODEC, short, clips, tmp_path / "bad", init_state=bad)
+
+
+def test_evenly_spaced_covers_the_whole_list() -> None:
+    from app.commands.train import evenly_spaced
+
+    items = list(range(7001))
+    pick = evenly_spaced(items, 1800)
+    assert len(pick) == 1800 and len(set(pick)) == 1800
+    assert pick[0] == 0 and pick[-1] > 6990  # the end of the list is represented
+    assert evenly_spaced(items[:5], 10) == items[:5]
+
+
 def test_resume_refuses_other_config(tmp_path: Path) -> None:
     clips = _synth(2, 4800)
     tcfg = CodecTrainConfig(steps=2, batch_size=2, segment_s=0.1, init_batches=2)

@@ -40,6 +40,7 @@ def register(sub: Any) -> None:
     c.add_argument("--bandwidths", default="1.5,3,6", help="kbps, comma-separated; the last is the default")
     c.add_argument("--lr", type=float, default=1e-3)
     c.add_argument("--eval-clips", type=int, default=24)
+    c.add_argument("--init", type=Path, default=None, help="warm start from a trained codec folder or pack")
 
     f = tsub.add_parser("features", help="cache codec codes + teacher logits of augmented clips")
     _common(f)
@@ -133,6 +134,14 @@ def clips_for(corpus: Path) -> tuple[list[Any], list[Any]]:
     raise FileNotFoundError(f"{corpus}: neither a corpus (manifest.csv) nor a data folder (*/labels.csv)")
 
 
+def evenly_spaced(items: list[Any], n: int) -> list[Any]:
+    """``n`` items spread evenly over the whole list (all of them when it is no longer than ``n``)."""
+    if len(items) <= n:
+        return list(items)
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
 def data_summary(clips: list[Any], audio: list[Any], sr: int) -> dict[str, Any]:
     """Hours and licences per source."""
     out: dict[str, Any] = {}
@@ -181,7 +190,16 @@ def _codec(args: argparse.Namespace) -> int:
     log.info(
         "codec training on %d clips (%.2f h)", len(audio), sum(map(len, audio)) / cfg.sampling_rate / 3600
     )
-    model = train_codec(cfg, tcfg, audio, out, max_steps=args.max_steps)
+    init_state = None
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        init_file = args.init / "codec.safetensors" if args.init.is_dir() else args.init
+        if not init_file.is_file():
+            raise FileNotFoundError(f"{args.init}: no codec.safetensors to warm-start from")
+        init_state = load_file(str(init_file))
+        log.info("codec warm start from %s", init_file)
+    model = train_codec(cfg, tcfg, audio, out, max_steps=args.max_steps, init_state=init_state)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "codec.safetensors.tmp"
@@ -198,6 +216,7 @@ def _codec(args: argparse.Namespace) -> int:
         "metrics": metrics,
         "data": data_summary(train, audio, cfg.sampling_rate),
         "corpus": [str(c) for c in args.corpus],
+        "init": str(args.init) if args.init is not None else None,
         "held_out": f"{len(pick)} composites of 5 s from {len(held)} held-out clips",
     }
     tmpj = out / "codec.json.tmp"
@@ -251,7 +270,7 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     for corpus, corpus_splits in plan:
         train, held = clips_for(corpus)
         if args.max_clips is not None and (corpus / "manifest.csv").is_file():
-            train = train[:: max(1, len(train) // args.max_clips)][: args.max_clips]
+            train = evenly_spaced(train, args.max_clips)
         for split, clips in (("train", train), ("held", held)):
             if split not in corpus_splits or not clips:
                 continue

@@ -221,8 +221,12 @@ def train_codec(
     work_dir: str | Path,
     max_steps: int | None = None,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    init_state: dict[str, Tensor] | None = None,
 ) -> Any:
     """Train (or resume from ``work_dir/codec_ckpt.safetensors``) and return the ``EncodecModel``.
+
+    ``init_state`` (a trained codec's state dict, codebooks included) warm-starts a fresh run: the
+    weights are loaded strictly, the optimiser and schedule start anew, k-means initialisation is skipped.
 
     ``max_steps`` stops early (for a budget or a test) after saving a checkpoint; the run continues from
     there when called again. Deterministic on CPU for a given seed and thread count.
@@ -231,6 +235,8 @@ def train_codec(
     ckpt_path = work_dir / "codec_ckpt.safetensors"
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg)
+    if init_state is not None:
+        model.load_state_dict(init_state, strict=True)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.05, anneal_strategy="cos"
@@ -272,7 +278,7 @@ def train_codec(
             },
         )
 
-    if step == 0 and stop > 0:
+    if step == 0 and stop > 0 and init_state is None:
         with torch.no_grad():
             x0 = sampler.batch(rng, tcfg.batch_size * tcfg.init_batches)
             quantize_train(model, model.encoder(x0[:, None, :]), max(nqs), tcfg, gen, train=True)
