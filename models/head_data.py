@@ -15,10 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from models.audio import AudioError, list_audio_files
+from models.audio import AudioError, list_audio_files, load_audio, probe
+from models.code_tagging import ENCODE_BLOCK_S, CodeWindows
+from models.config import WindowConfig
 from models.heads import Head
-from models.pipeline import CancelFlag, EngineLike, is_cancelled, tag_file
+from models.pipeline import CancelFlag, EngineLike, count_windows, is_cancelled, tag_file, window_samples
 from models.results import Progress
+
+LONG_S = 10.0  # clips up to this long are decoded whole and batched; longer files are streamed
+CHUNK_FILES = 64  # clips decoded and batched together (bounds memory: 64 × 10 s)
+BATCH_WINDOWS = 64  # windows per tagger call
+
+
+class _LongFileError(Exception):
+    """Internal: this file is streamed through ``tag_file`` instead of decoded whole."""
 
 
 @dataclass(frozen=True)
@@ -68,29 +78,139 @@ def from_labels_csv(
     return LabelledFiles(tuple(folder / r["file"] for r in rows), tuple(labels), tuple(sorted(set(labels))))
 
 
+def _codec_of(engine: EngineLike) -> object | None:
+    """The engine's codec when it tags through codes (as ``tag_file`` decides), else None."""
+    codec = getattr(engine, "codec", None)
+    return codec if codec is not None and hasattr(engine, "infer_codes") else None
+
+
+class _Batcher:
+    """Collects analysis windows of many files and runs the engine on full batches of them."""
+
+    def __init__(self, engine: EngineLike, use_codes: bool, batch: int) -> None:
+        self.engine, self.use_codes, self.batch = engine, use_codes, max(1, batch)
+        self.wins: list[np.ndarray] = []
+        self.owner: list[int] = []
+        self.rows: dict[int, list[np.ndarray]] = {}
+
+    def add(self, i: int, windows: Sequence[np.ndarray]) -> None:
+        self.rows.setdefault(i, [])
+        for w in windows:
+            self.wins.append(w)
+            self.owner.append(i)
+            if len(self.wins) >= self.batch:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.wins:
+            return
+        x = np.stack(self.wins)
+        if self.use_codes:
+            _, emb = self.engine.infer_codes(x)  # type: ignore[attr-defined]
+        else:
+            _, emb = self.engine.infer(x)
+        for i, e in zip(self.owner, np.asarray(emb, np.float32), strict=True):
+            self.rows[i].append(e)
+        self.wins.clear()
+        self.owner.clear()
+
+
+def _audio_windows(x: np.ndarray, win_n: int, hop_n: int) -> list[np.ndarray]:
+    """``tag_file``'s windows of a whole clip (n,): starts 0, hop, …; the tail window zero-padded."""
+    out = []
+    for k in range(count_windows(len(x), win_n, hop_n)):
+        w = x[k * hop_n : k * hop_n + win_n]
+        out.append(w if len(w) == win_n else np.pad(w, (0, win_n - len(w))))
+    return out
+
+
 def embed_files(
     engine: EngineLike,
     files: Sequence[Path],
     *,
+    window: WindowConfig | None = None,
     progress: Callable[[Progress], object] | None = None,
     cancel: CancelFlag = None,
+    chunk_files: int = CHUNK_FILES,
+    batch_windows: int = BATCH_WINDOWS,
 ) -> tuple[list[np.ndarray], list[str]]:
-    """Window embeddings per file: a list of (n_windows_i, D) float32 arrays, and one error string per
-    unreadable file (its entry is then an empty (0, D) array; the rest are still processed)."""
-    out: list[np.ndarray] = []
+    """Window embeddings per file: a list of (n_windows_i, D) float32 arrays (the windows of
+    :func:`models.pipeline.tag_file` with ``window``, default the pack's), and one error string per
+    unreadable file (its entry is then an empty (0, D) array; the rest are still processed).
+
+    Built for many short clips: clips up to ``LONG_S`` are decoded whole, ``chunk_files`` at a time;
+    a codec pack encodes clips of equal length together (one batched encode, codes identical to a
+    per-file encode), encodes the silence that pads tail windows once per call, and the tagger runs on
+    ``batch_windows`` windows of several files at once. Longer files are streamed through ``tag_file``.
+    The embeddings equal ``tag_file``'s (up to float rounding of the batched tagger). A cancel stops
+    between chunks; the files not reached are then missing from the returned list.
+    """
+    window = window or engine.window
+    sr = int(engine.sample_rate)
+    win_n, hop_n = window_samples(window, sr)
+    dim = int(getattr(engine, "embedding_size", 0))
+    codec = _codec_of(engine)
+    long_n = round(LONG_S * sr)
+    if codec is not None:  # one encoder block, exactly as models.code_tagging.iter_codes cuts them
+        hop = int(codec.hop_length)  # type: ignore[attr-defined]
+        long_n = max(1, round(ENCODE_BLOCK_S * sr / hop)) * hop
+    silence: list[np.ndarray] = []
+
+    def silence_codes() -> np.ndarray:
+        if not silence:
+            silence.append(engine.encode(np.zeros((1, win_n), np.float32))[0])  # type: ignore[attr-defined]
+        return silence[0]
+
+    results: dict[int, np.ndarray] = {}
     errors: list[str] = []
-    for i, path in enumerate(files):
+    done = 0
+    for c0 in range(0, len(files), max(1, chunk_files)):
         if is_cancelled(cancel):
             break
-        try:
-            emb = [r.embedding for r in tag_file(engine, path, cancel=cancel)]
-        except AudioError as exc:
-            errors.append(str(exc))
-            emb = []
-        out.append(np.stack(emb) if emb else np.zeros((0, 0), np.float32))
+        chunk = range(c0, min(c0 + max(1, chunk_files), len(files)))
+        batcher = _Batcher(engine, codec is not None, batch_windows)
+        clips: dict[int, np.ndarray] = {}
+        for i in chunk:
+            try:
+                info = probe(files[i])
+                if info.frames * sr / max(1, info.sample_rate) > long_n + sr:
+                    raise _LongFileError
+                x = load_audio(files[i], sr)
+                if len(x) > long_n:
+                    raise _LongFileError
+                clips[i] = x
+            except _LongFileError:
+                try:
+                    rows = [r.embedding for r in tag_file(engine, files[i], window=window, cancel=cancel)]
+                    results[i] = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+                except AudioError as exc:
+                    errors.append(str(exc))
+                    results[i] = np.zeros((0, dim), np.float32)
+            except AudioError as exc:
+                errors.append(str(exc))
+                results[i] = np.zeros((0, dim), np.float32)
+        if codec is None:
+            for i, x in clips.items():
+                batcher.add(i, _audio_windows(x, win_n, hop_n))
+        else:
+            by_len: dict[int, list[int]] = {}
+            for i, x in clips.items():
+                by_len.setdefault(len(x), []).append(i)
+            for group in by_len.values():
+                codes = engine.encode(np.stack([clips[i] for i in group]))  # type: ignore[attr-defined]
+                for i, c in zip(group, codes, strict=True):
+                    cw = CodeWindows(win_n, hop_n, int(codec.hop_length), silence_codes)  # type: ignore[attr-defined]
+                    wins = [w for _, w in cw.feed(np.asarray(c, np.int64))]
+                    wins += [w for _, w in cw.finish(len(clips[i]))]
+                    batcher.add(i, wins)
+        batcher.flush()
+        for i in clips:
+            rows = batcher.rows.get(i, [])
+            results[i] = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+        done = chunk.stop
         if progress is not None:
-            progress(Progress(i + 1, len(files), os.fspath(path)))
-    return out, errors
+            progress(Progress(done, len(files), os.fspath(files[chunk.stop - 1])))
+    return [results[i] for i in range(done)], errors
 
 
 def stack_examples(per_file: Sequence[np.ndarray], label_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
