@@ -138,3 +138,40 @@ def test_teacher_pack_heads_on_shared_data(home, teacher_pack, capsys, data, tar
     acc = _shared_head_accuracy(teacher_pack, data, capsys)
     print(f"{data}: head accuracy {acc:.3f}")
     assert acc >= target
+
+
+def test_bench_reports_head_and_probe_on_a_split(home, tiny_codec_pack, capsys):
+    import csv
+    import json
+
+    data = home / "toy"
+    rows = []
+    t = np.arange(int(1.2 * SR)) / SR
+    for kind in ("tone", "hiss"):
+        (data / kind).mkdir(parents=True)
+        for i in range(10):  # steady 440 Hz tones vs faint hiss: separable even by the random tiny pack
+            x = (
+                0.5 * np.sin(2 * np.pi * 440 * t)
+                if kind == "tone"
+                else 0.02 * np.random.default_rng(i).normal(size=len(t))
+            )
+            p = data / kind / f"{kind}_{i}.wav"
+            sf.write(p, x.astype(np.float32), SR)
+            rows.append({"file": f"{kind}/{p.name}", "label": kind, "split": "test" if i < 3 else "train"})
+    with open(data / "labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["file", "label", "split"])
+        w.writeheader()
+        w.writerows(rows)
+    out_json = home / "bench.json"
+    args = ["head", "bench", str(data), "--pack", str(tiny_codec_pack), "--cache", str(home / "cache")]
+    assert main([*args, "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "toy: 2 classes, 14 train / 6 test files" in out and "within 1 point or above" in out
+    (fig,) = json.loads(out_json.read_text())
+    assert fig["n_train_windows"] == 14 * 2  # 1.2 s clips: one full window and a padded tail each
+    assert fig["head_accuracy"] >= 0.9 and fig["probe_accuracy"] >= 0.9
+    assert fig["head_vs_probe"] == fig["head_on_clip_accuracy"] - fig["probe_accuracy"]
+    assert any((home / "cache").rglob("*.npz"))  # the clip embeddings went to the eval cache
+    (data / "labels.csv").write_text("file,label\n")
+    assert main(args) == 1
+    assert "labels.csv" in capsys.readouterr().err

@@ -46,6 +46,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--label-column", default="label")
     _common(ev)
 
+    b = hs.add_parser(
+        "bench",
+        help="head accuracy on a data set's train/test split next to the reference probe of 'encotag eval'",
+    )
+    b.add_argument("data", nargs="+", metavar="DATA_DIR", help="folders with labels.csv (train/test split)")
+    b.add_argument("--label-column", default="label")
+    b.add_argument("--kind", choices=("logreg", "mlp"), default="logreg")
+    b.add_argument("--no-probe", action="store_true", help="skip the whole-clip probe comparison")
+    b.add_argument("--cache", type=Path, help="'encotag eval' embedding cache (default: <user cache>/eval)")
+    b.add_argument("--no-cache", action="store_true", help="do not read or write cached clip embeddings")
+    b.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    _common(b)
+
     hs.add_parser("list", help="list saved heads")
     info = hs.add_parser("info", help="show a head's card")
     info.add_argument("name")
@@ -158,6 +171,58 @@ def _eval(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _bench_lines(r, kind: str) -> list[str]:
+    """The figures of one ``models.head_bench.BenchResult`` as report lines."""
+    n = r.n_train + r.n_test
+    lines = [
+        f"{r.data}: {r.n_classes} classes, {r.n_train} train / {r.n_test} test files; "
+        f"pack {r.pack_name} ({r.pack_id[:12]})",
+        f"  window embeddings: {n} files in {r.embed_wall_s:.1f} s wall, {r.embed_cpu_s:.1f} s CPU "
+        f"({1000 * r.embed_cpu_s / max(1, n):.0f} ms CPU per file)",
+        f"  head ({kind}, {r.n_train_windows} windows): file-level test accuracy {r.head_accuracy:.3f} "
+        f"(CV {r.head_cv_accuracy:.3f}, C={r.head_c:g}, trained in {r.train_s:.1f} s)",
+    ]
+    if r.head_vs_probe is not None:
+        verdict = "yes" if r.head_vs_probe >= -0.01 else "NO"
+        lines += [
+            f"  reference probe (encotag eval, whole-clip embeddings): {r.probe_accuracy:.3f} "
+            f"(C={r.probe_c:g})",
+            f"  head trained on the same whole-clip embeddings: {r.head_on_clip_accuracy:.3f} "
+            f"({r.head_vs_probe:+.3f}; within 1 point or above: {verdict})",
+        ]
+    return lines
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from app.paths import cache_dir
+    from models.atomic import atomic_write_bytes
+    from models.head_bench import run_benchmark
+
+    cache = None if args.no_cache else (args.cache or cache_dir() / "eval")
+    out = []
+    for data in args.data:
+        r = run_benchmark(
+            args.pack,
+            data,
+            label_column=args.label_column,
+            kind=args.kind,
+            probe=not args.no_probe,
+            cache_root=cache,
+            threads=args.threads,
+            progress=lambda stage, p: _progress(stage)(p),
+        )
+        print("\n".join(_bench_lines(r, args.kind)))
+        if r.failed:
+            print(f"  {r.failed} unreadable file(s) skipped", file=sys.stderr)
+        out.append({**dataclasses.asdict(r), "head_vs_probe": r.head_vs_probe})
+    if args.json:
+        atomic_write_bytes(args.json, (json.dumps(out, indent=2) + "\n").encode())
+    return 0
+
+
 def _list() -> int:
     heads = _store().list()
     if not heads:
@@ -176,6 +241,7 @@ def _list() -> int:
 
 def run(args: argparse.Namespace) -> int:
     from models.audio import AudioError
+    from models.evaluation.tasks import TaskError
     from models.heads import HeadError
     from models.pack import PackError
 
@@ -186,6 +252,8 @@ def run(args: argparse.Namespace) -> int:
             return _train(args)
         if cmd == "eval":
             return _eval(args)
+        if cmd == "bench":
+            return _bench(args)
         if cmd == "list":
             return _list()
         if cmd == "info":
@@ -203,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         elif cmd == "import":
             print(f"imported to {store.import_file(args.file, args.name)}")
         return 0
-    except (HeadError, PackError, AudioError) as exc:
+    except (HeadError, PackError, AudioError, TaskError) as exc:
         print(f"encotag: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:
