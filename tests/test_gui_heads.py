@@ -19,7 +19,7 @@ from app.gui.heads_jobs import TrainJob  # noqa: E402
 from app.gui.main_window import MainWindow  # noqa: E402
 from app.paths import heads_dir  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from models.head_store import ExampleSet, HeadStore  # noqa: E402
+from models.head_store import ExampleSet, HeadStore, PackStamp  # noqa: E402
 from models.heads import BACKGROUND, save_head, train_head  # noqa: E402
 from models.pipeline import count_windows  # noqa: E402
 
@@ -239,7 +239,18 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         # training that is cancelled reports it and saves nothing
         rng = np.random.default_rng(0)
         d = win.pack_info.embedding_size
-        ex = ExampleSet(("a", "b"), rng.normal(size=(60, d)).astype(np.float32), np.repeat([0, 1], 30), ())
+        emb60 = rng.normal(size=(60, d)).astype(np.float32)
+        # examples made by another pack (or saved without a pack record) are refused before training
+        for stamp, why in ((PackStamp("0" * 64, "x"), "another model pack"), (None, "without a record")):
+            dlg._submit(
+                TrainJob(
+                    "foreign", ExampleSet(("a", "b"), emb60, np.repeat([0, 1], 30), (), stamp), dlg.store
+                ),
+                "train",
+            )
+            qtbot.waitUntil(lambda why=why: why in dlg.msg.text(), timeout=30000)
+        assert not (heads_dir() / "foreign.safetensors").exists()
+        ex = ExampleSet(("a", "b"), emb60, np.repeat([0, 1], 30), (), PackStamp.of(win.pack_info))
         cancel_on_progress = lambda job_id, _p: dlg.runner.cancel(job_id)  # noqa: E731
         dlg.runner.progress.connect(cancel_on_progress, Qt.ConnectionType.DirectConnection)
         dlg._submit(TrainJob("cancelme", ex, dlg.store), "train")
@@ -284,12 +295,24 @@ def test_logic_helpers() -> None:
     rng = np.random.default_rng(1)
     ex = ExampleSet.empty()
     ex = logic.add_class(ex, "cat")
-    ex = logic.add_examples(ex, "dog", rng.normal(size=(3, 4)), "a.wav")
-    ex = logic.add_examples(ex, "cat", rng.normal(size=(2, 4)), ["x", "y"])
+    pack = PackStamp("a" * 64, "b" * 16)
+    ex = logic.add_examples(ex, "dog", rng.normal(size=(3, 4)), "a.wav", pack)
+    ex = logic.add_examples(ex, "cat", rng.normal(size=(2, 4)), ["x", "y"], pack)
     assert ex.classes == ("cat", "dog") and ex.counts() == {"cat": 2, "dog": 3}
     assert ex.sources == ("a.wav",) * 3 + ("x", "y")
     with pytest.raises(ValueError, match="8-dim"):
-        logic.add_examples(ex, "cat", np.zeros((1, 8)), "z")
+        logic.add_examples(ex, "cat", np.zeros((1, 8)), "z", pack)
+    with pytest.raises(ValueError, match="another model pack"):
+        logic.add_examples(ex, "cat", np.zeros((1, 4)), "z", PackStamp("c" * 64, "b" * 16))
+    # every edit keeps the pack that made the embeddings
+    edits = (
+        logic.remove_class(ex, "cat"),
+        logic.clear_class(ex, "dog"),
+        logic.rename_class(ex, "dog", "w"),
+        logic.add_class(ex, "owl"),
+        logic.keep_rows(ex, ex.label == 0),
+    )
+    assert all(edited.pack == pack for edited in edits)
     with pytest.raises(ValueError, match="already exists"):
         logic.add_class(ex, "cat")
     dog_rows = ex.emb[ex.label == 1]

@@ -53,6 +53,13 @@ def test_train_list_eval_export_import(home, tiny_codec_pack, capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "head 'beeper' saved" in out and "cross-validated accuracy" in out
+    from app.paths import heads_dir
+    from models.engine import Engine
+    from models.head_store import HeadStore, PackStamp
+
+    kept = HeadStore(heads_dir()).load_examples("beeper")  # the kept examples name their pack
+    assert kept.pack == PackStamp.of(Engine.load(tiny_codec_pack).info)
+    assert len(kept.sources) == len(kept.label) and kept.sources[0].endswith(".wav")
     assert main(["head", "list"]) == 0
     listed = capsys.readouterr().out
     assert listed.startswith("beeper\tlogreg\t2 classes (tone, background)")

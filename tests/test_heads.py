@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from models.head_store import ExampleSet, HeadStore, check_name
+from models.head_store import ExamplePackError, ExampleSet, HeadStore, PackStamp, check_name
 from models.heads import (
     HeadError,
     TrainingCancelledError,
@@ -196,12 +196,79 @@ def test_store_list_rename_delete_import_export(tmp_path):
 
 def test_example_sets_round_trip(tmp_path):
     store = HeadStore(tmp_path)
+    pack = PackStamp("a" * 64, layout_hash(LAYOUT))
     ex = ExampleSet.empty()
-    ex = ex.add("doorbell", np.ones((3, 4)), "a.wav").add("background", np.zeros((2, 4)), "mic")
-    store.save_examples("bell", ex)
+    ex = ex.add("doorbell", np.ones((3, 4)), "a.wav", pack).add("background", np.zeros((2, 4)), "mic", pack)
+    path = store.save_examples("bell", ex)
     back = store.load_examples("bell")
     assert back.classes == ("doorbell", "background")
     assert back.counts() == {"doorbell": 3, "background": 2}
     assert back.sources[-1] == "mic"
+    assert back.pack == pack  # the pack that made the embeddings survives the round trip
+    np.testing.assert_array_equal(back.emb, ex.emb)
     with pytest.raises(ValueError, match="embedding size"):
-        back.add("doorbell", np.ones((1, 5)))
+        back.add("doorbell", np.ones((1, 4 + 1)), "", pack)
+    assert not list(tmp_path.glob("*.tmp*")) and path.name == "bell.examples.safetensors"
+
+
+def test_example_sets_of_another_pack_are_refused(tmp_path):
+    pack = PackStamp("a" * 64, layout_hash(LAYOUT))
+    other = PackStamp("b" * 64, layout_hash(LAYOUT))
+    relaid = PackStamp("a" * 64, layout_hash((("block5", 16),)))
+    ex = ExampleSet.empty().add("dog", np.ones((3, 16)), "a.wav", pack)
+    for bad in (other, relaid, None):
+        with pytest.raises(ExamplePackError, match="pack") as err:
+            ex.add("dog", np.ones((2, 16)), "b.wav", bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ExamplePackError, match="another model pack.*add the examples again"):
+        ex.check_pack(other)
+    ex.check_pack(pack)
+    ExampleSet.empty(("dog",)).check_pack(other)  # nothing to mix yet: any pack may start a set
+    # an emptied set takes the pack of the next examples
+    emptied = ExampleSet(ex.classes, ex.emb[:0], ex.label[:0], (), pack)
+    assert emptied.add("dog", np.ones((1, 16)), "c.wav", other).pack == other
+
+
+def _rewrite_metadata(path, change):
+    """Rewrite a safetensors file's header metadata with ``change(meta)`` (tensors kept as they are)."""
+    import json
+
+    blob = path.read_bytes()
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    change(header["__metadata__"])
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + blob[8 + n :])
+
+
+def test_example_sets_tampered_or_legacy(tmp_path):
+    store = HeadStore(tmp_path)
+    pack = PackStamp("a" * 64, layout_hash(LAYOUT))
+    ex = ExampleSet.empty().add("dog", np.arange(12, dtype=np.float32).reshape(3, 4), "a.wav", pack)
+    path = store.save_examples("dog", ex)
+    good = path.read_bytes()
+    # an embedding byte flipped, the pack id swapped, or the checksum removed: refused, one line
+    blob = bytearray(good)
+    blob[-5] ^= 0x40
+    path.write_bytes(bytes(blob))
+    with pytest.raises(HeadError, match="dog.examples.safetensors: example set does not match its checksum"):
+        store.load_examples("dog")
+    for change in (lambda m: m.update(pack_id="b" * 64), lambda m: m.pop("checksum")):
+        path.write_bytes(good)
+        _rewrite_metadata(path, change)
+        with pytest.raises(HeadError, match="checksum"):
+            store.load_examples("dog")
+    path.write_bytes(good[:40])
+    with pytest.raises(HeadError, match="not a valid example set"):
+        store.load_examples("dog")
+    # a set saved before packs were recorded (version 1) still loads, but is refused for mixing and training
+    path.write_bytes(good)
+    keep = ("classes", "sources")
+    _rewrite_metadata(path, lambda m: [m.pop(k) for k in list(m) if k not in keep])
+    legacy = store.load_examples("dog")
+    assert legacy.pack is None and legacy.counts() == {"dog": 3}
+    with pytest.raises(ExamplePackError, match="without a record of the model pack.*add the examples again"):
+        legacy.check_pack(pack)
+    with pytest.raises(ExamplePackError, match="without a record"):
+        legacy.add("cat", np.ones((1, 4)), "b.wav", pack)

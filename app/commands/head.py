@@ -110,7 +110,7 @@ def _progress(label: str):
 def _train(args: argparse.Namespace) -> int:
     from models.engine import Engine
     from models.head_data import embed_files, stack_examples
-    from models.head_store import ExampleSet, check_name
+    from models.head_store import ExampleSet, PackStamp, check_name
     from models.heads import train_head
 
     name = check_name(args.out)
@@ -137,8 +137,8 @@ def _train(args: argparse.Namespace) -> int:
     store = _store()
     path = store.save(head)
     if args.keep_examples:
-        examples = ExampleSet(data.classes, x, y, ())
-        store.save_examples(name, examples)
+        sources = tuple(str(f) for f, e in zip(data.files, per_file, strict=False) for _ in range(len(e)))
+        store.save_examples(name, ExampleSet(data.classes, x, y, sources, PackStamp.of(engine.info)))
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"head '{name}' saved to {path}")

@@ -46,7 +46,7 @@ from app.gui.heads_output import HeadOutputPanel, export_events_dialog, span_emb
 from app.gui.heads_train import TrainMixin, button
 from app.paths import heads_dir
 from models.config import WindowConfig
-from models.head_store import ExampleSet, HeadStore
+from models.head_store import ExampleSet, HeadStore, PackStamp
 from models.heads import BACKGROUND, Head, HeadReport
 
 if TYPE_CHECKING:
@@ -238,7 +238,8 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
         if self.current is None:
             self.message("Choose or make a head first (Heads ▸ Manage heads…).")
             return False
-        return self._edit(logic.add_examples, class_name, emb, source, select=class_name)
+        pack = PackStamp.of(self.win.pack_info) if self.win.pack_info is not None else None
+        return self._edit(logic.add_examples, class_name, emb, source, pack, select=class_name)
 
     def label_span(self, class_name: str, t0: float, t1: float) -> bool:
         """Add the current view's windows centred in [t0, t1] s as examples of ``class_name``."""

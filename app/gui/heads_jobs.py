@@ -62,13 +62,15 @@ class TrainJob:
 
 @dataclass(frozen=True)
 class EmbedResult:
-    """Window embeddings (N, D) float32, one source string per row, and one line per unreadable file."""
+    """Window embeddings (N, D) float32, one source string per row, and one line per unreadable file;
+    ``pack`` (``models.head_store.PackStamp``) is the pack that made the embeddings."""
 
     job: EmbedJob
     emb: np.ndarray
     sources: tuple[str, ...]
     errors: tuple[str, ...]
     files: int
+    pack: Any = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,9 @@ class HeadJobRunner(QObject):
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
 
     def _embed(self, job_id: int, job: EmbedJob, cancel: threading.Event) -> EmbedResult:
-        from models.audio import AudioError, list_audio_files
+        from models.audio import list_audio_files
+        from models.head_data import embed_files
+        from models.head_store import PackStamp
 
         engine = self._engine()
         parts: list[np.ndarray] = []
@@ -234,22 +238,22 @@ class HeadJobRunner(QObject):
             if not found:
                 raise ValueError(f"no audio files in {', '.join(job.paths)}")
             files = len(found)
-            for i, path in enumerate(found):
-                if cancel.is_set():
-                    raise CancelledJobError
-                try:
-                    emb = self._embed_file(path, cancel)
-                except AudioError as exc:
-                    errors.append(str(exc))
-                    continue
+            per_file, errors = embed_files(
+                engine,
+                found,
+                window=self.window,
+                cancel=cancel,
+                chunk_files=16,  # progress every 16 files
+                progress=lambda p: self.progress.emit(job_id, Progress(p.done, p.total, "embedding files")),
+            )
+            for path, emb in zip(found, per_file, strict=False):
                 parts.append(emb)
                 sources += [os.fspath(path)] * len(emb)
-                self.progress.emit(job_id, Progress(i + 1, files, f"embedding {path.name}"))
         if cancel.is_set():
             raise CancelledJobError
         parts = [p for p in parts if len(p)]
         emb = np.concatenate(parts) if parts else np.zeros((0, engine.embedding_size), np.float32)
-        return EmbedResult(job, emb, tuple(sources), tuple(errors), files)
+        return EmbedResult(job, emb, tuple(sources), tuple(errors), files, PackStamp.of(engine.info))
 
     def _embed_audio(self, audio: np.ndarray, sample_rate: int, cancel: threading.Event) -> np.ndarray:
         """A recording (n,) or (n, ch) float32 → window embeddings, through the same path as files."""
@@ -266,12 +270,14 @@ class HeadJobRunner(QObject):
             return self._embed_file(path, cancel)
 
     def _train(self, job_id: int, job: TrainJob, cancel: threading.Event) -> TrainResult:
+        from models.head_store import PackStamp
         from models.heads import train_head
 
         engine = self._engine()
         ex = job.examples
         if len(ex.label) == 0:
             raise ValueError("add examples to the classes first")
+        ex.check_pack(PackStamp.of(engine.info))  # ExamplePackError (a ValueError): shown in the dialog
         if ex.emb.shape[1] != engine.embedding_size:
             raise ValueError(
                 f"the examples have {ex.emb.shape[1]}-dim embeddings but the model pack makes "

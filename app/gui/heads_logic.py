@@ -8,13 +8,13 @@ sets hold embeddings (N, D) float32 with one label per row, never audio (see ``m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from models.events import merge_events
-from models.head_store import EXAMPLES_SUFFIX, ExampleSet, HeadStore, check_name
+from models.head_store import EXAMPLES_SUFFIX, ExampleSet, HeadStore, PackStamp, check_name
 from models.heads import BACKGROUND, Head, HeadCard, HeadError
 from models.results import Event
 
@@ -88,7 +88,7 @@ def add_class(ex: ExampleSet, name: str) -> ExampleSet:
         raise ValueError("a class needs a name")
     if name in ex.classes:
         raise ValueError(f"class '{name}' already exists")
-    return ExampleSet((*ex.classes, name), ex.emb, ex.label, tuple(_sources(ex)))
+    return replace(ex, classes=(*ex.classes, name), sources=tuple(_sources(ex)))
 
 
 def keep_rows(ex: ExampleSet, keep: np.ndarray, classes: Sequence[str] | None = None) -> ExampleSet:
@@ -99,7 +99,8 @@ def keep_rows(ex: ExampleSet, keep: np.ndarray, classes: Sequence[str] | None = 
     keep = np.asarray(keep, bool) & (labels >= 0)
     src = _sources(ex)
     emb = ex.emb[keep] if len(ex.label) else np.zeros((0, _dim(ex)), np.float32)
-    return ExampleSet(classes, emb, labels[keep], tuple(s for s, k in zip(src, keep, strict=True) if k))
+    rows = tuple(s for s, k in zip(src, keep, strict=True) if k)
+    return replace(ex, classes=classes, emb=emb, label=labels[keep], sources=rows)
 
 
 def remove_class(ex: ExampleSet, name: str) -> ExampleSet:
@@ -121,26 +122,30 @@ def rename_class(ex: ExampleSet, old: str, new: str) -> ExampleSet:
     if new != old and new in ex.classes:
         raise ValueError(f"class '{new}' already exists")
     classes = tuple(new if c == old else c for c in ex.classes)
-    return ExampleSet(classes, ex.emb, ex.label, tuple(_sources(ex)))
+    return replace(ex, classes=classes, sources=tuple(_sources(ex)))
 
 
-def add_examples(ex: ExampleSet, name: str, emb: np.ndarray, source: str | Sequence[str]) -> ExampleSet:
-    """``ex`` plus rows ``emb`` (n, D) float32 for class ``name`` (created if new); ``source`` is one
-    string for all rows or one per row."""
+def add_examples(
+    ex: ExampleSet, name: str, emb: np.ndarray, source: str | Sequence[str], pack: PackStamp | None
+) -> ExampleSet:
+    """``ex`` plus rows ``emb`` (n, D) float32 made by ``pack`` for class ``name`` (created if new);
+    ``source`` is one string for all rows or one per row. Examples of another (or an unrecorded) pack
+    are refused (``models.head_store.ExamplePackError``, a ValueError)."""
     emb = np.atleast_2d(np.asarray(emb, np.float32))
     per_row = [source] * len(emb) if isinstance(source, str) else list(source)
     if len(per_row) != len(emb):
         raise ValueError(f"{len(per_row)} sources for {len(emb)} examples")
     if emb.size == 0:
         return ex if name in ex.classes else add_class(ex, name)
+    ex.check_pack(pack)
     if len(ex.label) and _dim(ex) != emb.shape[1]:
         raise ValueError(
             f"these examples have {emb.shape[1]}-dim embeddings but the head's have {_dim(ex)} "
             "(made with another model pack?)"
         )
-    base = ExampleSet(ex.classes, ex.emb, ex.label, tuple(_sources(ex)))
-    out = base.add(name, emb, "")
-    return ExampleSet(out.classes, out.emb, out.label, (*base.sources, *per_row))
+    base = replace(ex, sources=tuple(_sources(ex)))
+    out = base.add(name, emb, "", pack)
+    return replace(out, sources=(*base.sources, *per_row))
 
 
 def span_rows(starts: np.ndarray, ends: np.ndarray, t0: float, t1: float) -> np.ndarray:

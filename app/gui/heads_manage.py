@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QListWidget, QListWidge
 
 from app.gui import heads_logic as logic
 from app.gui.heads_jobs import audio_dir
-from models.head_store import ExampleSet, check_name
+from models.head_store import ExamplePackError, ExampleSet, PackStamp, check_name
 from models.heads import HeadError, load_head
 
 if TYPE_CHECKING:
@@ -104,6 +104,11 @@ class HeadListMixin:
             if not len(self.examples.label) and not self.examples.classes and card is not None:
                 self.examples = ExampleSet.empty(card.classes)
                 note = f"'{name}' was trained without keeping its examples: add examples again to retrain."
+            if self.win.pack_info is not None:
+                try:
+                    self.examples.check_pack(PackStamp.of(self.win.pack_info))
+                except ExamplePackError as exc:
+                    self.message(f"'{name}': {exc}")
             for i in range(self.head_list.count()):
                 if self.head_list.item(i).data(Qt.ItemDataRole.UserRole) == name:
                     self.head_list.blockSignals(True)

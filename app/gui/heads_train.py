@@ -158,7 +158,7 @@ class TrainMixin:
         name = r.job.head
         try:
             ex = self.examples if name == self.current else self.store.load_examples(name)
-            ex = logic.add_examples(ex, r.job.class_name, r.emb, r.sources)
+            ex = logic.add_examples(ex, r.job.class_name, r.emb, r.sources, r.pack)
             if name == self.current:
                 self._set_examples(ex, r.job.class_name)
             else:
