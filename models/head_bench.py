@@ -28,7 +28,7 @@ from models.head_data import embed_files, file_accuracy, stack_examples
 from models.heads import train_head
 from models.results import Progress
 
-StageProgress = Callable[[str, Progress], object]
+StageProgress = Callable[[str, Progress], None]
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,11 @@ def run_benchmark(
         raise ValueError(f"{data_dir}/labels.csv: needs 'train' and 'test' rows")
     engine = Engine.load(pack_dir, threads=threads)
 
-    def stage(name: str) -> Callable[[Progress], object] | None:
-        return None if progress is None else (lambda p: progress(name, p))
+    def stage(name: str) -> Callable[[Progress], None] | None:
+        if progress is None:
+            return None
+        report = progress
+        return lambda p: report(name, p)
 
     wall, cpu = time.perf_counter(), time.process_time()
     per_file, errors = embed_files(engine, list(task.paths), progress=stage("window embeddings"))
@@ -129,17 +132,19 @@ def run_benchmark(
     )
     if not probe:
         return result
-    return dataclasses.replace(result, **_probe(pack_dir, task, cache_root, kind, stage("clip embeddings")))
+    return _probe(result, pack_dir, task, cache_root, kind, stage("clip embeddings"))
 
 
 def _probe(
+    result: BenchResult,
     pack_dir: str | Path | None,
     task: object,
     cache_root: str | Path | None,
     kind: str,
-    progress: Callable[[Progress], object] | None,
-) -> dict[str, float]:
-    """Whole-clip embeddings as ``encotag eval`` makes them → its probe and a head on the same split."""
+    progress: Callable[[Progress], None] | None,
+) -> BenchResult:
+    """``result`` plus the figures on whole-clip embeddings as ``encotag eval`` makes them: its probe,
+    and a head trained on the same embeddings and split."""
     from models.evaluation.cache import EmbeddingCache
     from models.evaluation.embedders import PackEmbedder
     from models.evaluation.probe import probe_task
@@ -149,7 +154,8 @@ def _probe(
     assert isinstance(task, Task)
     embedder = PackEmbedder(Path(pack_dir) if pack_dir is not None else None)
     t0 = time.perf_counter()
-    got = embed_paths(embedder, list(task.paths), EmbeddingCache(cache_root), progress)["scene"]
+    cache = EmbeddingCache(Path(cache_root) if cache_root is not None else None)
+    got = embed_paths(embedder, list(task.paths), cache, progress)["scene"]
     seconds = time.perf_counter() - t0
     ok = [i for i, p in enumerate(task.paths) if got.get(p) is not None]
     sub = dataclasses.replace(
@@ -165,9 +171,10 @@ def _probe(
     test = np.asarray(sub.splits) == "test"
     head, _ = train_head(x[~test], y[~test], classes, name=sub.name, kind=kind)
     acc = float(np.mean(head.predict(x[test]).argmax(axis=1) == y[test]))
-    return {
-        "probe_accuracy": ref.accuracy,
-        "probe_c": ref.chosen_c[0],
-        "head_on_clip_accuracy": acc,
-        "probe_embed_wall_s": seconds,
-    }
+    return dataclasses.replace(
+        result,
+        probe_accuracy=ref.accuracy,
+        probe_c=ref.chosen_c[0],
+        head_on_clip_accuracy=acc,
+        probe_embed_wall_s=seconds,
+    )

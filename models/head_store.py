@@ -195,7 +195,7 @@ class HeadStore:
         from safetensors.numpy import save
 
         emb = examples.emb if examples.emb.size else np.zeros((0, 0), np.float32)
-        tensors = {
+        tensors: dict[str, np.ndarray] = {
             "emb": np.ascontiguousarray(emb, np.float32),
             "label": np.ascontiguousarray(examples.label, np.int64),
         }

@@ -273,7 +273,7 @@ def train_head(
         raise ValueError("embeddings contain NaN or infinity")
     counts = np.bincount(y, minlength=k)
     if (counts == 0).any():
-        empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+        empty = [classes[int(i)] for i in np.flatnonzero(counts == 0)]
         raise ValueError(f"no examples for class(es): {', '.join(empty)}")
     t0 = time.perf_counter()
     mean, scale = _standardise(x)
