@@ -250,6 +250,13 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
             )
             qtbot.waitUntil(lambda why=why: why in dlg.msg.text(), timeout=30000)
         assert not (heads_dir() / "foreign.safetensors").exists()
+        alien = ExampleSet(("a", "b"), emb60, np.repeat([0, 1], 30), (), PackStamp("0" * 64, "x"))
+        dlg.store.save_examples("alien", alien)
+        dlg.refresh_list()
+        dlg.select_head("alien")  # selecting it says at once that its examples cannot be used here
+        assert "another model pack" in dlg.msg.text() and dlg.examples.counts() == {"a": 30, "b": 30}
+        assert not dlg.add_examples("a", emb60[:2]) and "another model pack" in dlg.msg.text()
+        dlg.delete_head("alien")
         ex = ExampleSet(("a", "b"), emb60, np.repeat([0, 1], 30), (), PackStamp.of(win.pack_info))
         cancel_on_progress = lambda job_id, _p: dlg.runner.cancel(job_id)  # noqa: E731
         dlg.runner.progress.connect(cancel_on_progress, Qt.ConnectionType.DirectConnection)
