@@ -124,7 +124,15 @@ def test_scripts_parse_and_are_executable() -> None:
 def test_build_spec_is_valid_python_with_required_parts() -> None:
     text = (REPO / "build.spec").read_text(encoding="utf-8")
     ast.parse(text)
-    needles = ('"transformers.models.encodec"', 'modules_under(ROOT / "app", "app")', "resources", "COLLECT(")
+    needles = (
+        '"transformers.models.encodec"',
+        'modules_under(ROOT / "app", "app")',
+        "resources",
+        "COLLECT(",
+        "module_collection_mode=module_collection_mode",  # byte code only for torch/transformers
+        "pyi_shrink.shrink_icu_data",
+        "pyi_shrink.strip_copy",
+    )
     for needle in needles:
         assert needle in text
 
@@ -144,6 +152,9 @@ def test_bundle_smoke_reads_the_source_tree(tmp_path: Path) -> None:
         bundle_smoke.check_files(tmp_path)
     size_mb, count = bundle_smoke.check_files(REPO / "resources" / "icons")
     assert count == 3 and 0 < size_mb < 1
+    assert bundle_smoke.check_files(REPO / "resources" / "icons", limit_mb=600) == (size_mb, count)
+    with pytest.raises(bundle_smoke.SmokeError, match="exceeds"):
+        bundle_smoke.check_files(REPO / "resources" / "icons", limit_mb=size_mb / 2)
 
 
 def _copy_source(dest: Path) -> Path:

@@ -27,14 +27,16 @@ ELF_MAGIC = b"\x7fELF"
 # ICU data items Qt does not use, as regular expressions on the item name (after "icudt<N>l/"):
 #   unit/ curr/ lang/ region/  — display names of units, currencies, languages and regions (Qt uses its own
 #                                CLDR tables for QLocale);
+#   zone/                      — localized time-zone names (QTimeZone::displayName returns an empty
+#                                string without them; Encotag shows no time-zone names);
 #   translit/ rbnf/            — transliteration and rule-based number spelling (no Qt API uses them);
 #   *.cnv                      — legacy code-page converters (QStringConverter needs them only for non-Unicode
 #                                encodings; UTF-8/16/32 and Latin-1 are built into ICU and Qt);
 #   brkitr/*.dict              — CJK/Thai/Lao/Khmer/Burmese word dictionaries (Qt's text layout uses its own
 #                                Unicode tables and libthai, not ICU break iterators).
-# Kept: the locale data itself (*.res at the top), collation (coll/), time-zone names (zone/), break rules
+# Kept: the locale data itself (*.res at the top), collation (coll/), break rules
 # (brkitr/*.brk, *.res), normalisation (*.nrm), properties (*.icu), StringPrep (*.spp), converter aliases.
-ICU_DROP = re.compile(r"^(unit|curr|lang|region|translit|rbnf)/|\.cnv$|^brkitr/[^/]+\.dict$")
+ICU_DROP = re.compile(r"^(unit|curr|lang|region|zone|translit|rbnf)/|\.cnv$|^brkitr/[^/]+\.dict$")
 
 
 def is_elf(path: Path) -> bool:
