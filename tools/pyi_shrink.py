@@ -21,6 +21,7 @@ import struct
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -44,46 +45,48 @@ def is_elf(path: Path) -> bool:
         return fh.read(4) == ELF_MAGIC
 
 
+def _section_headers(fh: BinaryIO) -> list[tuple[int, ...]]:
+    """Section headers ``(name, type, flags, addr, offset, size, link)`` of a 64-bit little-endian ELF
+    file open at any position (empty list for anything else)."""
+    fh.seek(0)
+    head = fh.read(64)
+    if head[:4] != ELF_MAGIC or head[4] != 2 or head[5] != 1:
+        return []
+    (shoff,) = struct.unpack_from("<Q", head, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", head, 0x3A)
+    if shoff == 0 or shnum == 0:
+        return []
+    fh.seek(shoff)
+    table = fh.read(shentsize * shnum)
+    return [struct.unpack_from("<IIQQQQI", table, i * shentsize) for i in range(shnum)]
+
+
+def _read_at(fh: BinaryIO, offset: int, size: int) -> bytes:
+    fh.seek(offset)
+    return fh.read(size)
+
+
 def elf_section_names(path: Path) -> list[str]:
     """Section names of a 64-bit little-endian ELF file (empty list for anything else)."""
     with open(path, "rb") as fh:
-        head = fh.read(64)
-        if head[:4] != ELF_MAGIC or head[4] != 2 or head[5] != 1:
+        headers = _section_headers(fh)
+        if not headers:
             return []
-        (shoff,) = struct.unpack_from("<Q", head, 0x28)
-        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", head, 0x3A)
-        if shoff == 0 or shnum == 0:
-            return []
-        fh.seek(shoff)
-        table = fh.read(shentsize * shnum)
-        headers = [struct.unpack_from("<IIQQQQ", table, i * shentsize) for i in range(shnum)]
-        _, _, _, _, str_off, str_size = headers[shstrndx]
-        fh.seek(str_off)
-        strings = fh.read(str_size)
+        (shstrndx,) = struct.unpack_from("<H", _read_at(fh, 0x3E, 2))
+        strings = _read_at(fh, headers[shstrndx][4], headers[shstrndx][5])
     return [strings[h[0] : strings.index(b"\0", h[0])].decode("ascii", "replace") for h in headers]
 
 
 def elf_needed(path: Path) -> list[str]:
     """The DT_NEEDED entries (library names) of a 64-bit little-endian ELF file."""
     with open(path, "rb") as fh:
-        head = fh.read(64)
-        if head[:4] != ELF_MAGIC or head[4] != 2 or head[5] != 1:
-            return []
-        (shoff,) = struct.unpack_from("<Q", head, 0x28)
-        shentsize, shnum, _ = struct.unpack_from("<HHH", head, 0x3A)
-        if shoff == 0 or shnum == 0:
-            return []
-        fh.seek(shoff)
-        table = fh.read(shentsize * shnum)
-        headers = [struct.unpack_from("<IIQQQQI", table, i * shentsize) for i in range(shnum)]
+        headers = _section_headers(fh)
         dynamic = [h for h in headers if h[1] == 6]  # SHT_DYNAMIC
         if not dynamic:
             return []
-        _, _, _, _, dyn_off, dyn_size, link = dynamic[0]
-        fh.seek(dyn_off)
-        dyn = fh.read(dyn_size)
-        fh.seek(headers[link][4])
-        strings = fh.read(headers[link][5])
+        dyn = _read_at(fh, dynamic[0][4], dynamic[0][5])
+        link = dynamic[0][6]
+        strings = _read_at(fh, headers[link][4], headers[link][5])
     names = []
     for i in range(0, len(dyn) - 15, 16):
         tag, val = struct.unpack_from("<qQ", dyn, i)
