@@ -172,14 +172,7 @@ def _tag_blocks(
     window = window or engine.window
     sr, hop = int(engine.sample_rate), int(codec.hop_length)
     win_n, hop_n = window_samples(window, sr)
-    cache: list[np.ndarray] = []
-
-    def silence() -> np.ndarray:
-        if not cache:
-            cache.append(engine.encode(np.zeros((1, win_n), np.float32))[0])
-        return cache[0]
-
-    cw = CodeWindows(win_n, hop_n, hop, silence)
+    cw = CodeWindows(win_n, hop_n, hop, lambda: engine.silence_codes(win_n))
     ks: list[int] = []
     wins: list[np.ndarray] = []
     done = 0

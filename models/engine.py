@@ -81,6 +81,7 @@ class Engine:
             self._frame_ms = 1000.0 * pack.mel_cfg.hop_length / pack.mel_cfg.sample_rate
         self._frame_hop = max(1, round(pack.timestamp_hop_ms / self._frame_ms))
         self.timestamp_hop_ms = self._frame_hop * self._frame_ms
+        self._silence: dict[int, np.ndarray] = {}
 
     @classmethod
     def load(
@@ -163,6 +164,16 @@ class Engine:
         return np.concatenate(
             [codec.encode(x[s : s + self.batch_size]).numpy() for s in range(0, x.shape[0], self.batch_size)]
         )
+
+    def silence_codes(self, n: int) -> np.ndarray:
+        """Codes ``(n_q, ceil(n / hop))`` int64 of ``n`` samples of silence (encoded once per ``n``, then
+        cached: code windows past the end of a file are padded with them). Read-only; copy to modify."""
+        n = int(n)
+        if n not in self._silence:
+            codes = self.encode(np.zeros((1, n), np.float32))[0]
+            codes.setflags(write=False)
+            self._silence[n] = codes
+        return self._silence[n]
 
     def timestamp_embeddings(self, audio: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Audio (B, n) float32 @ ``sample_rate`` → (embeddings (B, F, D) float32, timestamps (F,) ms).

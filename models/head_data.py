@@ -140,10 +140,10 @@ def embed_files(
 
     Built for many short clips: clips up to ``LONG_S`` are decoded whole, ``chunk_files`` at a time;
     a codec pack encodes clips of equal length together (one batched encode, codes identical to a
-    per-file encode), encodes the silence that pads tail windows once per call, and the tagger runs on
-    ``batch_windows`` windows of several files at once. Longer files are streamed through ``tag_file``.
-    The embeddings equal ``tag_file``'s (up to float rounding of the batched tagger). A cancel stops
-    between chunks; the files not reached are then missing from the returned list.
+    per-file encode), reuses the engine's cached codes of the silence that pads tail windows, and the
+    tagger runs on ``batch_windows`` windows of several files at once. Longer files are streamed through
+    ``tag_file``. The embeddings equal ``tag_file``'s (up to float rounding of the batched tagger). A
+    cancel stops between chunks; the files not reached are then missing from the returned list.
     """
     window = window or engine.window
     sr = int(engine.sample_rate)
@@ -154,12 +154,9 @@ def embed_files(
     if codec is not None:  # one encoder block, exactly as models.code_tagging.iter_codes cuts them
         hop = int(codec.hop_length)  # type: ignore[attr-defined]
         long_n = max(1, round(ENCODE_BLOCK_S * sr / hop)) * hop
-    silence: list[np.ndarray] = []
 
     def silence_codes() -> np.ndarray:
-        if not silence:
-            silence.append(engine.encode(np.zeros((1, win_n), np.float32))[0])  # type: ignore[attr-defined]
-        return silence[0]
+        return engine.silence_codes(win_n)  # type: ignore[attr-defined, no-any-return]
 
     results: dict[int, np.ndarray] = {}
     errors: list[str] = []

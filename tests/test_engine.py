@@ -164,3 +164,30 @@ def test_official_codec_pack(tiny_codec_pack: Path, tmp_path: Path, monkeypatch:
     audio = _noise(1, 0.5, 24000)
     reference = Engine(src, threads=1)
     np.testing.assert_allclose(engine.infer(audio)[0], reference.infer(audio)[0], atol=1e-5)
+
+
+def test_silence_codes_are_encoded_once_and_pad_file_tails(codec_engine: Engine, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from models.code_tagging import tag_audio_codes
+
+    n = 24000
+    first = codec_engine.silence_codes(n)
+    assert np.array_equal(first, codec_engine.encode(np.zeros((1, n), np.float32))[0])
+    assert codec_engine.silence_codes(n) is first and not first.flags.writeable
+    calls: list[int] = []
+    encode = codec_engine.encode
+
+    def counting_encode(audio: np.ndarray) -> np.ndarray:
+        calls.append(int(np.asarray(audio).shape[-1]))
+        return encode(audio)
+
+    codec_engine.encode = counting_encode  # type: ignore[method-assign]
+    try:
+        for i in range(3):  # 1.3 s files: their last window is padded with silence codes
+            sf.write(tmp_path / f"c{i}.wav", _noise(1, 1.3, 24000, seed=i)[0], 24000)
+            results = list(tag_audio_codes(codec_engine, tmp_path / f"c{i}.wav"))
+            assert results[-1].end == pytest.approx(1.3, abs=1e-3)
+    finally:
+        del codec_engine.encode
+    assert len(calls) == 3 and n not in calls  # one encode per file, none for the silence
