@@ -315,3 +315,47 @@ def test_cli_codec_tagger_pack(tmp_path: Path) -> None:
     assert pack.info.provenance["codec"]["train_cfg"]["steps"] == 2
     assert len(pack.info.trusted) == 527
     assert "CC-BY-SA-4.0" in (pdir / "README.md").read_text()
+
+
+ALIGN_CODEC = CodecConfig(
+    num_filters=2,
+    upsampling_ratios=(8, 5, 4, 2),
+    hidden_size=128,
+    codebook_size=16,
+    target_bandwidths=(0.75, 1.5),
+    bandwidth=1.5,
+    num_lstm_layers=1,
+)
+
+
+def test_mel_align_target_is_the_teachers_log_mel_at_latent_frames() -> None:
+    from models.training.mel_align import MelAlign
+
+    align = MelAlign(128, 24000, 320)
+    assert 100 < int(align.mask.sum()) < 128  # bands above 12 kHz (no energy at 24 kHz) are left out
+    t = np.arange(24000) / 24000
+    low = torch.from_numpy((0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32))[None]
+    high = torch.from_numpy((0.5 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32))[None]
+    tl, th = align.target(low, 75), align.target(high, 75)
+    assert tl.shape == (1, 128, 75)
+    # the loudest band follows the tone: low band for 300 Hz, a higher one for 3 kHz
+    assert int(tl[0, :, 40].argmax()) < int(th[0, :, 40].argmax())
+    with torch.no_grad():
+        assert float(align(tl, low)) < 1e-6  # a latent equal to the target costs nothing
+        assert float(align(th, low)) > 0.05
+
+
+def test_codec_training_with_mel_alignment_learns_and_resumes(tmp_path: Path) -> None:
+    clips = _synth(6, 24000)
+    tcfg = CodecTrainConfig(
+        steps=16, batch_size=2, segment_s=0.2, lr=3e-3, log_every=2, init_batches=2, w_mel_align=1.0
+    )
+    logs: list[dict] = []
+    model = train_codec(ALIGN_CODEC, tcfg, clips, tmp_path / "full", on_log=logs.append)
+    assert all("align" in r for r in logs)
+    assert np.mean([r["align"] for r in logs[-3:]]) < logs[0]["align"]
+    train_codec(ALIGN_CODEC, tcfg, clips, tmp_path / "split", max_steps=7)
+    assert "align" in str(load_checkpoint(tmp_path / "split" / "codec_ckpt.safetensors").keys())
+    resumed = train_codec(ALIGN_CODEC, tcfg, clips, tmp_path / "split")
+    for (k, a), (_, b) in zip(model.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k

@@ -41,6 +41,12 @@ def register(sub: Any) -> None:
     c.add_argument("--lr", type=float, default=1e-3)
     c.add_argument("--eval-clips", type=int, default=24)
     c.add_argument("--init", type=Path, default=None, help="warm start from a trained codec folder or pack")
+    c.add_argument(
+        "--mel-align",
+        type=float,
+        default=0.0,
+        help="weight of the loss aligning latent dims with the teacher's log-mel bands (0: off)",
+    )
 
     f = tsub.add_parser("features", help="cache codec codes + teacher logits of augmented clips")
     _common(f)
@@ -179,7 +185,12 @@ def _codec(args: argparse.Namespace) -> int:
         bandwidth=bws[-1],
     )
     tcfg = CodecTrainConfig(
-        steps=args.steps, batch_size=args.batch_size, segment_s=args.segment_s, lr=args.lr, seed=args.seed
+        steps=args.steps,
+        batch_size=args.batch_size,
+        segment_s=args.segment_s,
+        lr=args.lr,
+        w_mel_align=args.mel_align,
+        seed=args.seed,
     )
     train, held = [], []
     for corpus in args.corpus:

@@ -6,7 +6,8 @@ Recipe (CPU-friendly, no adversarial loss):
   initialisation of every codebook from the first batch, EMA codebook updates (decay ``ema_decay``),
   dead-code replacement by random current residuals, commitment loss, straight-through gradients and
   quantizer dropout (each step uses the quantizers of a random target bandwidth);
-- decoder; loss = multi-scale mel (L1 + log L2) + ``w_wave``·L1(waveform) + ``w_commit``·commitment.
+- decoder; loss = multi-scale mel (L1 + log L2) + ``w_wave``·L1(waveform) + ``w_commit``·commitment
+  (+ ``w_mel_align``·mel alignment of the quantized latent, see ``models.training.mel_align``).
 The model weights stay a plain ``transformers.EncodecModel`` state dict, so ``models.codec.Codec`` loads them.
 """
 
@@ -42,6 +43,7 @@ class CodecTrainConfig:
     w_wave: float = 1.0
     mel_eps: float = 1e-4  # log floor of the mel loss (1e-5 over-weights silent bands)
     w_commit: float = 1.0
+    w_mel_align: float = 0.0  # > 0: latent follows the teacher's log-mel (models.training.mel_align)
     ema_decay: float = 0.99
     dead_threshold: float = 0.5  # EMA usage below this → code replaced
     kmeans_iters: int = 10
@@ -237,7 +239,14 @@ def train_codec(
     model = build_model(cfg)
     if init_state is not None:
         model.load_state_dict(init_state, strict=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
+    align = None
+    params = list(model.parameters())
+    if tcfg.w_mel_align > 0:
+        from models.training.mel_align import MelAlign
+
+        align = MelAlign(cfg.hidden_size, cfg.sampling_rate, cfg.hop_length)
+        params += list(align.parameters())
+    opt = torch.optim.AdamW(params, lr=tcfg.lr, betas=(0.5, 0.9), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=tcfg.lr, total_steps=tcfg.steps, pct_start=0.05, anneal_strategy="cos"
     )
@@ -249,6 +258,8 @@ def train_codec(
         if state["codec_cfg"] != to_dict(cfg) or state["train_cfg"]["steps"] != tcfg.steps:
             raise ValueError(f"{ckpt_path}: checkpoint was made with another configuration")
         model.load_state_dict(state["model"])
+        if align is not None:
+            align.load_state_dict(state["align"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         restore_rng(rng, state["rng"])
@@ -275,6 +286,7 @@ def train_codec(
                 "step": step,
                 "codec_cfg": to_dict(cfg),
                 "train_cfg": dataclasses.asdict(tcfg),
+                **({"align": align.state_dict()} if align is not None else {}),
             },
         )
 
@@ -291,6 +303,9 @@ def train_codec(
         l_mel = mel_loss(y, x)
         l_wave = (y - x).abs().mean()
         loss = l_mel + tcfg.w_wave * l_wave + tcfg.w_commit * commit
+        l_align = align(zq, x) if align is not None else None
+        if l_align is not None:
+            loss = loss + tcfg.w_mel_align * l_align
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -304,6 +319,7 @@ def train_codec(
                 "mel": l_mel.item(),
                 "wave": l_wave.item(),
                 "commit": commit.item(),
+                **({"align": l_align.item()} if l_align is not None else {}),
                 "nq": nq,
                 "elapsed_s": time.monotonic() - t0,
             }
