@@ -411,6 +411,10 @@ def write_pack_readme(pack_dir: Path, name: str, provenance: dict[str, Any], n_t
         f"| {bw} | {m['n_q']} | {m['mel_distance']:.3f} | {m['si_sdr_db']:.1f} |"
         for bw, m in (cm.get("per_bandwidth") or {}).items()
     )
+    tc = codec.get("train_cfg") or {}
+    losses = "multi-scale mel + waveform L1 + commitment" + (
+        f" + {tc['w_mel_align']:g} x mel alignment of the latent" if tc.get("w_mel_align") else ""
+    )
     tm = {
         k: round(v, 3) if isinstance(v, float) else v
         for k, v in (provenance.get("tagger_metrics") or {}).items()
@@ -437,7 +441,8 @@ Evaluation-only data (RAVDESS, CC BY-NC-SA) was never used for training or model
 {bw_rows}
 
 Encoder: {cm.get("encoder_params", "?")} parameters, real-time factor
-{cm.get("encoder_rtf", float("nan")):.4f} (1 CPU thread on a shared machine).
+{cm.get("encoder_rtf", float("nan")):.4f} (1 CPU thread on a shared machine). Last training run:
+{tc.get("steps", "?")} steps, loss = {losses}.
 
 ## Tagger
 Teacher agreement on held-out clips (teacher p >= 0.5 as labels): mAP
