@@ -4,9 +4,10 @@ The tagger's ``latent_direct`` front end feeds the 128-dim quantized latent to a
 from the teacher, whose first layers expect a 128-band log-mel image. This loss asks latent dimension
 ``i`` (through a learned per-dimension scale and offset, no mixing across dimensions) to follow band ``i``
 of the teacher's own log-mel (``models.frontends.MelFrontend``: 32 kHz, Kaldi bands up to 15 kHz,
-``(log(mel + 1e-5) + 4.5) / 5``) at the latent's frame times. The latent then *is* a coarse
-spectrogram in the teacher's band order, which makes the codec's tokens carry the spectral envelope and
-pitch cues the teacher and linear probes read, while the decoder still reconstructs the audio from it.
+``(log(mel + 1e-5) + 4.5) / 5``) at the latent's frame times. The latent then becomes a coarse
+spectrogram in the teacher's band order, so the codec's tokens carry the spectral envelope in a form
+the teacher's filters and linear probes read, while the decoder still reconstructs the audio from it
+(measured effect: ``docs/TRAINING.md``).
 It is a distillation target in the spirit of semantic-distillation codecs (the first quantizer level
 regressed onto a teacher's features), here onto the teacher's input representation.
 
@@ -56,7 +57,8 @@ class MelAlign(nn.Module):
         """Teacher log-mel ``(B, D, frames)`` sampled at the latent frame times ``k · hop / sr``."""
         a32 = np.stack([resample(a, self.sr, TEACHER_SR) for a in audio.detach().cpu().numpy()])
         mel = self.mel(torch.from_numpy(a32))[:, 0]  # (B, D, T100)
-        pos = torch.arange(frames, dtype=torch.float32) * (self.hop / self.sr) * (TEACHER_SR / 320)
+        mel_rate = TEACHER_SR / self.mel.cfg.hop_length  # teacher frames per second (100)
+        pos = torch.arange(frames, dtype=torch.float32) * (self.hop / self.sr) * mel_rate
         pos = pos.clamp(max=mel.shape[-1] - 1)
         lo = pos.floor().long()
         hi = (lo + 1).clamp(max=mel.shape[-1] - 1)
