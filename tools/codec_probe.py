@@ -25,35 +25,27 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models.audio import load_audio  # noqa: E402
 from models.codec import Codec  # noqa: E402
 from models.config import CodecConfig  # noqa: E402
 
 
 def load_codec(path: Path, config: Path | None) -> Codec:
     """The codec of a pack folder, a ``train codec`` folder or a checkpoint file."""
-    from safetensors.torch import load_file
+    from models.config import from_dict
+    from models.training.distill import load_codec_dir
 
-    if path.is_dir() and (path / "manifest.json").is_file():
-        from models.pack import load_pack
-
-        codec = load_pack(path).codec
-        if codec is None:
-            raise SystemExit(f"{path}: not a codec pack")
-        return codec
-    cfg_file = config or (path / "codec.json" if path.is_dir() else path.with_name("codec.json"))
-    raw = json.loads(cfg_file.read_text())["codec_cfg"]
-    cfg = CodecConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
     if path.is_dir():
-        state = load_file(str(path / "codec.safetensors"))
+        cfg, state, _ = load_codec_dir(path)
     else:
         from models.training.checkpoint import load_checkpoint
 
+        cfg_file = config or path.with_name("codec.json")
+        cfg = from_dict(CodecConfig, json.loads(cfg_file.read_text(encoding="utf-8"))["codec_cfg"])
         state = load_checkpoint(path)["model"]
     return Codec.from_state(cfg, state).eval()
 
@@ -63,8 +55,7 @@ def latent_stats(codec: Codec, folder: Path, raw: bool) -> tuple[np.ndarray, lis
     rows = list(csv.DictReader((folder / "labels.csv").open(newline="", encoding="utf-8")))
     feats = []
     for r in rows:
-        audio, sr = sf.read(folder / r["file"], dtype="float32", always_2d=True)
-        x = soxr.resample(audio.mean(axis=1), sr, codec.sample_rate).astype(np.float32)
+        x = load_audio(folder / r["file"], codec.sample_rate)
         x = np.pad(x, (0, max(0, codec.hop_length * 8 - len(x))))
         with torch.inference_mode():
             t = torch.from_numpy(x)[None]
