@@ -155,9 +155,6 @@ def embed_files(
         hop = int(codec.hop_length)  # type: ignore[attr-defined]
         long_n = max(1, round(ENCODE_BLOCK_S * sr / hop)) * hop
 
-    def silence_codes() -> np.ndarray:
-        return engine.silence_codes(win_n)  # type: ignore[attr-defined, no-any-return]
-
     results: dict[int, np.ndarray] = {}
     errors: list[str] = []
     done = 0
@@ -196,7 +193,7 @@ def embed_files(
             for group in by_len.values():
                 codes = engine.encode(np.stack([clips[i] for i in group]))  # type: ignore[attr-defined]
                 for i, c in zip(group, codes, strict=True):
-                    cw = CodeWindows(win_n, hop_n, int(codec.hop_length), silence_codes)  # type: ignore[attr-defined]
+                    cw = CodeWindows(win_n, hop_n, int(codec.hop_length), lambda: engine.silence_codes(win_n))  # type: ignore[attr-defined]
                     wins = [w for _, w in cw.feed(np.asarray(c, np.int64))]
                     wins += [w for _, w in cw.finish(len(clips[i]))]
                     batcher.add(i, wins)
