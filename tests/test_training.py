@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -136,6 +137,40 @@ def test_evenly_spaced_covers_the_whole_list() -> None:
     assert len(pick) == 1800 and len(set(pick)) == 1800
     assert pick[0] == 0 and pick[-1] > 6990  # the end of the list is represented
     assert evenly_spaced(items[:5], 10) == items[:5]
+    assert evenly_spaced(items, 1800, 0.0) == pick  # shard 0 is the plain selection (its caches stay valid)
+    shards = [evenly_spaced(items, 1800, j / 3) for j in range(3)]
+    assert len(set().union(*map(set, shards))) == 3 * 1800  # disjoint shards
+    assert max(shards[2]) < 7001
+
+
+class _TinyTeacher(torch.nn.Module):
+    """A small deterministic tagger with the teacher's call signature (audio (B, n) → ``.logits``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(8, 527)
+        torch.nn.init.normal_(self.proj.weight, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, x: torch.Tensor) -> Any:
+        frames = x[:, : x.shape[1] // 8 * 8].reshape(len(x), 8, -1).abs().mean(-1)
+        return type("Out", (), {"logits": self.proj(frames)})()
+
+
+def test_teacher_cache_two_workers_and_resume(tmp_path: Path) -> None:
+    from models.training.features import build_teacher_cache
+
+    fcfg = FeatureConfig(clip_s=0.5, n_aug=2, seg_s=0.25)
+    base = np.stack(_synth(5, 12000))
+    teacher = _TinyTeacher()
+    one = np.load(build_teacher_cache(base, teacher, tmp_path / "a.npz", fcfg, chunk=2))
+    assert one["logits"].shape == (5, 2, 527) and one["seg_logits"].shape == (5, 2, 2, 527)
+    # a reverse worker alone, then resuming after a chunk was lost, gives the same cache
+    out = tmp_path / "b.npz"
+    build_teacher_cache(base, teacher, out, fcfg, chunk=2, reverse=True)
+    (tmp_path / "b.npz.partial" / "000002.npz").unlink()
+    two = np.load(build_teacher_cache(base, teacher, out, fcfg, chunk=2))
+    for k in ("logits", "seg_logits"):
+        assert np.array_equal(one[k], two[k])
 
 
 def test_resume_refuses_other_config(tmp_path: Path) -> None:
@@ -304,10 +339,15 @@ def test_cli_codec_tagger_pack(tmp_path: Path) -> None:
             "2",
             "--n-aug",
             "2",
+            "--max-clips",
+            "2",
+            "--shards",
+            "2",
         ]
     )
     assert rc == 0
     tinfo = json.loads((tdir / "tagger.json").read_text())
+    assert {"corpus/train", "corpus/train[1]", "corpus/held"} <= set(tinfo["data"])  # two shards
     assert len(tinfo["metrics"]["trusted"]) == 527
     assert main(["train", "pack", "--codec", str(cdir), "--tagger", str(tdir), "--out", str(pdir)]) == 0
     pack = load_pack(pdir)

@@ -100,6 +100,12 @@ def _feature_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-clips", type=int, default=None, help="train clips per corpus folder (evenly spaced)"
     )
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="with --max-clips: K disjoint evenly spaced selections, each cached on its own",
+    )
     p.add_argument("--heldout", type=Path, nargs="+", default=None, help="extra held-out-only folders")
     p.add_argument("--reverse", action="store_true", help="features: work from the last chunk (a 2nd worker)")
     p.add_argument("--split", choices=("train", "held", "both"), default="both", help="features: which split")
@@ -140,12 +146,17 @@ def clips_for(corpus: Path) -> tuple[list[Any], list[Any]]:
     raise FileNotFoundError(f"{corpus}: neither a corpus (manifest.csv) nor a data folder (*/labels.csv)")
 
 
-def evenly_spaced(items: list[Any], n: int) -> list[Any]:
-    """``n`` items spread evenly over the whole list (all of them when it is no longer than ``n``)."""
+def evenly_spaced(items: list[Any], n: int, phase: float = 0.0) -> list[Any]:
+    """``n`` items spread evenly over the whole list (all of them when it is no longer than ``n``).
+
+    ``phase`` in [0, 1) shifts every pick by that fraction of the spacing: the picks for phases
+    ``j/K`` (``j < K``) are disjoint when the list holds at least ``K·n`` items, and phase 0 is the
+    plain selection, so adding shards never changes (or re-computes) the first one.
+    """
     if len(items) <= n:
         return list(items)
     step = len(items) / n
-    return [items[int(i * step)] for i in range(n)]
+    return [items[min(int((i + phase) * step), len(items) - 1)] for i in range(n)]
 
 
 def data_summary(clips: list[Any], audio: list[Any], sr: int) -> dict[str, Any]:
@@ -280,13 +291,21 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     ]
     for corpus, corpus_splits in plan:
         train, held = clips_for(corpus)
+        todo = [("train", train, f"{corpus.name}/train")]
         if args.max_clips is not None and (corpus / "manifest.csv").is_file():
-            train = evenly_spaced(train, args.max_clips)
-        for split, clips in (("train", train), ("held", held)):
+            k = max(1, getattr(args, "shards", 1))
+            todo = [
+                (
+                    "train",
+                    evenly_spaced(train, args.max_clips, j / k),
+                    f"{corpus.name}/train" + f"[{j}]" * (j > 0),
+                )
+                for j in range(k)
+            ]
+        for split, clips, name in todo + [("held", held, f"{corpus.name}/held")]:
             if split not in corpus_splits or not clips:
                 continue
             key = data_key([str(c.path) for c in clips], dataclasses.asdict(fcfg))
-            name = f"{corpus.name}/{split}"
             base_path = feats / f"base_{split}_{key}.npy"
             if not base_path.exists():
                 audio = load_clips(clips, 24000)
@@ -314,6 +333,7 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
                     tpath,
                     fcfg,
                     progress=_progress("teacher", name),
+                    reverse=getattr(args, "reverse", False),
                 )
             tcache = np.load(tpath)
             if codec is None:

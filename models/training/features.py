@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,7 +210,7 @@ def _versions(base: np.ndarray, i: int, fcfg: FeatureConfig) -> np.ndarray:
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")  # two workers may race on a chunk
     np.savez(tmp, **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
 
@@ -221,19 +222,21 @@ def build_teacher_cache(
     fcfg: FeatureConfig,
     progress: Callable[[int, int], None] | None = None,
     chunk: int = 16,
+    reverse: bool = False,
 ) -> Path:
     """Teacher logits on 32 kHz audio of every augmented version of ``base`` ``(N, n)`` @ 24 kHz.
 
     ``out`` (``.npz``): ``logits`` float16 ``(N, n_aug, 527)`` (whole clip) and ``seg_logits`` float16
     ``(N, n_aug, n_seg, 527)`` (each ``seg_s`` segment). Resumable: partial results live in
-    ``out.partial/`` chunk files.
+    ``out.partial/`` chunk files; a second process with ``reverse`` shares the work.
     """
     out = Path(out)
     part_dir = out.with_name(out.name + ".partial")
     part_dir.mkdir(parents=True, exist_ok=True)
     sr = 24000
     n_seg = int(fcfg.clip_s / fcfg.seg_s)
-    for c0 in range(0, len(base), chunk):
+    starts = list(range(0, len(base), chunk))
+    for c0 in reversed(starts) if reverse else starts:
         part = part_dir / f"{c0:06d}.npz"
         if part.exists():
             continue
