@@ -214,3 +214,15 @@ def test_bench_quick_cli(tiny_codec_pack: Path, tiny_mel_pack: Path, tmp_path: P
     line = next(x for x in printed.splitlines() if x.startswith("clip: Engine.infer"))
     assert line.count("×") == 2 and "(" in line  # codec column carries its ratio to the mel column
     assert "load average" in printed
+
+
+def test_gui_probe_times_the_real_app(tiny_mel_pack: Path, tmp_path: Path) -> None:
+    """The cold-start / event-loop probe launches the app in a child process and reports its marks."""
+    from app.commands.bench import _busy_file, cold_start
+
+    wav = _busy_file(tmp_path, 6.0)
+    assert _busy_file(tmp_path, 6.0) == wav and sf.info(wav).duration == pytest.approx(6.0)
+    marks = cold_start(tiny_mel_pack, wav, timeout_s=120.0)
+    assert "error" not in marks, marks
+    assert 0 < marks["imports_s"] < marks["window_s"] <= marks["first_tags_s"] <= marks["file_done_s"]
+    assert marks["loop_max_gap_ms"] > 0 and marks["peak_rss_mb"] > 50

@@ -70,6 +70,7 @@ ROWS: list[tuple[str, Getter, str]] = [
     ("app cold start → window shown", _get("cold_start", "window_s"), "s"),
     ("app cold start → first tags", _get("cold_start", "first_tags_s"), "s"),
     ("peak RSS with the GUI", _get("cold_start", "peak_rss_mb"), "MB"),
+    ("GUI: longest event-loop stall, tagging a 2-min file", _get("gui_loop", "loop_max_gap_ms"), "ms"),
 ]
 
 
