@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.command is None:
         args = parser.parse_args([*argv, "gui"])
+    args.argv = tuple(argv)  # the command line as given (training records it in its provenance)
     from app.logsetup import setup_logging
 
     setup_logging(verbose=args.verbose, command=args.command)

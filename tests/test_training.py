@@ -353,6 +353,10 @@ def test_cli_codec_tagger_pack(tmp_path: Path) -> None:
     pack = load_pack(pdir)
     assert pack.codec_cfg is not None and pack.codec_cfg.num_filters == 2
     assert pack.info.provenance["codec"]["train_cfg"]["steps"] == 2
+    assert (
+        pack.info.provenance["codec"]["init"] is None
+        and "train codec" in pack.info.provenance["codec"]["command"]
+    )
     assert len(pack.info.trusted) == 527
     assert "CC-BY-SA-4.0" in (pdir / "README.md").read_text()
 

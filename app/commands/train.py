@@ -239,6 +239,7 @@ def _codec(args: argparse.Namespace) -> int:
         "data": data_summary(train, audio, cfg.sampling_rate),
         "corpus": [str(c) for c in args.corpus],
         "init": str(args.init) if args.init is not None else None,
+        "command": " ".join(getattr(args, "argv", sys.argv[1:])),
         "held_out": f"{len(pick)} composites of 5 s from {len(held)} held-out clips",
     }
     tmpj = out / "codec.json.tmp"
@@ -424,7 +425,7 @@ def _tagger(args: argparse.Namespace) -> int:
             "corpus": [str(c) for c in args.corpus],
             "teacher": str(args.teacher),
             "train_seconds_this_run": round(train_s, 1),
-            "command": " ".join(sys.argv[1:]),
+            "command": " ".join(getattr(args, "argv", sys.argv[1:])),
         }
     )
     save_tagger_dir(args.out, model, info)

@@ -341,7 +341,8 @@ def assemble_pack(
         "commit": git_commit(Path(__file__).resolve().parents[2]),
         "created_by": "encotag train pack",
         "codec": {
-            k: codec_info.get(k) for k in ("codec_cfg", "train_cfg", "metrics", "data", "corpus", "command")
+            k: codec_info.get(k)
+            for k in ("codec_cfg", "train_cfg", "metrics", "data", "corpus", "init", "command")
         },
         "tagger": {
             k: tinfo.get(k)
