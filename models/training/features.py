@@ -215,6 +215,19 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     tmp.replace(path)
 
 
+def _chunk_starts(n: int, chunk: int, reverse: bool) -> list[int]:
+    """First indices of the ``chunk``-sized pieces of ``n`` items; last first for a ``reverse`` worker."""
+    starts = list(range(0, n, chunk))
+    return starts[::-1] if reverse else starts
+
+
+def _join_parts(part_dir: Path, out: Path, keys: Sequence[str]) -> Path:
+    """Concatenate the chunk files of ``part_dir`` (in index order) into ``out``, atomically."""
+    parts = [np.load(p) for p in sorted(part_dir.glob("*.npz")) if not p.name.endswith(".tmp.npz")]
+    _save_npz(out, **{k: np.concatenate([p[k] for p in parts]) for k in keys})
+    return out
+
+
 def build_teacher_cache(
     base: np.ndarray,
     teacher: torch.nn.Module,
@@ -235,8 +248,7 @@ def build_teacher_cache(
     part_dir.mkdir(parents=True, exist_ok=True)
     sr = 24000
     n_seg = int(fcfg.clip_s / fcfg.seg_s)
-    starts = list(range(0, len(base), chunk))
-    for c0 in reversed(starts) if reverse else starts:
+    for c0 in _chunk_starts(len(base), chunk, reverse):
         part = part_dir / f"{c0:06d}.npz"
         if part.exists():
             continue
@@ -257,13 +269,7 @@ def build_teacher_cache(
         )
         if progress is not None:
             progress(min(c0 + chunk, len(base)), len(base))
-    parts = [np.load(p) for p in sorted(part_dir.glob("*.npz")) if not p.name.endswith(".tmp.npz")]
-    _save_npz(
-        out,
-        logits=np.concatenate([p["logits"] for p in parts]),
-        seg_logits=np.concatenate([p["seg_logits"] for p in parts]),
-    )
-    return out
+    return _join_parts(part_dir, out, ("logits", "seg_logits"))
 
 
 def build_code_cache(
@@ -281,8 +287,7 @@ def build_code_cache(
     out = Path(out)
     part_dir = out.with_name(out.name + ".partial")
     part_dir.mkdir(parents=True, exist_ok=True)
-    starts = list(range(0, len(base), chunk))
-    for c0 in reversed(starts) if reverse else starts:
+    for c0 in _chunk_starts(len(base), chunk, reverse):
         part = part_dir / f"{c0:06d}.npz"
         if part.exists():
             continue
@@ -293,6 +298,4 @@ def build_code_cache(
         _save_npz(part, codes=np.stack(codes))
         if progress is not None:
             progress(min(c0 + chunk, len(base)), len(base))
-    parts = [np.load(p) for p in sorted(part_dir.glob("*.npz")) if not p.name.endswith(".tmp.npz")]
-    _save_npz(out, codes=np.concatenate([p["codes"] for p in parts]))
-    return out
+    return _join_parts(part_dir, out, ("codes",))
