@@ -137,19 +137,15 @@ def cold_start(pack: Path, audio: Path, timeout_s: float = 180.0) -> dict[str, A
 
 
 def _busy_file(workdir: Path, seconds: float) -> Path:
-    """A 44.1 kHz WAV of ``seconds`` of noise bursts and tones (made once in ``workdir``)."""
-    import numpy as np
+    """A 44.1 kHz WAV of ``seconds`` of the bench's synthetic signal (made once in ``workdir``)."""
     import soundfile as sf
+
+    from models.benchmark.live import synthetic_signal
 
     path = workdir / f"gui-{seconds:g}s.wav"
     if not path.exists():
-        sr = 44100
-        t = np.arange(int(seconds * sr)) / sr
-        rng = np.random.default_rng(0)
-        x = 0.2 * np.sin(2 * np.pi * (220 + 110 * np.floor(t % 8)) * t)
-        x += 0.1 * rng.standard_normal(len(t)) * (np.sin(2 * np.pi * 0.5 * t) > 0)
         tmp = path.with_name(path.name + ".tmp.wav")
-        sf.write(tmp, x.astype(np.float32), sr, subtype="PCM_16")
+        sf.write(tmp, synthetic_signal(44100, seconds), 44100, subtype="PCM_16")
         os.replace(tmp, path)
     return path
 
