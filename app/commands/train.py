@@ -173,6 +173,11 @@ def data_summary(clips: list[Any], audio: list[Any], sr: int) -> dict[str, Any]:
     return out
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as given to the CLI (``args.argv``; ``sys.argv`` when called without ``app.cli``)."""
+    return " ".join(getattr(args, "argv", sys.argv[1:]))
+
+
 def _codec(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -239,7 +244,7 @@ def _codec(args: argparse.Namespace) -> int:
         "data": data_summary(train, audio, cfg.sampling_rate),
         "corpus": [str(c) for c in args.corpus],
         "init": str(args.init) if args.init is not None else None,
-        "command": " ".join(getattr(args, "argv", sys.argv[1:])),
+        "command": _command_line(args),
         "held_out": f"{len(pick)} composites of 5 s from {len(held)} held-out clips",
     }
     tmpj = out / "codec.json.tmp"
@@ -425,7 +430,7 @@ def _tagger(args: argparse.Namespace) -> int:
             "corpus": [str(c) for c in args.corpus],
             "teacher": str(args.teacher),
             "train_seconds_this_run": round(train_s, 1),
-            "command": " ".join(getattr(args, "argv", sys.argv[1:])),
+            "command": _command_line(args),
         }
     )
     save_tagger_dir(args.out, model, info)
