@@ -40,7 +40,13 @@ def register(sub: Any) -> None:
     c.add_argument("--bandwidths", default="1.5,3,6", help="kbps, comma-separated; the last is the default")
     c.add_argument("--lr", type=float, default=1e-3)
     c.add_argument("--eval-clips", type=int, default=24)
-    c.add_argument("--init", type=Path, default=None, help="warm start from a trained codec folder or pack")
+    c.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="warm start from a trained codec folder or pack (one with fewer filters, a divisor of "
+        "--num-filters, is widened to the same function)",
+    )
     c.add_argument(
         "--mel-align",
         type=float,
@@ -178,6 +184,15 @@ def _command_line(args: argparse.Namespace) -> str:
     return " ".join(getattr(args, "argv", sys.argv[1:]))
 
 
+def _init_codec_config(path: Path):  # -> CodecConfig | None
+    """The configuration of a warm-start folder (``codec.json`` or a pack), None for a bare file."""
+    from models.training.distill import load_codec_dir
+
+    if not path.is_dir():
+        return None
+    return load_codec_dir(path)[0]
+
+
 def _codec(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -226,6 +241,12 @@ def _codec(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{args.init}: no codec.safetensors to warm-start from")
         init_state = load_file(str(init_file))
         log.info("codec warm start from %s", init_file)
+        init_cfg = _init_codec_config(args.init)
+        if init_cfg is not None and init_cfg.num_filters != cfg.num_filters:
+            from models.training.widen import widen_codec_state
+
+            init_state = widen_codec_state(init_state, init_cfg, cfg, seed=args.seed)
+            log.info("warm start widened from %d to %d filters", init_cfg.num_filters, cfg.num_filters)
     model = train_codec(cfg, tcfg, audio, out, max_steps=args.max_steps, init_state=init_state)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,111 @@
+"""Widening a trained codec (models.training.widen): same function, more filters, refused mismatches."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.codec import Codec
+from models.config import CodecConfig
+from models.training.codec_train import build_model
+from models.training.widen import widen_codec_state
+
+NARROW = CodecConfig(
+    num_filters=2,
+    upsampling_ratios=(4, 4),
+    hidden_size=16,
+    codebook_size=16,
+    target_bandwidths=(6.0, 12.0),
+    bandwidth=12.0,
+    num_lstm_layers=2,
+)
+
+
+def _trained_like_state(cfg: CodecConfig, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random codec state with initialised codebooks and non-trivial biases (as after training)."""
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    with torch.no_grad():
+        for layer in model.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.inited.fill_(1.0)
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "bias_" in name:
+                p.normal_(0.0, 0.1)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _audio(n: int = 4000, seed: int = 1) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 24000
+    x = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(n)
+    return torch.from_numpy(x.astype(np.float32))[None]
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_widened_codec_computes_the_same(factor: int) -> None:
+    state = _trained_like_state(NARROW)
+    wide = dataclasses.replace(NARROW, num_filters=NARROW.num_filters * factor)
+    narrow_codec = Codec.from_state(NARROW, state)
+    wide_state = widen_codec_state(state, NARROW, wide, noise=0.0)
+    wide_codec = Codec.from_state(wide, wide_state)
+    enc = wide_state["encoder.layers.0.conv.parametrizations.weight.original1"]
+    assert enc.shape[0] == 2 * factor  # first conv: num_filters output channels
+    lstm = wide_state["encoder.layers.7.lstm.weight_hh_l0"]
+    assert lstm.shape == (4 * 8 * factor, 8 * factor)  # 4 gates x (num_filters * 4) units
+    x = _audio()
+    z0, z1 = narrow_codec.embed(x).detach(), wide_codec.embed(x).detach()
+    assert torch.allclose(z0, z1, atol=1e-5 * float(z0.abs().max()) + 1e-6)
+    codes = narrow_codec.encode(x)
+    assert torch.equal(codes, wide_codec.encode(x))
+    y0, y1 = narrow_codec.decode(codes), wide_codec.decode(codes)
+    assert torch.allclose(y0, y1, atol=1e-5 * float(y0.abs().max()) + 1e-6)
+
+
+def test_noise_breaks_symmetry_but_keeps_the_function_close() -> None:
+    state = _trained_like_state(NARROW)
+    wide = dataclasses.replace(NARROW, num_filters=4)
+    a = widen_codec_state(state, NARROW, wide, noise=0.01, seed=3)
+    b = widen_codec_state(state, NARROW, wide, noise=0.01, seed=3)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # seeded
+    v = a["encoder.layers.0.conv.parametrizations.weight.original1"]
+    assert not torch.allclose(v[:2], v[2:])  # the copies of each channel differ
+    x = _audio()
+    z0 = Codec.from_state(NARROW, state).embed(x).detach()
+    z1 = Codec.from_state(wide, a).embed(x).detach()
+    rel = float((z1 - z0).norm() / z0.norm())
+    assert 0.0 < rel < 0.1
+    for key in state:
+        if key.startswith("quantizer."):
+            assert torch.equal(a[key], state[key])  # codebooks are kept as they are
+
+
+def test_mismatched_configurations_are_refused() -> None:
+    state = _trained_like_state(NARROW)
+    with pytest.raises(ValueError, match="not a multiple"):
+        widen_codec_state(state, NARROW, dataclasses.replace(NARROW, num_filters=3))
+    with pytest.raises(ValueError, match="hidden_size"):
+        widen_codec_state(state, NARROW, dataclasses.replace(NARROW, num_filters=4, hidden_size=32))
+
+
+def test_cli_warm_start_from_a_narrower_codec(tmp_path: Path) -> None:
+    from app.cli import main
+    from tests.test_training import _tiny_corpus
+
+    corpus = _tiny_corpus(tmp_path / "corpus")
+    common = ["--corpus", str(corpus), "--steps", "1", "--codebook-size", "16", "--batch-size", "2"]
+    common += ["--segment-s", "0.2", "--eval-clips", "1"]
+    narrow, wide = tmp_path / "narrow", tmp_path / "wide"
+    assert main(["train", "codec", *common, "--out", str(narrow), "--num-filters", "2"]) == 0
+    rc = main(["train", "codec", *common, "--out", str(wide), "--num-filters", "4", "--init", str(narrow)])
+    assert rc == 0
+    info = json.loads((wide / "codec.json").read_text())
+    assert info["codec_cfg"]["num_filters"] == 4 and info["init"] == str(narrow)
+    bad = ["--out", str(tmp_path / "bad"), "--num-filters", "3", "--init", str(narrow)]
+    assert main(["train", "codec", *common, *bad]) != 0
