@@ -12,6 +12,7 @@ State dicts come in three spellings, all accepted by :meth:`Codec.from_state` (s
 - parametrized weight norm (``…conv.parametrizations.weight.original0/original1``, what training uses),
 - legacy weight norm (``…conv.weight_g/weight_v``, older Hugging Face checkpoints),
 - fused (plain ``…conv.weight``, after :meth:`Codec.fuse`; smallest and fastest for inference).
+Each may leave out the codebooks' EMA training buffers (:func:`inference_state`, as model packs do).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class Codec(nn.Module):
 
     def load_state(self, state: Mapping[str, Tensor]) -> None:
         """Load any of the three spellings (see module docstring) strictly; raises :class:`CodecError`."""
-        state = _rename_legacy(state)
+        state = complete_state(_rename_legacy(state))
         fused_state = not any(k.endswith(_G) for k in state) and any(
             k.endswith(".conv.weight") for k in state
         )
@@ -231,6 +232,31 @@ def _no_init_weights() -> contextlib.AbstractContextManager[Any]:
         except ImportError:
             return contextlib.nullcontext()
     return no_init_weights()
+
+
+_EMA = (".codebook.embed_avg", ".codebook.cluster_size")  # training-only buffers of each codebook
+
+
+def inference_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` without the codebooks' EMA training buffers (``embed_avg``, ``cluster_size``): what a
+    model pack stores (inference reads only ``embed``; for the official layout this halves the codebooks'
+    share of the file). :func:`complete_state` restores them for loading and warm starts."""
+    return {k: v for k, v in state.items() if not (k.startswith("quantizer.") and k.endswith(_EMA))}
+
+
+def complete_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with the EMA buffers of every codebook that lacks *both* filled in consistently with its
+    ``embed`` (``embed_avg = embed``, ``cluster_size = 1``); anything else missing is left missing, so a
+    strict load still refuses it."""
+    out = dict(state)
+    for key, embed in state.items():
+        if key.startswith("quantizer.") and key.endswith(".codebook.embed"):
+            base = key[: -len(".embed")]
+            avg, size = base + ".embed_avg", base + ".cluster_size"
+            if avg not in state and size not in state:
+                out[avg] = embed.clone()
+                out[size] = torch.ones(embed.shape[0], dtype=embed.dtype)
+    return out
 
 
 def _rename_legacy(state: Mapping[str, Tensor]) -> dict[str, Tensor]:

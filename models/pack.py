@@ -213,7 +213,9 @@ def save_pack(
         save_file(_export(tagger_state), str(tmp / TAGGER_FILE))
         manifest["files"][TAGGER_FILE] = sha256_file(tmp / TAGGER_FILE)
         if codec_state is not None:
-            save_file(_export(codec_state), str(tmp / CODEC_FILE))
+            from models.codec import inference_state
+
+            save_file(_export(inference_state(codec_state)), str(tmp / CODEC_FILE))
             manifest["files"][CODEC_FILE] = sha256_file(tmp / CODEC_FILE)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         for item in tmp.iterdir():

@@ -209,3 +209,21 @@ def test_labels_file_variant(tiny_mel_pack: Path, tmp_path: Path) -> None:
     (pack / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(PackError, match="bad labels_file"):
         load_pack(pack)
+
+
+def test_codec_pack_leaves_out_training_buffers(tiny_codec_pack: Path) -> None:
+    from models.codec import Codec, CodecError, complete_state, inference_state
+
+    saved = load_file(str(tiny_codec_pack / CODEC_FILE))
+    assert not any(k.endswith((".embed_avg", ".cluster_size")) for k in saved)
+    assert any(k.endswith(".codebook.embed") for k in saved)
+    pack = load_pack(tiny_codec_pack)
+    assert pack.codec is not None
+    full = complete_state(saved)
+    assert inference_state(full).keys() == saved.keys()
+    x = torch.randn(1, 4800) * 0.1
+    assert torch.equal(pack.codec.encode(x), Codec.from_state(pack.codec.cfg, full).encode(x))
+    half = dict(full)
+    del half[next(k for k in full if k.endswith(".embed_avg"))]  # one buffer missing: not a pack state
+    with pytest.raises(CodecError):
+        Codec.from_state(pack.codec.cfg, half)
