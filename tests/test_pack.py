@@ -227,3 +227,17 @@ def test_codec_pack_leaves_out_training_buffers(tiny_codec_pack: Path) -> None:
     del half[next(k for k in full if k.endswith(".embed_avg"))]  # one buffer missing: not a pack state
     with pytest.raises(CodecError):
         Codec.from_state(pack.codec.cfg, half)
+
+
+def test_shipped_default_pack_is_small_complete_and_loads() -> None:
+    pack_dir = Path(__file__).resolve().parents[1] / "resources" / "packs" / "default"
+    if not (pack_dir / MANIFEST).is_file():
+        pytest.skip("no default pack in this checkout")
+    assert sum(f.stat().st_size for f in pack_dir.iterdir()) <= 20_000_000  # the 20 MB budget
+    m = json.loads((pack_dir / MANIFEST).read_text())
+    assert m["licence"] and (pack_dir / "README.md").is_file()
+    for part in ("codec", "tagger"):
+        assert "train " + part in m["provenance"][part]["command"]
+        assert m["provenance"][part]["data"]
+    pack = load_pack(pack_dir)  # strict: hashes and shapes checked
+    assert pack.codec is not None and len(pack.info.labels) == 527
