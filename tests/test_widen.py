@@ -14,16 +14,9 @@ from models.codec import Codec
 from models.config import CodecConfig
 from models.training.codec_train import build_model
 from models.training.widen import widen_codec_state
+from tests.test_training import TINY_CODEC
 
-NARROW = CodecConfig(
-    num_filters=2,
-    upsampling_ratios=(4, 4),
-    hidden_size=16,
-    codebook_size=16,
-    target_bandwidths=(6.0, 12.0),
-    bandwidth=12.0,
-    num_lstm_layers=2,
-)
+NARROW = dataclasses.replace(TINY_CODEC, num_filters=2, num_lstm_layers=2)  # hop 16, 16-dim latent
 
 
 def _trained_like_state(cfg: CodecConfig, seed: int = 0) -> dict[str, torch.Tensor]:
