@@ -160,8 +160,8 @@ def evaluate(
             got = entries[row.id]
             use = [(p, s) for p, s in heldout if got.get(p) is not None and teach.get(p) is not None]
             if use:
-                pack_probs = np.stack([got[p].probs for p, _ in use])  # type: ignore[union-attr]
-                teacher_probs = np.stack([teach[p].probs for p, _ in use])  # type: ignore[union-attr]
+                pack_probs = np.stack([got[p].probs for p, _ in use])  # type: ignore[union-attr,misc]
+                teacher_probs = np.stack([teach[p].probs for p, _ in use])  # type: ignore[union-attr,misc]
                 agreement = teacher_agreement(pack_probs, teacher_probs, [s for _, s in use])
                 row = _with_agreement(row, agreement)
         out.append(row)
