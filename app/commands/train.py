@@ -184,15 +184,6 @@ def _command_line(args: argparse.Namespace) -> str:
     return " ".join(getattr(args, "argv", sys.argv[1:]))
 
 
-def _init_codec_config(path: Path):  # -> CodecConfig | None
-    """The configuration of a warm-start folder (``codec.json`` or a pack), None for a bare file."""
-    from models.training.distill import load_codec_dir
-
-    if not path.is_dir():
-        return None
-    return load_codec_dir(path)[0]
-
-
 def _codec(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -243,7 +234,10 @@ def _codec(args: argparse.Namespace) -> int:
 
         init_state = complete_state(load_file(str(init_file)))  # a pack leaves out the EMA buffers
         log.info("codec warm start from %s", init_file)
-        init_cfg = _init_codec_config(args.init)
+        from models.training.distill import codec_dir_config
+
+        found = codec_dir_config(args.init) if args.init.is_dir() else None  # a bare file has no config
+        init_cfg = found[0] if found is not None else None
         if init_cfg is not None and init_cfg.num_filters != cfg.num_filters:
             from models.training.widen import widen_codec_state
 

@@ -305,20 +305,28 @@ def data_key(paths: list[str], extra: dict[str, Any]) -> str:
     return h.hexdigest()[:12]
 
 
+def codec_dir_config(path: Path) -> tuple[CodecConfig, dict[str, Any]] | None:
+    """(config, info) of a codec training folder (``codec.json``) or a pack (``manifest.json``), without
+    reading the weights; None when the folder has neither."""
+    path = Path(path)
+    if (path / "codec.json").is_file():
+        info = json.loads((path / "codec.json").read_text(encoding="utf-8"))
+        return from_dict(CodecConfig, info["codec_cfg"]), info
+    if (path / "manifest.json").is_file():
+        info = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        return from_dict(CodecConfig, info["codec"]["config"]), info
+    return None
+
+
 def load_codec_dir(path: Path) -> tuple[CodecConfig, dict[str, Tensor], dict[str, Any]]:
     """(config, state, info) of a codec training folder (``codec.json``) or a pack (``manifest.json``)."""
     from safetensors.torch import load_file
 
-    path = Path(path)
-    if (path / "codec.json").is_file():
-        info = json.loads((path / "codec.json").read_text(encoding="utf-8"))
-        cfg = from_dict(CodecConfig, info["codec_cfg"])
-    elif (path / "manifest.json").is_file():
-        info = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        cfg = from_dict(CodecConfig, info["codec"]["config"])
-    else:
+    found = codec_dir_config(path)
+    if found is None:
         raise FileNotFoundError(f"{path}: no codec.json or manifest.json")
-    return cfg, load_file(str(path / "codec.safetensors")), info
+    cfg, info = found
+    return cfg, load_file(str(Path(path) / "codec.safetensors")), info
 
 
 def assemble_pack(
