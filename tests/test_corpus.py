@@ -147,6 +147,34 @@ def test_render_notes_pitch_and_length() -> None:
     assert drum.shape == (12800,) and np.abs(drum).max() > 1e-3
 
 
+def test_solo_source_one_instrument_never_a_pitch_task_program() -> None:
+    from models.evaluation.pitch import FULL, QUICK
+    from models.training.corpus_render import render_spec
+    from models.training.corpus_sources import synth_unit
+
+    pitch_programs = {*FULL.train_programs, *FULL.test_programs, *QUICK.train_programs, *QUICK.test_programs}
+    assert not pitch_programs & set(fluid.SOLO_PROGRAMS) and len(fluid.SOLO_PROGRAMS) == 104
+    units = [synth_unit("fluidsynth-solo", 0, i) for i in range(len(fluid.SOLO_PROGRAMS))]
+    assert sorted(u.spec["program"] for u in units) == list(fluid.SOLO_PROGRAMS)  # each program once
+    styles = set()
+    for i in range(12):
+        events, params = fluid.solo_piece(fluid.SOLO_PROGRAMS[i], 10.0, np.random.default_rng(i))
+        styles.add(params["style"])
+        channels = {msg[0] & 0x0F for _, msg in events}
+        programs = [msg[1] for _, msg in events if msg[0] & 0xF0 == 0xC0]
+        assert channels == {0} and programs == [fluid.SOLO_PROGRAMS[i]] and params["notes"] >= 3
+        notes = [msg[1] for _, msg in events if msg[0] & 0xF0 == 0x90]
+        assert params["low"] <= min(notes) and max(notes) <= params["high"] + 7  # + a chord's fifth
+    assert styles == set(fluid.SOLO_STYLES)
+    if fluid.fluid_missing():
+        pytest.skip(fluid.fluid_missing() or "")
+    u = units[0]
+    x, p, licence = render_spec(dict(u.spec), u.source, u.uid, 0)
+    x2, p2, _ = render_spec(dict(u.spec), u.source, u.uid, 0)
+    assert np.array_equal(x, x2) and p == p2 and "MIT" in licence
+    assert len(x) >= 40 * SR and 10 ** (-12.5 / 20) <= np.abs(x).max() <= 10 ** (-0.9 / 20)
+
+
 def test_augment_and_mix() -> None:
     rng = np.random.default_rng(0)
     x = synth.dsp_signal("noise", 2.0, SR, rng)[0]

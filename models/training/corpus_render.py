@@ -91,6 +91,9 @@ def render_spec(spec: dict[str, Any], source: str, uid: str, seed: int) -> Piece
     if kind == "fluid":
         x, p = fluid.render_random_piece(int(spec["program"]), 40.0, SR, rng)
         return x, p, SYNTH_LICENCE["fluidsynth"]
+    if kind == "fluid-solo":
+        x, p = fluid.render_solo_piece(int(spec["program"]), 40.0, SR, rng)
+        return x, p, SYNTH_LICENCE["fluidsynth-solo"]
     if kind == "mix":
         fg_spec, bg_spec = dict(spec["fg"]), dict(spec["bg"])
         fg, fp, fl = render_spec(fg_spec, fg_spec.pop("source"), fg_spec.pop("uid"), seed)

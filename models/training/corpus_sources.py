@@ -337,15 +337,20 @@ SYNTH_LICENCE = {  # licence of the generated audio (the tools' output is not co
     "festival": "generated (festival/festvox voices, BSD-like EST/CMU licences)",
     "flite": "generated (flite voices, BSD-like CMU licence)",
     "fluidsynth": "generated (FluidR3_GM soundfont, MIT)",
+    "fluidsynth-solo": "generated (FluidR3_GM soundfont, MIT)",
     "dsp": "generated (CC0-1.0)",
 }
 
 
 def synth_unit(name: str, seed: int, index: int) -> Unit:
-    """The ``index``-th recipe of synthesiser ``name`` (espeak-ng, flite, festival, fluidsynth, dsp)."""
+    """The ``index``-th recipe of synthesiser ``name`` (one of :data:`SYNTHS`)."""
     if name == "fluidsynth":
         prog = int(unit_rng(seed, "fluid-programs").permutation(129)[index % 129])
         return Unit(name, f"{index:06d}", 42.0, {"kind": "fluid", "index": index, "program": prog})
+    if name == "fluidsynth-solo":  # one instrument alone; never a program of the pitch task
+        order = unit_rng(seed, "fluid-solo-programs").permutation(len(fluid.SOLO_PROGRAMS))
+        prog = fluid.SOLO_PROGRAMS[int(order[index % len(order)])]
+        return Unit(name, f"{index:06d}", 40.0, {"kind": "fluid-solo", "index": index, "program": prog})
     if name == "dsp":
         return Unit(name, f"{index:06d}", 20.0, {"kind": "dsp", "index": index})
     kind = {"espeak-ng": "espeak"}.get(name, name)
@@ -356,7 +361,7 @@ def _counter(name: str) -> Callable[[int], Iterator[Unit]]:
     return lambda seed: (synth_unit(name, seed, i) for i in itertools.count())
 
 
-SYNTHS = ("espeak-ng", "flite", "festival", "fluidsynth", "dsp")
+SYNTHS = ("espeak-ng", "flite", "festival", "fluidsynth", "fluidsynth-solo", "dsp")
 
 
 def synth_sources() -> list[Source]:
@@ -376,6 +381,13 @@ def synth_sources() -> list[Source]:
             "music",
             "fluidsynth+fluid-soundfont-gm",
             _counter("fluidsynth"),
+            fluid.fluid_missing,
+        ),
+        Source(
+            "fluidsynth-solo",
+            "music",
+            "fluidsynth+fluid-soundfont-gm",
+            _counter("fluidsynth-solo"),
             fluid.fluid_missing,
         ),
         Source("dsp", "environment", "numpy", _counter("dsp")),

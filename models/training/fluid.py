@@ -2,9 +2,10 @@
 
 A tiny standard-MIDI-file writer (format 0, fixed 120 bpm at 480 ticks per beat, so 1 tick = 1/960 s and
 every event time is given in seconds), a random piece generator (melody, bass, chords, drums over a scale
-at a random tempo) and :func:`render_notes` for single notes or chords with a known MIDI pitch (the
-evaluation's pitch task). Rendering runs the ``fluidsynth`` program (Debian ``fluidsynth``) on
-``FluidR3_GM.sf2`` (Debian ``fluid-soundfont-gm``, MIT licence).
+at a random tempo), a solo generator (one instrument alone: isolated notes, phrases, repeated notes) and
+:func:`render_notes` for single notes or chords with a known MIDI pitch (the evaluation's pitch task).
+Rendering runs the ``fluidsynth`` program (Debian ``fluidsynth``) on ``FluidR3_GM.sf2`` (Debian
+``fluid-soundfont-gm``, MIT licence).
 """
 
 from __future__ import annotations
@@ -273,16 +274,96 @@ def random_piece(
     return events, params
 
 
+def _render_normalised(
+    events: Sequence[Event],
+    duration_s: float,
+    sr: int,
+    rng: np.random.Generator,
+    p_reverb: float,
+    p_chorus: float,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Render ``events`` with random reverb/chorus, peak-normalised to a random -12..-1 dBFS."""
+    reverb, chorus = bool(rng.random() < p_reverb), bool(rng.random() < p_chorus)
+    x = render_midi(midi_file(events, duration_s + 1.0), sr, reverb=reverb, chorus=chorus)
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    level = float(rng.uniform(-12, -1))
+    if peak > 1e-5:
+        x = x * (10 ** (level / 20) / peak)
+    return x.astype(np.float32), {"reverb": reverb, "chorus": chorus, "peak_db": round(level, 1)}
+
+
 def render_random_piece(
     program: int, duration_s: float, sr: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """:func:`random_piece` rendered at ``sr``: mono float32 peak-normalised to -1..-12 dBFS, parameters."""
     events, params = random_piece(program, duration_s, rng)
-    reverb, chorus = bool(rng.random() < 0.7), bool(rng.random() < 0.5)
-    x = render_midi(midi_file(events, duration_s + 1.0), sr, reverb=reverb, chorus=chorus)
-    peak = float(np.abs(x).max())
-    level = float(rng.uniform(-12, -1))
-    if peak > 1e-5:
-        x = x * (10 ** (level / 20) / peak)
-    params |= {"program": program, "reverb": reverb, "chorus": chorus, "peak_db": round(level, 1)}
-    return x.astype(np.float32), params
+    x, render = _render_normalised(events, duration_s, sr, rng, 0.7, 0.5)
+    return x, params | {"program": program} | render
+
+
+# GM programs of the solo source: every melodic program except the two per family (8f train, 8f+1 test)
+# that the evaluation's pitch task uses, plus the synth, ethnic, percussive and effect programs 96-127.
+SOLO_PROGRAMS = tuple(p for p in range(128) if p >= 96 or p % 8 >= 2)
+SOLO_STYLES = ("notes", "phrase", "repeated")
+
+
+def solo_piece(
+    program: int, duration_s: float, rng: np.random.Generator
+) -> tuple[list[Event], dict[str, Any]]:
+    """One instrument alone for about ``duration_s`` s, in one of :data:`SOLO_STYLES`:
+
+    - ``notes``: isolated notes or chords (0.15-2.5 s each, then 0.05-1.2 s of silence) at random pitches
+      of a 6-30 semitone range;
+    - ``phrase``: a stepwise melody over a scale at 60-180 bpm with varied note lengths and short rests;
+    - ``repeated``: a pitch repeated 3-8 times (0.08-0.6 s notes), then the next pitch.
+    Velocities vary note by note (30-127). Returns MIDI events on channel 0 and the parameters.
+    """
+    style = str(rng.choice(SOLO_STYLES, p=[0.5, 0.3, 0.2]))
+    lo = int(rng.integers(36, 78))
+    hi = lo + int(rng.integers(6, 31))
+    events: list[Event] = [(0.0, program_change(0, program))]
+    t, n_notes = float(rng.uniform(0.0, 0.5)), 0
+
+    def vel() -> int:
+        return int(np.clip(rng.normal(85, 20), 30, 127))
+
+    if style == "notes":
+        while t < duration_s:
+            dur = float(rng.uniform(0.15, 2.5))
+            root = int(rng.integers(lo, hi + 1))
+            chord = [root] + ([root + int(rng.choice([3, 4])), root + 7] if rng.random() < 0.15 else [])
+            events += _note_events(0, chord, vel(), t, dur)
+            t += dur + float(rng.uniform(0.05, 1.2))
+            n_notes += 1
+    elif style == "phrase":
+        beat = 60.0 / float(rng.uniform(60, 180))
+        pitches = _scale_pitches(int(rng.integers(0, 12)), SCALES[str(rng.choice(list(SCALES)))], lo, hi)
+        idx = int(rng.integers(0, len(pitches)))
+        legato = float(rng.uniform(0.5, 1.0))
+        while t < duration_s:
+            d = beat * float(rng.choice([0.5, 1.0, 1.5, 2.0]))
+            if rng.random() > 0.1:
+                idx = int(np.clip(idx + rng.integers(-2, 3), 0, len(pitches) - 1))
+                events += _note_events(0, [pitches[idx]], vel(), t, d * legato)
+                n_notes += 1
+            t += d
+    else:
+        while t < duration_s:
+            pitch, dur = int(rng.integers(lo, hi + 1)), float(rng.uniform(0.08, 0.6))
+            gap = float(rng.uniform(0.03, 0.4))
+            for _ in range(int(rng.integers(3, 9))):
+                events += _note_events(0, [pitch], vel(), t, dur)
+                t += dur + gap
+                n_notes += 1
+            t += float(rng.uniform(0.2, 1.0))
+    return events, {"style": style, "low": lo, "high": hi, "notes": n_notes}
+
+
+def render_solo_piece(
+    program: int, duration_s: float, sr: int, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`solo_piece` rendered at ``sr`` (reverb p 0.4, chorus p 0.2): mono float32 peak-normalised to
+    -1..-12 dBFS, parameters."""
+    events, params = solo_piece(program, duration_s, rng)
+    x, render = _render_normalised(events, duration_s, sr, rng, 0.4, 0.2)
+    return x, params | {"program": program} | render
