@@ -3,7 +3,9 @@
 Mel packs consume audio @ 32 kHz; codec packs consume audio @ the codec's rate (24 kHz) — resampling is
 the caller's job (``models.audio.resample``). The engine owns its pack's modules and prepares them for
 inference only: the tagger is BN-folded and channels-last (``Tagger.optimize_for_inference``), a pack
-codec has its weight norm fused (``Codec.fuse``); never save them from an engine. Every method runs
+codec has its weight norm fused (``Codec.fuse``); never save them from an engine. :meth:`Engine.load`
+loads the pack ``tagging_only``: a pack codec is a :class:`~models.tagging_codec.TaggingCodec` (same codes,
+no decoder, no ``transformers`` import) and the pack keeps no state dicts. Every method runs
 under ``torch.inference_mode`` on CPU and returns float32 numpy arrays.
 """
 
@@ -25,6 +27,7 @@ from models.pack import LoadedPack, PackError, load_pack
 
 if TYPE_CHECKING:
     from models.codec import Codec
+    from models.tagging_codec import TaggingCodec
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ class Engine:
         self.batch_size = max(1, int(batch_size))
         self.tagger = pack.tagger.optimize_for_inference()  # BN folded + channels-last: ~1.7-2.6x faster
         self.codec_id = pack.codec_id
-        self.codec: Codec | None = None
+        self.codec: Codec | TaggingCodec | None = None
         if pack.codec_source == "pack":
             assert pack.codec is not None
             self.codec = pack.codec.fuse()
@@ -100,7 +103,7 @@ class Engine:
                     f"{path}: no default model pack; build one (e.g. `encotag pack teacher --out {path}`) "
                     "or choose a pack folder"
                 )
-        return cls(load_pack(path), threads=threads, codec_progress=codec_progress)
+        return cls(load_pack(path, tagging_only=True), threads=threads, codec_progress=codec_progress)
 
     @property
     def is_codec_pack(self) -> bool:
@@ -121,7 +124,7 @@ class Engine:
             x = torch.nn.functional.pad(x, (0, min_n - x.shape[1]))
         return x
 
-    def _need_codec(self, what: str) -> Codec:
+    def _need_codec(self, what: str) -> Codec | TaggingCodec:
         if self.codec is None:
             raise EngineError(f"{what} needs a codec pack; {self.info.name} is a mel pack")
         return self.codec

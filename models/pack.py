@@ -55,6 +55,7 @@ from models.config import CodecConfig, MelConfig, PackInfo, TaggerConfig, Window
 if TYPE_CHECKING:
     from models.codec import Codec
     from models.tagger import Tagger
+    from models.tagging_codec import TaggingCodec
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -80,7 +81,12 @@ class PackError(ValueError):
 
 @dataclass(frozen=True)
 class LoadedPack:
-    """A verified pack: configs, state dicts and the modules built from them (loaded strictly, eval mode)."""
+    """A verified pack: configs, state dicts and the modules built from them (loaded strictly, eval mode).
+
+    Loaded with ``tagging_only`` (what :class:`models.engine.Engine` does) the state dicts are ``None``
+    (the modules hold the weights) and ``codec`` is a :class:`~models.tagging_codec.TaggingCodec`
+    (encoder and codebooks, no decoder, no ``transformers`` import).
+    """
 
     path: Path
     info: PackInfo
@@ -89,10 +95,10 @@ class LoadedPack:
     codec_source: str | None  # "pack", "official" or None (mel packs)
     mel_cfg: MelConfig
     window: WindowConfig
-    tagger_state: dict[str, Tensor] = field(repr=False)
+    tagger_state: dict[str, Tensor] | None = field(repr=False)  # None when loaded tagging_only
     codec_state: dict[str, Tensor] | None = field(repr=False)
     tagger: Tagger = field(repr=False)
-    codec: Codec | None = field(default=None, repr=False)  # built from codec_state (codec packs)
+    codec: Codec | TaggingCodec | None = field(default=None, repr=False)  # built from codec_state
     codec_id: str | None = None
     timestamp_hop_ms: float = TIMESTAMP_HOP_MS
     manifest: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -322,8 +328,11 @@ def _load_tensors(path: Path) -> dict[str, Tensor]:
         raise PackError(f"{path}: not a readable safetensors file ({_one_line(exc)})") from None
 
 
-def load_pack(path: Path | str) -> LoadedPack:
-    """Load and verify the pack folder at ``path`` (see the module docstring); raises :class:`PackError`."""
+def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
+    """Load and verify the pack folder at ``path`` (see the module docstring); raises :class:`PackError`.
+
+    ``tagging_only``: build a pack codec as a :class:`~models.tagging_codec.TaggingCodec` (checked just as
+    strictly, its decoder dropped) and keep no state dicts — about 150 MB less RSS for inference."""
     root = Path(path)
     mp = root / MANIFEST
     _require(root.is_dir(), root, "not a pack folder")
@@ -369,11 +378,13 @@ def load_pack(path: Path | str) -> LoadedPack:
     codec_source = None if m["codec"] is None else m["codec"]["source"]
     if codec_source == "pack":
         from models.codec import Codec, CodecError
+        from models.tagging_codec import TaggingCodec
 
         codec_path = _verified_file(root, files, CODEC_FILE)
         codec_state = _load_tensors(codec_path)
         try:
-            codec = Codec.from_state(codec_cfg, codec_state)  # type: ignore[arg-type]
+            build = TaggingCodec.from_state if tagging_only else Codec.from_state
+            codec = build(codec_cfg, codec_state)  # type: ignore[arg-type]
         except (CodecError, ValueError, RuntimeError) as exc:
             raise PackError(f"{codec_path}: does not fit the manifest's codec: {_one_line(exc)}") from None
         codec_id = files[CODEC_FILE]
@@ -411,8 +422,8 @@ def load_pack(path: Path | str) -> LoadedPack:
         codec_source=codec_source,
         mel_cfg=mel_cfg,
         window=window,
-        tagger_state=tagger_state,
-        codec_state=codec_state,
+        tagger_state=None if tagging_only else tagger_state,
+        codec_state=None if tagging_only else codec_state,
         tagger=tagger,
         codec=codec,
         codec_id=codec_id,

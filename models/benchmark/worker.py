@@ -51,10 +51,14 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             "bandwidth": c.bandwidth,
         }
     repeat, budget = int(cfg["repeat"]), float(cfg["budget_s"])
+    from safetensors.torch import load_file
+
+    from models.pack import TAGGER_FILE
     from models.tagger import Tagger
 
     unfused = Tagger(engine.pack.tagger_cfg, engine.pack.mel_cfg)  # as loaded, before optimizing
-    unfused.load_state_dict(engine.pack.tagger_state, strict=True)
+    # the engine's pack keeps no state dicts (Engine.load is tagging_only): read the verified file again
+    unfused.load_state_dict(load_file(str(engine.pack.path / TAGGER_FILE)), strict=True)
     unfused.eval()
     out["stages"] = stages.stage_rows(
         engine, Path(work["clip"]), repeat=repeat, budget_s=budget, unfused_tagger=unfused
