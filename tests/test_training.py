@@ -173,6 +173,21 @@ def test_teacher_cache_two_workers_and_resume(tmp_path: Path) -> None:
         assert np.array_equal(one[k], two[k])
 
 
+def test_teacher_cache_of_short_segments(tmp_path: Path) -> None:
+    from models.training.features import build_teacher_cache, resample
+
+    fcfg = FeatureConfig(clip_s=0.5, n_aug=2, seg_s=0.25)
+    base = np.stack(_synth(3, 12000))
+    teacher = _TinyTeacher()
+    short = np.load(build_teacher_cache(base, teacher, tmp_path / "s.npz", fcfg, seg_s=0.125, whole=False))
+    assert set(short.files) == {"seg_logits"} and short["seg_logits"].shape == (3, 2, 4, 527)
+    a32 = resample(base[1], 24000, 32000)  # augmentation 0 is the clip itself
+    seg = len(a32) // 4
+    with torch.no_grad():
+        direct = teacher(torch.from_numpy(a32[: 4 * seg].reshape(4, seg).astype(np.float32))).logits
+    assert np.allclose(short["seg_logits"][1, 0].astype(np.float32), direct.numpy(), atol=2e-2, rtol=1e-2)
+
+
 def test_resume_refuses_other_config(tmp_path: Path) -> None:
     clips = _synth(2, 4800)
     tcfg = CodecTrainConfig(steps=2, batch_size=2, segment_s=0.1, init_batches=2)
@@ -221,6 +236,31 @@ def _tiny_data(seed: int = 0) -> tuple[DistillData, torch.Tensor]:
     seg = np.repeat(logits[:, :, None], 2, axis=2)
     table = torch.from_numpy(rng.standard_normal((nq, 16, 128)).astype(np.float32))
     return DistillData(codes, logits.astype(np.float16), seg.astype(np.float16)), table
+
+
+def test_batches_of_short_segments() -> None:
+    from models.training.distill import _batch
+
+    data, _ = _tiny_data()
+    rng_short = np.random.default_rng(0).standard_normal((8, 2, 4, 527)).astype(np.float16)
+    with_short = DistillData(data.codes, data.logits, data.seg_logits, rng_short)
+    # p_short 0 draws exactly what it drew before short segments existed
+    before = _batch(data, np.random.default_rng(1), 4, 1.0)
+    now = _batch(with_short, np.random.default_rng(1), 4, 1.0, 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, now, strict=True))
+    codes, logits = _batch(with_short, np.random.default_rng(2), 4, 1.0, 1.0)
+    assert codes.shape == (4, 2, 10) and logits.shape == (4, 527)
+    rows = {tuple(r) for r in rng_short.astype(np.float32).reshape(-1, 527)[:, :4].tolist()}
+    assert all(tuple(r) in rows for r in logits[:, :4].tolist())
+    codes, _ = _batch(with_short, np.random.default_rng(2), 4, 1.0, 0.0)
+    assert codes.shape == (4, 2, 20)
+
+
+def test_short_segments_need_their_logits(tmp_path: Path) -> None:
+    data, table = _tiny_data()
+    dcfg = DistillConfig(width=0.1, steps=2, batch_size=2, p_short=0.5)
+    with pytest.raises(ValueError, match="short-segment"):
+        train_tagger(dcfg, data, table, tmp_path)
 
 
 def _full_loss(model, data: DistillData, table: torch.Tensor) -> float:
@@ -343,11 +383,16 @@ def test_cli_codec_tagger_pack(tmp_path: Path) -> None:
             "2",
             "--shards",
             "2",
+            "--p-short",
+            "0.5",
         ]
     )
     assert rc == 0
     tinfo = json.loads((tdir / "tagger.json").read_text())
     assert {"corpus/train", "corpus/train[1]", "corpus/held"} <= set(tinfo["data"])  # two shards
+    assert tinfo["distill_cfg"]["p_short"] == 0.5
+    short = sorted((tdir / "features").glob("teacher1s_train_*.npz"))  # one per shard, 1-s segments
+    assert len(short) == 2 and all(np.load(p)["seg_logits"].shape[2] == 10 for p in short)
     assert len(tinfo["metrics"]["trusted"]) == 527
     assert main(["train", "pack", "--codec", str(cdir), "--tagger", str(tdir), "--out", str(pdir)]) == 0
     pack = load_pack(pdir)

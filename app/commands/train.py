@@ -113,6 +113,12 @@ def _feature_args(p: argparse.ArgumentParser) -> None:
         help="with --max-clips: K disjoint evenly spaced selections, each cached on its own",
     )
     p.add_argument("--heldout", type=Path, nargs="+", default=None, help="extra held-out-only folders")
+    p.add_argument(
+        "--p-short",
+        type=float,
+        default=0.0,
+        help="share of segment batches of 1-s segments (the app's window); builds their teacher logits",
+    )
     p.add_argument("--reverse", action="store_true", help="features: work from the last chunk (a 2nd worker)")
     p.add_argument("--split", choices=("train", "held", "both"), default="both", help="features: which split")
 
@@ -284,7 +290,13 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     import numpy as np
     import torch
 
-    from models.training.distill import DistillData, codebook_table, data_key, load_codec_dir
+    from models.training.distill import (
+        SHORT_SEG_S,
+        DistillData,
+        codebook_table,
+        data_key,
+        load_codec_dir,
+    )
     from models.training.features import (
         FeatureConfig,
         build_code_cache,
@@ -359,6 +371,25 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
                     reverse=getattr(args, "reverse", False),
                 )
             tcache = np.load(tpath)
+            short = None
+            if split == "train" and getattr(args, "p_short", 0.0) > 0:
+                spath = feats / f"teacher{SHORT_SEG_S:g}s_{split}_{key}.npz"
+                if not spath.exists():
+                    if teacher is None:
+                        from models.tagger import teacher_tagger
+
+                        teacher = teacher_tagger(args.teacher / TEACHER_FILE)
+                    build_teacher_cache(
+                        base,
+                        teacher,
+                        spath,
+                        fcfg,
+                        progress=_progress(f"teacher {SHORT_SEG_S:g} s", name),
+                        reverse=getattr(args, "reverse", False),
+                        seg_s=SHORT_SEG_S,
+                        whole=False,
+                    )
+                short = np.load(spath)["seg_logits"]
             if codec is None:
                 continue
             cpath = feats / f"codes_{split}_{key}_{chash}.npz"
@@ -372,12 +403,15 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
                         progress=_progress("codes", name),
                         reverse=getattr(args, "reverse", False),
                     )
-            parts[split].append(DistillData(np.load(cpath)["codes"], tcache["logits"], tcache["seg_logits"]))
+            parts[split].append(
+                DistillData(np.load(cpath)["codes"], tcache["logits"], tcache["seg_logits"], short)
+            )
     out = {
         split: DistillData(
             np.concatenate([d.codes for d in ds]),
             np.concatenate([d.logits for d in ds]),
             np.concatenate([d.seg_logits for d in ds]),
+            _concat_optional([d.short_logits for d in ds]),
         )
         if ds
         else None
@@ -385,6 +419,13 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     }
     table = codebook_table(codec) if codec is not None else None
     return out["train"], out["held"], table, info
+
+
+def _concat_optional(arrays: list[Any]) -> Any:
+    """The arrays concatenated, or None when any of them is None."""
+    import numpy as np
+
+    return None if any(a is None for a in arrays) else np.concatenate(arrays)
 
 
 def _progress(what: str, name: str) -> Callable[[int, int], None]:
@@ -424,6 +465,7 @@ def _tagger(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         beta=args.beta,
+        p_short=args.p_short,
         teacher_init=not args.no_teacher_init,
         seed=args.seed,
     )

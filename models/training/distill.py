@@ -32,6 +32,7 @@ from models.training.losses import distillation_loss
 log = logging.getLogger(__name__)
 
 THRESHOLD = 0.5
+SHORT_SEG_S = 1.0  # the short segments' length: the app's analysis window
 LICENCE = "CC-BY-SA-4.0"
 
 
@@ -50,6 +51,7 @@ class DistillConfig:
     tau: float = 1.0
     mixup_alpha: float = 0.3
     p_segment: float = 1.0  # share of 2-s segment batches (the app analyses 1-s windows)
+    p_short: float = 0.0  # share of those segment batches taken from the 1-s segments (short_logits)
     teacher_init: bool = True
     seed: int = 0
     checkpoint_every_s: float = 180.0
@@ -58,12 +60,14 @@ class DistillConfig:
 
 @dataclass
 class DistillData:
-    """Cached training material: codes int16 ``(N, K, n_q, T)``, teacher logits float16 ``(N, K, C)`` and
-    per-segment logits ``(N, K, S, C)``."""
+    """Cached training material: codes int16 ``(N, K, n_q, T)``, teacher logits float16 ``(N, K, C)``,
+    per-segment logits ``(N, K, S, C)`` and optionally those of shorter segments ``(N, K, S', C)``
+    (``S' > S``; :data:`SHORT_SEG_S` long)."""
 
     codes: np.ndarray
     logits: np.ndarray
     seg_logits: np.ndarray
+    short_logits: np.ndarray | None = None
 
     @property
     def n_seg(self) -> int:
@@ -110,18 +114,25 @@ def build_student(dcfg: DistillConfig, teacher_state: dict[str, Tensor] | None) 
     return model
 
 
-def _batch(data: DistillData, rng: np.random.Generator, bs: int, p_segment: float) -> tuple[Tensor, Tensor]:
-    """(codes ``(B, n_q, T)`` long, teacher logits ``(B, C)`` float32) of random clips/augmentations."""
+def _batch(
+    data: DistillData, rng: np.random.Generator, bs: int, p_segment: float, p_short: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    """(codes ``(B, n_q, T)`` long, teacher logits ``(B, C)`` float32) of random clips/augmentations: a
+    batch of whole clips, of segments, or (a ``p_short`` share of the segment batches) short segments."""
     n, k = data.codes.shape[:2]
     idx = rng.integers(0, n, bs)
     aug = rng.integers(0, k, bs)
     if rng.random() < p_segment:
-        seg = rng.integers(0, data.n_seg, bs)
-        sf = data.codes.shape[3] // data.n_seg
+        seg_logits = data.seg_logits
+        if p_short > 0 and data.short_logits is not None and rng.random() < p_short:
+            seg_logits = data.short_logits
+        n_seg = seg_logits.shape[2]
+        seg = rng.integers(0, n_seg, bs)
+        sf = data.codes.shape[3] // n_seg
         codes = np.stack(
             [data.codes[i, a, :, s * sf : (s + 1) * sf] for i, a, s in zip(idx, aug, seg, strict=True)]
         )
-        logits = data.seg_logits[idx, aug, seg]
+        logits = seg_logits[idx, aug, seg]
     else:
         codes = data.codes[idx, aug]
         logits = data.logits[idx, aug]
@@ -140,6 +151,8 @@ def train_tagger(
     """Distil (or resume from ``work_dir/tagger_ckpt.safetensors``); returns the student in eval mode."""
     work_dir = Path(work_dir)
     ckpt_path = work_dir / "tagger_ckpt.safetensors"
+    if dcfg.p_short > 0 and data.short_logits is None:
+        raise ValueError("p_short > 0 needs the short-segment teacher logits (DistillData.short_logits)")
     torch.manual_seed(dcfg.seed)
     model = build_student(dcfg, teacher_state)
     opt = torch.optim.AdamW(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
@@ -176,7 +189,7 @@ def train_tagger(
         )
 
     while step < stop:
-        codes, t_logits = _batch(data, rng, dcfg.batch_size, dcfg.p_segment)
+        codes, t_logits = _batch(data, rng, dcfg.batch_size, dcfg.p_segment, dcfg.p_short)
         x = latent_from_codes(codes, table)
         probs = torch.sigmoid(t_logits / dcfg.tau)
         hard = (torch.sigmoid(t_logits) >= THRESHOLD).float()

@@ -236,18 +236,21 @@ def build_teacher_cache(
     progress: Callable[[int, int], None] | None = None,
     chunk: int = 16,
     reverse: bool = False,
+    seg_s: float | None = None,
+    whole: bool = True,
 ) -> Path:
     """Teacher logits on 32 kHz audio of every augmented version of ``base`` ``(N, n)`` @ 24 kHz.
 
-    ``out`` (``.npz``): ``logits`` float16 ``(N, n_aug, 527)`` (whole clip) and ``seg_logits`` float16
-    ``(N, n_aug, n_seg, 527)`` (each ``seg_s`` segment). Resumable: partial results live in
-    ``out.partial/`` chunk files; a second process with ``reverse`` shares the work.
+    ``out`` (``.npz``): ``logits`` float16 ``(N, n_aug, 527)`` (whole clip; left out when ``whole`` is
+    false) and ``seg_logits`` float16 ``(N, n_aug, n_seg, 527)`` (each ``seg_s`` segment, default
+    ``fcfg.seg_s``). Resumable: partial results live in ``out.partial/`` chunk files; a second process
+    with ``reverse`` shares the work.
     """
     out = Path(out)
     part_dir = out.with_name(out.name + ".partial")
     part_dir.mkdir(parents=True, exist_ok=True)
     sr = 24000
-    n_seg = int(fcfg.clip_s / fcfg.seg_s)
+    n_seg = int(round(fcfg.clip_s / (fcfg.seg_s if seg_s is None else seg_s)))
     for c0 in _chunk_starts(len(base), chunk, reverse):
         part = part_dir / f"{c0:06d}.npz"
         if part.exists():
@@ -257,19 +260,19 @@ def build_teacher_cache(
             a32 = np.stack([resample(v, sr, 32000) for v in _versions(base, i, fcfg)]).astype(np.float32)
             seg = a32.shape[1] // n_seg
             with torch.inference_mode():
-                logits.append(teacher(torch.from_numpy(a32)).logits.numpy())
+                if whole:
+                    logits.append(teacher(torch.from_numpy(a32)).logits.numpy())
                 segs = a32[:, : seg * n_seg].reshape(fcfg.n_aug * n_seg, seg)
                 seg_logits.append(
                     teacher(torch.from_numpy(segs)).logits.numpy().reshape(fcfg.n_aug, n_seg, -1)
                 )
-        _save_npz(
-            part,
-            logits=np.stack(logits).astype(np.float16),
-            seg_logits=np.stack(seg_logits).astype(np.float16),
-        )
+        arrays = {"seg_logits": np.stack(seg_logits).astype(np.float16)}
+        if whole:
+            arrays["logits"] = np.stack(logits).astype(np.float16)
+        _save_npz(part, **arrays)
         if progress is not None:
             progress(min(c0 + chunk, len(base)), len(base))
-    return _join_parts(part_dir, out, ("logits", "seg_logits"))
+    return _join_parts(part_dir, out, ("logits", "seg_logits") if whole else ("seg_logits",))
 
 
 def build_code_cache(
