@@ -166,6 +166,10 @@ def test_solo_source_one_instrument_never_a_pitch_task_program() -> None:
         notes = [msg[1] for _, msg in events if msg[0] & 0xF0 == 0x90]
         assert params["low"] <= min(notes) and max(notes) <= params["high"] + 7  # + a chord's fifth
     assert styles == set(fluid.SOLO_STYLES)
+    srcs = all_sources(SHARED)
+    for wanted in ((), ("synth",), ("fluidsynth+fluid-soundfont-gm",)):  # opt-in: only when named
+        assert "fluidsynth-solo" not in {s.name for s in select_sources(srcs, wanted)}
+    assert [s.name for s in select_sources(srcs, ("fluidsynth-solo",))] == ["fluidsynth-solo"]
     if fluid.fluid_missing():
         pytest.skip(fluid.fluid_missing() or "")
     u = units[0]

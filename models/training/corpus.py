@@ -58,12 +58,17 @@ class BuildOptions:
 
 
 def select_sources(all_srcs: list[Source], wanted: Iterable[str]) -> list[Source]:
-    """Sources named in ``wanted`` (names, or groups: shared, debian, synth, mix); all if empty."""
+    """Sources named in ``wanted`` (names, or groups: shared, debian, synth, mix); all if empty. An
+    ``opt_in`` source is taken only when named itself."""
     wanted = [w.strip() for w in wanted if w.strip()]
     if not wanted:
-        return all_srcs
+        return [s for s in all_srcs if not s.opt_in]
     out = []
     for s in all_srcs:
+        if s.opt_in:
+            if s.name in wanted:
+                out.append(s)
+            continue
         is_shared = s.origin.startswith("shared/")
         is_mix = s.origin == "mixture"
         group = "shared" if is_shared else "mix" if is_mix else "synth" if s.name in SYNTHS else "debian"

@@ -62,6 +62,7 @@ class Source:
     make_units: Callable[[int], Iterator[Unit]]
     missing: Callable[[], str | None] = lambda: None
     note: str = ""
+    opt_in: bool = False  # only built when named (not by default, not through its group)
 
     def units(self, seed: int) -> Iterator[Unit]:
         return self.make_units(seed)
@@ -389,6 +390,7 @@ def synth_sources() -> list[Source]:
             "fluidsynth+fluid-soundfont-gm",
             _counter("fluidsynth-solo"),
             fluid.fluid_missing,
+            opt_in=True,
         ),
         Source("dsp", "environment", "numpy", _counter("dsp")),
     ]
