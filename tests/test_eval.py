@@ -165,10 +165,18 @@ def test_teacher_agreement_metrics() -> None:
     assert perfect.overall.map == pytest.approx(1.0) and perfect.overall.top1 == 1.0
     assert set(perfect.per_source) == {"a", "b"}
     assert perfect.overall.n_classes == 8
+    assert [c.index for c in perfect.per_class] == list(range(8))
+    for c in perfect.per_class:
+        pos = teacher[:, c.index] >= 0.5
+        assert c.ap == pytest.approx(1.0) and c.positives == int(pos.sum())
+        n_a = int(pos[:20].sum())
+        assert (c.top_source, c.top_source_positives) == (
+            ("a", n_a) if n_a >= pos.sum() - n_a else ("b", int(pos.sum()) - n_a)
+        )
     noisy = teacher_agreement(rng.uniform(size=teacher.shape), teacher, sources)
     assert noisy.overall.map is not None and noisy.overall.map < 0.9 and noisy.overall.top1 < 0.5
     none = teacher_agreement(np.zeros((3, 527)), np.zeros((3, 527)), ["a"] * 3)
-    assert none.overall.map is None and none.overall.n_classes == 0
+    assert none.overall.map is None and none.overall.n_classes == 0 and none.per_class == ()
 
 
 def test_heldout_clips_reads_corpus_val_and_test_splits(tmp_path: Path) -> None:
@@ -252,6 +260,12 @@ def test_pack_rows_and_agreement(tmp_path: Path, tiny_mel_pack: Path, teacher_pa
     assert "| tiny |" in text and "(reference)" in text and "abc1234" in text
     data = json.loads(results_json(rows, [task], meta))
     assert data["rows"][0]["accuracy"]["tones"] == rows[0].probes["tones"].accuracy
+    assert len(data["rows"][2]["agreement"]["per_class"]) == len(ag.per_class) == ag.overall.n_classes
+    if ag.per_class:  # the class table names AudioSet labels, weakest first
+        from models.resources import audioset_labels
+
+        weakest = min(ag.per_class, key=lambda c: (c.ap, c.index))
+        assert "Per class" in text and f"| {audioset_labels()[weakest.index]} |" in text
     assert set(REFERENCE) == {"teacher", "melstats"}
 
 

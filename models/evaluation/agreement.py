@@ -5,7 +5,8 @@ shared probe sets. Teacher labels: teacher probability ≥ 0.5. Per source and o
 
 - mAP: mean over classes with at least ``min_positives`` (5) teacher positives of sklearn's
   ``average_precision_score(teacher label, pack probability)``;
-- top-1 agreement: fraction of clips where the pack's highest-scoring class is the teacher's.
+- top-1 agreement: fraction of clips where the pack's highest-scoring class is the teacher's;
+- per class (overall only): each scored class's AP, positives and the source holding most of them.
 """
 
 from __future__ import annotations
@@ -36,9 +37,22 @@ class AgreementScore:
 
 
 @dataclass(frozen=True)
+class ClassAgreement:
+    """One scored class over all held-out clips: AudioSet index, AP, teacher positives, and the source
+    holding most of those positives with its count."""
+
+    index: int
+    ap: float
+    positives: int
+    top_source: str
+    top_source_positives: int
+
+
+@dataclass(frozen=True)
 class Agreement:
     overall: AgreementScore
     per_source: dict[str, AgreementScore]
+    per_class: tuple[ClassAgreement, ...] = ()
 
 
 def heldout_clips(
@@ -85,16 +99,34 @@ def heldout_clips(
     return clips
 
 
-def _score(pack: np.ndarray, teacher: np.ndarray, min_positives: int) -> AgreementScore:
+def _class_aps(pack: np.ndarray, teacher: np.ndarray, min_positives: int) -> tuple[np.ndarray, list[float]]:
+    """(indices of the classes with ≥ ``min_positives`` teacher positives, their APs)."""
     from sklearn.metrics import average_precision_score
 
     labels = teacher >= THRESHOLD
     keep = np.flatnonzero(labels.sum(axis=0) >= min_positives)
-    aps = [float(average_precision_score(labels[:, c], pack[:, c])) for c in keep]
+    return keep, [float(average_precision_score(labels[:, c], pack[:, c])) for c in keep]
+
+
+def _score(pack: np.ndarray, teacher: np.ndarray, min_positives: int) -> AgreementScore:
+    keep, aps = _class_aps(pack, teacher, min_positives)
     top1 = float(np.mean(pack.argmax(axis=1) == teacher.argmax(axis=1))) if len(pack) else 0.0
     return AgreementScore(
         map=float(np.mean(aps)) if aps else None, top1=top1, n_clips=len(pack), n_classes=len(keep)
     )
+
+
+def _per_class(
+    pack: np.ndarray, teacher: np.ndarray, src: np.ndarray, min_positives: int
+) -> tuple[ClassAgreement, ...]:
+    keep, aps = _class_aps(pack, teacher, min_positives)
+    out = []
+    for c, ap in zip(keep, aps, strict=True):
+        pos = teacher[:, c] >= THRESHOLD
+        names, counts = np.unique(src[pos], return_counts=True)
+        top = int(np.argmax(counts))  # ties: the first name in sorted order
+        out.append(ClassAgreement(int(c), ap, int(pos.sum()), str(names[top]), int(counts[top])))
+    return tuple(out)
 
 
 def teacher_agreement(
@@ -111,4 +143,8 @@ def teacher_agreement(
     per = {
         s: _score(pack_probs[src == s], teacher_probs[src == s], min_positives) for s in sorted(set(sources))
     }
-    return Agreement(overall=_score(pack_probs, teacher_probs, min_positives), per_source=per)
+    return Agreement(
+        overall=_score(pack_probs, teacher_probs, min_positives),
+        per_source=per,
+        per_class=_per_class(pack_probs, teacher_probs, src, min_positives),
+    )

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from models.evaluation.agreement import ClassAgreement
 from models.evaluation.runner import EmbedderResult
 from models.evaluation.tasks import DOMAINS, Task
+from models.resources import audioset_labels
 
 # Independently measured (StandardScaler + logistic regression, C in {0.01, 0.1, 1, 10} by 5-fold CV on the
 # train part, whole-clip embeddings); the harness must land within ±REFERENCE_TOLERANCE. The teacher's
@@ -122,7 +124,24 @@ def _agreement_tables(rows: list[EmbedderResult]) -> list[str]:
         for src, s in items:
             out.append(f"| {src} | {s.n_clips} | {s.n_classes} | {_f(s.map)} | {_f(s.top1)} |")
         out.append("")
+        if row.agreement.per_class:
+            out += _class_table(row.agreement.per_class)
     return out
+
+
+def _class_table(per_class: tuple[ClassAgreement, ...]) -> list[str]:
+    """The overall mAP's classes, weakest first."""
+    labels = audioset_labels()
+    out = [
+        "Per class (the classes of the overall mAP, weakest first):",
+        "",
+        "| class | teacher positives | AP | most positives from |",
+        "|---|---:|---:|---|",
+    ]
+    for c in sorted(per_class, key=lambda c: (c.ap, c.index)):
+        name = labels[c.index] if c.index < len(labels) else str(c.index)
+        out.append(f"| {name} | {c.positives} | {c.ap:.3f} | {c.top_source} ({c.top_source_positives}) |")
+    return [*out, ""]
 
 
 def _task_table(tasks: list[Task]) -> list[str]:
@@ -161,7 +180,7 @@ def render_markdown(rows: list[EmbedderResult], tasks: list[Task], meta: ReportM
         lines += ["## Reference figures", "", *ref, ""]
     agree = _agreement_tables(rows)
     if agree:
-        lines += ["## Teacher agreement per source", "", *agree]
+        lines += ["## Teacher agreement per source and class", "", *agree]
     lines += ["## Tasks", "", *_task_table(tasks), ""]
     if meta.notes:
         lines += ["## Notes on this run", "", *[f"- {n}" for n in meta.notes], ""]
@@ -191,6 +210,7 @@ def results_json(rows: list[EmbedderResult], tasks: list[Task], meta: ReportMeta
                 else {
                     "overall": vars(r.agreement.overall),
                     "per_source": {k: vars(v) for k, v in r.agreement.per_source.items()},
+                    "per_class": [vars(c) for c in r.agreement.per_class],
                 },
             }
             for r in rows
@@ -261,7 +281,8 @@ PROTOCOL = """
 - **Teacher agreement** (tagging packs other than the teacher): on held-out clips — the corpus `val`
   split plus the shared sets' test splits — teacher labels are teacher probability ≥ 0.5; mAP is the mean
   of `average_precision_score` over classes with ≥ 5 teacher positives; top-1 is the fraction of clips
-  where the pack's and the teacher's highest-scoring classes agree; per source and overall.
+  where the pack's and the teacher's highest-scoring classes agree; per source and overall, and the AP of
+  each class of the overall mAP with the source that holds most of its positives.
 - **Speed** is the embedding compute time in process CPU seconds (decoding and resampling excluded; CPU
   time rather than wall time because the machine is shared) per hour of audio with the number of torch
   threads shown above, measured when the embedding was computed (cached embeddings keep
