@@ -324,6 +324,21 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     plan = [(c, splits) for c in args.corpus] + [
         (c, tuple(x for x in ("held",) if x in splits)) for c in (args.heldout or [])
     ]
+
+    def teacher_cache(path: Path, base: Any, what: str, name: str, **kw: Any) -> Path:
+        """``path``, built first (teacher logits of ``base``) when missing; the teacher loads once."""
+        nonlocal teacher
+        if not path.exists():
+            if teacher is None:
+                from models.tagger import teacher_tagger
+
+                teacher = teacher_tagger(args.teacher / TEACHER_FILE)
+            progress = _progress(what, name)
+            build_teacher_cache(
+                base, teacher, path, fcfg, progress=progress, reverse=getattr(args, "reverse", False), **kw
+            )
+        return path
+
     for corpus, corpus_splits in plan:
         train, held = clips_for(corpus)
         todo = [("train", train, f"{corpus.name}/train")]
@@ -356,39 +371,12 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
                 raise ValueError(f"{corpus}: no {split} audio long enough for {fcfg.clip_s:g} s clips")
             info["data"][name] = {"sources": summary, "clips_10s": int(len(base))}
             log.info("%s: %d clips of %.0f s", name, len(base), fcfg.clip_s)
-            tpath = feats / f"teacher_{split}_{key}.npz"
-            if not tpath.exists():
-                if teacher is None:
-                    from models.tagger import teacher_tagger
-
-                    teacher = teacher_tagger(args.teacher / TEACHER_FILE)
-                build_teacher_cache(
-                    base,
-                    teacher,
-                    tpath,
-                    fcfg,
-                    progress=_progress("teacher", name),
-                    reverse=getattr(args, "reverse", False),
-                )
-            tcache = np.load(tpath)
+            tcache = np.load(teacher_cache(feats / f"teacher_{split}_{key}.npz", base, "teacher", name))
             short = None
             if split == "train" and getattr(args, "p_short", 0.0) > 0:
                 spath = feats / f"teacher{SHORT_SEG_S:g}s_{split}_{key}.npz"
-                if not spath.exists():
-                    if teacher is None:
-                        from models.tagger import teacher_tagger
-
-                        teacher = teacher_tagger(args.teacher / TEACHER_FILE)
-                    build_teacher_cache(
-                        base,
-                        teacher,
-                        spath,
-                        fcfg,
-                        progress=_progress(f"teacher {SHORT_SEG_S:g} s", name),
-                        reverse=getattr(args, "reverse", False),
-                        seg_s=SHORT_SEG_S,
-                        whole=False,
-                    )
+                what = f"teacher {SHORT_SEG_S:g} s"
+                teacher_cache(spath, base, what, name, seg_s=SHORT_SEG_S, whole=False)
                 short = np.load(spath)["seg_logits"]
             if codec is None:
                 continue
