@@ -69,7 +69,34 @@ def num_quantizers(cfg: CodecConfig, bandwidth: float | None = None) -> int:
     return min(total, int(max(1, math.floor(bw * 1000 / (bits * frame_rate)))))
 
 
-class Codec(nn.Module):
+class CodecGeometry:
+    """Rates and sizes derived from ``self.cfg``, shared by :class:`Codec` and the tagging-only codec."""
+
+    cfg: CodecConfig
+
+    @property
+    def sample_rate(self) -> int:
+        return self.cfg.sampling_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.cfg.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.cfg.frame_rate
+
+    @property
+    def n_q(self) -> int:
+        """Codebooks per frame at ``cfg.bandwidth``."""
+        return num_quantizers(self.cfg)
+
+    def num_frames(self, n_samples: int) -> int:
+        """Latent frames for ``n_samples`` of audio: ceil(n / hop)."""
+        return -(-n_samples // self.hop_length)
+
+
+class Codec(CodecGeometry, nn.Module):
     """EnCodec encoder + residual vector quantizer + decoder for mono audio at ``cfg.sampling_rate``.
 
     ``Codec(cfg)`` has random weights (codebooks drawn from N(0, 1) so that codes are informative before
@@ -100,28 +127,6 @@ class Codec(nn.Module):
                     layer.codebook.embed_avg.copy_(layer.codebook.embed)
         self.fused = False
         self.eval()
-
-    # ------------------------------------------------------------------ properties
-    @property
-    def sample_rate(self) -> int:
-        return self.cfg.sampling_rate
-
-    @property
-    def hop_length(self) -> int:
-        return self.cfg.hop_length
-
-    @property
-    def frame_rate(self) -> float:
-        return self.cfg.frame_rate
-
-    @property
-    def n_q(self) -> int:
-        """Codebooks per frame at ``cfg.bandwidth``."""
-        return num_quantizers(self.cfg)
-
-    def num_frames(self, n_samples: int) -> int:
-        """Latent frames for ``n_samples`` of audio: ceil(n / hop)."""
-        return -(-n_samples // self.hop_length)
 
     # ------------------------------------------------------------------ weights
     def fuse(self) -> Codec:

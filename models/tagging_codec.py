@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
-from models.codec import CodecError, _rename_legacy, complete_state, num_quantizers
+from models.codec import CodecError, CodecGeometry, _rename_legacy, complete_state, num_quantizers
 from models.config import CodecConfig
 
 # EncodecConfig defaults that CodecConfig does not vary (tests check them against transformers)
@@ -187,7 +187,7 @@ class _Quantizer(nn.Module):
         self.layers = layers
 
 
-class TaggingCodec(nn.Module):
+class TaggingCodec(CodecGeometry, nn.Module):
     """Encoder + RVQ of a pack codec for inference (see the module docstring); the :class:`Codec` methods
     tagging uses: ``encode``, ``embed``, ``quantize_codes``, ``unembed``, ``latent`` and the properties."""
 
@@ -218,26 +218,6 @@ class TaggingCodec(nn.Module):
         self.quantizer = _Quantizer(nn.ModuleList(self._books))
         self.fused = True
         self.eval()
-
-    # ------------------------------------------------------------------ properties (as Codec)
-    @property
-    def sample_rate(self) -> int:
-        return self.cfg.sampling_rate
-
-    @property
-    def hop_length(self) -> int:
-        return self.cfg.hop_length
-
-    @property
-    def frame_rate(self) -> float:
-        return self.cfg.frame_rate
-
-    @property
-    def n_q(self) -> int:
-        return num_quantizers(self.cfg)
-
-    def num_frames(self, n_samples: int) -> int:
-        return -(-n_samples // self.hop_length)
 
     def fuse(self) -> TaggingCodec:
         """Already fused (kept so that callers can treat it like a :class:`Codec`)."""
