@@ -70,9 +70,44 @@ def num_quantizers(cfg: CodecConfig, bandwidth: float | None = None) -> int:
 
 
 class CodecGeometry:
-    """Rates and sizes derived from ``self.cfg``, shared by :class:`Codec` and the tagging-only codec."""
+    """Rates and sizes derived from ``self.cfg``, and the encode/latent steps built on ``embed``,
+    ``quantize_codes`` and ``unembed``: shared by :class:`Codec` and the tagging-only codec."""
 
     cfg: CodecConfig
+
+    def embed(self, audio: Tensor) -> Tensor:  # pragma: no cover - each codec defines it
+        raise NotImplementedError
+
+    def quantize_codes(self, latent: Tensor, bandwidth: float | None = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def unembed(self, codes: Tensor) -> Tensor:  # pragma: no cover - each codec defines it
+        raise NotImplementedError
+
+    def encode(self, audio: Tensor, bandwidth: float | None = None) -> Tensor:
+        """Audio (B, n) float32 @ ``sample_rate`` → codes (B, n_q, ceil(n / hop)) int64 at ``bandwidth``
+        (default ``cfg.bandwidth``, kbps)."""
+        bw = self.cfg.bandwidth if bandwidth is None else bandwidth
+        if bw not in self.cfg.target_bandwidths:
+            raise CodecError(f"bandwidth {bw} not in target_bandwidths {self.cfg.target_bandwidths}")
+        with torch.inference_mode():
+            return self.quantize_codes(self.embed(audio), bw)
+
+    def latent(self, audio: Tensor, bandwidth: float | None = None) -> Tensor:
+        """Audio (B, n) @ ``sample_rate`` → quantized latent (B, 128, ceil(n / hop)) = unembed(encode)."""
+        return self.unembed(self.encode(audio, bandwidth))
+
+    def _checked_codes(self, codes: Tensor, n_books: int) -> Tensor:
+        """``codes`` (B, n_q, T) as int64, or :class:`CodecError` for a bad shape, too many codebooks or
+        out-of-range indices."""
+        if codes.dim() != 3:
+            raise CodecError(f"codes must be (B, n_q, T), got shape {tuple(codes.shape)}")
+        if codes.shape[1] > n_books:
+            raise CodecError(f"codes have {codes.shape[1]} codebooks, the codec has {n_books}")
+        codes = codes.long()
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.cfg.codebook_size):
+            raise CodecError(f"codes outside [0, {self.cfg.codebook_size})")
+        return codes
 
     @property
     def sample_rate(self) -> int:
@@ -194,25 +229,9 @@ class Codec(CodecGeometry, nn.Module):
             codes.append(idx)
         return torch.stack(codes, dim=1)
 
-    def encode(self, audio: Tensor, bandwidth: float | None = None) -> Tensor:
-        """Audio (B, n) float32 @ ``sample_rate`` → codes (B, n_q, ceil(n / hop)) int64 at ``bandwidth``
-        (default ``cfg.bandwidth``, kbps)."""
-        bw = self.cfg.bandwidth if bandwidth is None else bandwidth
-        if bw not in self.cfg.target_bandwidths:
-            raise CodecError(f"bandwidth {bw} not in target_bandwidths {self.cfg.target_bandwidths}")
-        with torch.inference_mode():
-            return self.quantize_codes(self.embed(audio), bw)
-
     def unembed(self, codes: Tensor) -> Tensor:
         """Codes (B, n_q, T) integer → quantized latent (B, 128, T) float32 (sum of the codebook vectors)."""
-        if codes.dim() != 3:
-            raise CodecError(f"codes must be (B, n_q, T), got shape {tuple(codes.shape)}")
-        n_q_max = len(self.quantizer.layers)
-        if codes.shape[1] > n_q_max:
-            raise CodecError(f"codes have {codes.shape[1]} codebooks, the codec has {n_q_max}")
-        codes = codes.long()
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.cfg.codebook_size):
-            raise CodecError(f"codes outside [0, {self.cfg.codebook_size})")
+        codes = self._checked_codes(codes, len(self.quantizer.layers))
         with torch.inference_mode():
             return self.quantizer.decode(codes.transpose(0, 1))
 
@@ -221,10 +240,6 @@ class Codec(CodecGeometry, nn.Module):
         latent = self.unembed(codes)
         with torch.inference_mode():
             return self.decoder(latent).squeeze(1)
-
-    def latent(self, audio: Tensor, bandwidth: float | None = None) -> Tensor:
-        """Audio (B, n) @ ``sample_rate`` → quantized latent (B, 128, ceil(n / hop)) = unembed(encode)."""
-        return self.unembed(self.encode(audio, bandwidth))
 
 
 def _no_init_weights() -> contextlib.AbstractContextManager[Any]:

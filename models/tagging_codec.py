@@ -305,29 +305,11 @@ class TaggingCodec(CodecGeometry, nn.Module):
             codes.append(idx)
         return torch.stack(codes, dim=1)
 
-    def encode(self, audio: Tensor, bandwidth: float | None = None) -> Tensor:
-        """Audio (B, n) float32 → codes (B, n_q, ceil(n / hop)) int64, as :meth:`Codec.encode`."""
-        bw = self.cfg.bandwidth if bandwidth is None else bandwidth
-        if bw not in self.cfg.target_bandwidths:
-            raise CodecError(f"bandwidth {bw} not in target_bandwidths {self.cfg.target_bandwidths}")
-        with torch.inference_mode():
-            return self.quantize_codes(self.embed(audio), bw)
-
     def unembed(self, codes: Tensor) -> Tensor:
         """Codes (B, n_q, T) integer → quantized latent (B, 128, T) float32, as :meth:`Codec.unembed`."""
-        if codes.dim() != 3:
-            raise CodecError(f"codes must be (B, n_q, T), got shape {tuple(codes.shape)}")
-        if codes.shape[1] > len(self._books):
-            raise CodecError(f"codes have {codes.shape[1]} codebooks, the codec has {len(self._books)}")
-        codes = codes.long()
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.cfg.codebook_size):
-            raise CodecError(f"codes outside [0, {self.cfg.codebook_size})")
+        codes = self._checked_codes(codes, len(self._books))
         with torch.inference_mode():
             out = torch.full((), 0.0)
             for layer, idx in zip(self._books, codes.transpose(0, 1), strict=False):
                 out = out + F.embedding(idx, layer.codebook.embed).permute(0, 2, 1)
             return out
-
-    def latent(self, audio: Tensor, bandwidth: float | None = None) -> Tensor:
-        """Audio (B, n) → quantized latent (B, 128, ceil(n / hop)) = unembed(encode)."""
-        return self.unembed(self.encode(audio, bandwidth))
