@@ -97,6 +97,16 @@ class CodecGeometry:
         """Audio (B, n) @ ``sample_rate`` → quantized latent (B, 128, ceil(n / hop)) = unembed(encode)."""
         return self.unembed(self.encode(audio, bandwidth))
 
+    def _check_audio(self, audio: Tensor) -> Tensor:
+        """``audio`` (n,) or (B, n) as float32 (B, n), or :class:`CodecError`."""
+        if audio.dim() == 1:
+            audio = audio.unsqueeze(0)
+        if audio.dim() != 2:
+            raise CodecError(f"audio must be (B, n), got shape {tuple(audio.shape)}")
+        if audio.shape[-1] < 1:
+            raise CodecError("audio is empty")
+        return audio.to(dtype=torch.float32)
+
     def _checked_codes(self, codes: Tensor, n_books: int) -> Tensor:
         """``codes`` (B, n_q, T) as int64, or :class:`CodecError` for a bad shape, too many codebooks or
         out-of-range indices."""
@@ -205,14 +215,6 @@ class Codec(CodecGeometry, nn.Module):
         return {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
 
     # ------------------------------------------------------------------ inference
-    def _check_audio(self, audio: Tensor) -> Tensor:
-        if audio.dim() == 1:
-            audio = audio.unsqueeze(0)
-        if audio.dim() != 2:
-            raise CodecError(f"audio must be (B, n), got shape {tuple(audio.shape)}")
-        if audio.shape[-1] < 1:
-            raise CodecError("audio is empty")
-        return audio.to(dtype=torch.float32)
 
     def embed(self, audio: Tensor) -> Tensor:
         """Continuous encoder output (B, 128, T) before quantization (autograd-friendly; for training)."""

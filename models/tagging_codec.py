@@ -281,14 +281,9 @@ class TaggingCodec(CodecGeometry, nn.Module):
 
     def embed(self, audio: Tensor) -> Tensor:
         """Continuous encoder output (B, 128, T) before quantization."""
-        if audio.dim() == 1:
-            audio = audio.unsqueeze(0)
-        if audio.dim() != 2:
-            raise CodecError(f"audio must be (B, n), got shape {tuple(audio.shape)}")
-        if audio.shape[-1] < 1:
-            raise CodecError("audio is empty")
+        audio = self._check_audio(audio)
         with torch.inference_mode():
-            return self._encode_layers(audio.to(dtype=torch.float32).unsqueeze(1))
+            return self._encode_layers(audio.unsqueeze(1))
 
     def quantize_codes(self, latent: Tensor, bandwidth: float | None = None) -> Tensor:
         """RVQ codes (B, n_q, T) int64 of a continuous latent (B, 128, T)."""
