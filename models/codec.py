@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,20 +70,24 @@ def num_quantizers(cfg: CodecConfig, bandwidth: float | None = None) -> int:
     return min(total, int(max(1, math.floor(bw * 1000 / (bits * frame_rate)))))
 
 
-class CodecGeometry:
+class CodecGeometry(ABC):
     """Rates and sizes derived from ``self.cfg``, and the encode/latent steps built on ``embed``,
-    ``quantize_codes`` and ``unembed``: shared by :class:`Codec` and the tagging-only codec."""
+    ``quantize_codes`` and ``unembed`` (which each codec defines): shared by :class:`Codec` and the
+    tagging-only codec."""
 
     cfg: CodecConfig
 
-    def embed(self, audio: Tensor) -> Tensor:  # pragma: no cover - each codec defines it
-        raise NotImplementedError
+    @abstractmethod
+    def embed(self, audio: Tensor) -> Tensor:
+        """Audio (B, n) → continuous encoder output (B, 128, T)."""
 
-    def quantize_codes(self, latent: Tensor, bandwidth: float | None = None) -> Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def quantize_codes(self, latent: Tensor, bandwidth: float | None = None) -> Tensor:
+        """Continuous latent (B, 128, T) → RVQ codes (B, n_q, T) int64."""
 
-    def unembed(self, codes: Tensor) -> Tensor:  # pragma: no cover - each codec defines it
-        raise NotImplementedError
+    @abstractmethod
+    def unembed(self, codes: Tensor) -> Tensor:
+        """Codes (B, n_q, T) → quantized latent (B, 128, T)."""
 
     def encode(self, audio: Tensor, bandwidth: float | None = None) -> Tensor:
         """Audio (B, n) float32 @ ``sample_rate`` → codes (B, n_q, ceil(n / hop)) int64 at ``bandwidth``
