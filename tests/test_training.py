@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,8 @@ def test_evenly_spaced_covers_the_whole_list() -> None:
 
 
 class _TinyTeacher(torch.nn.Module):
-    """A small deterministic tagger with the teacher's call signature (audio (B, n) → ``.logits``)."""
+    """A small deterministic tagger with the teacher's call signature (audio (B, n) → ``.logits``,
+    ``.embedding``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -153,7 +155,7 @@ class _TinyTeacher(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> Any:
         frames = x[:, : x.shape[1] // 8 * 8].reshape(len(x), 8, -1).abs().mean(-1)
-        return type("Out", (), {"logits": self.proj(frames)})()
+        return type("Out", (), {"logits": self.proj(frames), "embedding": frames})()
 
 
 def test_teacher_cache_two_workers_and_resume(tmp_path: Path) -> None:
@@ -186,6 +188,25 @@ def test_teacher_cache_of_short_segments(tmp_path: Path) -> None:
     with torch.no_grad():
         direct = teacher(torch.from_numpy(a32[: 4 * seg].reshape(4, seg).astype(np.float32))).logits
     assert np.allclose(short["seg_logits"][1, 0].astype(np.float32), direct.numpy(), atol=2e-2, rtol=1e-2)
+
+
+def test_teacher_cache_with_segment_embeddings(tmp_path: Path) -> None:
+    from models.training.features import build_teacher_cache, resample
+
+    fcfg = FeatureConfig(clip_s=0.5, n_aug=2, seg_s=0.25)
+    base = np.stack(_synth(3, 12000))
+    teacher = _TinyTeacher()
+    path = build_teacher_cache(base, teacher, tmp_path / "e.npz", fcfg, whole=False, embeddings=True)
+    cache = np.load(path)
+    assert set(cache.files) == {"seg_logits", "seg_emb"} and cache["seg_emb"].shape == (3, 2, 2, 8)
+    a32 = resample(base[2], 24000, 32000)  # augmentation 0 is the clip itself
+    seg = len(a32) // 2
+    with torch.no_grad():
+        direct = teacher(torch.from_numpy(a32[: 2 * seg].reshape(2, seg).astype(np.float32))).embedding
+    assert np.allclose(cache["seg_emb"][2, 0].astype(np.float32), direct.numpy(), atol=1e-3, rtol=1e-2)
+    # a finished cache is joined again from its chunks with the same keys
+    again = np.load(build_teacher_cache(base, teacher, path, fcfg, whole=False, embeddings=True))
+    assert np.array_equal(again["seg_emb"], cache["seg_emb"])
 
 
 def test_resume_refuses_other_config(tmp_path: Path) -> None:
@@ -247,13 +268,66 @@ def test_batches_of_short_segments() -> None:
     # p_short 0 draws exactly what it drew before short segments existed
     before = _batch(data, np.random.default_rng(1), 4, 1.0)
     now = _batch(with_short, np.random.default_rng(1), 4, 1.0, 0.0)
-    assert all(torch.equal(a, b) for a, b in zip(before, now, strict=True))
-    codes, logits = _batch(with_short, np.random.default_rng(2), 4, 1.0, 1.0)
+    assert torch.equal(before.codes, now.codes) and torch.equal(before.logits, now.logits)
+    codes, logits, _ = _batch(with_short, np.random.default_rng(2), 4, 1.0, 1.0)
     assert codes.shape == (4, 2, 10) and logits.shape == (4, 527)
     rows = {tuple(r) for r in rng_short.astype(np.float32).reshape(-1, 527)[:, :4].tolist()}
     assert all(tuple(r) in rows for r in logits[:, :4].tolist())
-    codes, _ = _batch(with_short, np.random.default_rng(2), 4, 1.0, 0.0)
+    codes = _batch(with_short, np.random.default_rng(2), 4, 1.0, 0.0).codes
     assert codes.shape == (4, 2, 20)
+
+
+def test_batches_carry_the_teachers_segment_embeddings() -> None:
+    from models.training.distill import _batch
+
+    data, _ = _tiny_data()
+    emb = np.random.default_rng(3).standard_normal((8, 2, 2, 6)).astype(np.float16)
+    short = np.zeros((8, 2, 4, 527), np.float16)
+    with_emb = DistillData(data.codes, data.logits, data.seg_logits, short, emb)
+    plain = _batch(data, np.random.default_rng(1), 4, 1.0)
+    both = _batch(with_emb, np.random.default_rng(1), 4, 1.0)
+    assert plain.emb is None  # the draws are those of a batch without embeddings
+    assert torch.equal(plain.codes, both.codes) and torch.equal(plain.logits, both.logits)
+    assert both.emb is not None and both.emb.shape == (4, 6)
+    rows = {tuple(r) for r in emb.astype(np.float32).reshape(-1, 6).tolist()}
+    assert all(tuple(r) in rows for r in both.emb.tolist())
+    # whole clips and 1-s segments have no teacher embeddings
+    assert _batch(with_emb, np.random.default_rng(1), 4, 0.0).emb is None
+    assert _batch(with_emb, np.random.default_rng(1), 4, 1.0, 1.0).emb is None
+
+
+def test_feature_distillation_pulls_the_mid_level_embedding(tmp_path: Path) -> None:
+    data, table = _tiny_data()
+    dcfg = DistillConfig(width=0.1, steps=40, batch_size=4, lr=3e-3, log_every=40, feat_kd=10.0)
+    with pytest.raises(ValueError, match="segment embeddings"):
+        train_tagger(dcfg, data, table, tmp_path / "none")
+    student = build_student(dcfg, None)
+    n_mid = student.net.mid_embedding_size
+    narrow = DistillData(*dataclasses.astuple(data)[:4], np.zeros((8, 2, 2, n_mid + 127), np.float16))
+    with pytest.raises(ValueError, match="teacher's width"):
+        train_tagger(dcfg, narrow, table, tmp_path / "narrow")
+    # the "teacher": the student as initialised (same seed), so its embedding of every segment is
+    # reachable; distillation without the embedding loss moves away from it
+    # (compared in training mode, where batch norm uses the statistics of the batch: all 32 segments)
+    torch.manual_seed(dcfg.seed)
+    other = build_student(dcfg, None).train()
+    sf_ = data.codes.shape[3] // 2
+    segs = np.stack([data.codes[:, :, :, s * sf_ : (s + 1) * sf_] for s in range(2)], axis=2)  # N K S q T
+    with torch.no_grad():
+        x_all = latent_from_codes(torch.from_numpy(segs.reshape(-1, *segs.shape[3:]).astype(np.int64)), table)
+        emb = other(x_all).embedding.numpy().reshape(8, 2, 2, -1)
+    fdata = DistillData(*dataclasses.astuple(data)[:4], emb.astype(np.float16))
+
+    def mid_error(model: Any) -> float:
+        model.train()
+        with torch.no_grad():
+            got = model(x_all).embedding[:, :n_mid].numpy().reshape(emb[..., :n_mid].shape)
+        sd = emb[..., :n_mid].reshape(-1, n_mid).std(axis=0) + 1e-3
+        return float(np.mean(((got - emb[..., :n_mid]) / sd) ** 2))  # the loss it minimises
+
+    plain = train_tagger(dataclasses.replace(dcfg, feat_kd=0.0), fdata, table, tmp_path / "plain")
+    pulled = train_tagger(dcfg, fdata, table, tmp_path / "pulled")
+    assert mid_error(pulled) < 0.6 * mid_error(plain)
 
 
 def test_short_segments_need_their_logits(tmp_path: Path) -> None:
@@ -394,6 +468,17 @@ def test_cli_codec_tagger_pack(tmp_path: Path) -> None:
     short = sorted((tdir / "features").glob("teacher1s_train_*.npz"))  # one per shard, 1-s segments
     assert len(short) == 2 and all(np.load(p)["seg_logits"].shape[2] == 10 for p in short)
     assert len(tinfo["metrics"]["trusted"]) == 527
+    # at the teacher's width, the student can also match the teacher's mid-level segment embeddings
+    fdir = tmp_path / "tagger_fkd"
+    common = ["--corpus", str(corpus), "--codec", str(cdir), "--teacher", str(TEACHER_DIR), "--n-aug", "2"]
+    rc = main(
+        ["train", "tagger", *common, "--out", str(fdir), "--steps", "2", "--batch-size", "2"]
+        + ["--max-clips", "2", "--feat-kd", "0.5"]
+    )
+    assert rc == 0
+    assert json.loads((fdir / "tagger.json").read_text())["distill_cfg"]["feat_kd"] == 0.5
+    (emb_cache,) = (fdir / "features").glob("teacheremb_train_*.npz")
+    assert np.load(emb_cache)["seg_emb"].shape[2:] == (5, 320)  # 2-s segments of 10 s; blocks + 128 bands
     assert main(["train", "pack", "--codec", str(cdir), "--tagger", str(tdir), "--out", str(pdir)]) == 0
     pack = load_pack(pdir)
     assert pack.codec_cfg is not None and pack.codec_cfg.num_filters == 2

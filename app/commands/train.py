@@ -68,6 +68,13 @@ def register(sub: Any) -> None:
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=8e-4)
     t.add_argument("--beta", type=float, default=0.9)
+    t.add_argument(
+        "--feat-kd",
+        type=float,
+        default=0.0,
+        help="weight of a loss pulling the student's mid-level embedding towards the teacher's on each "
+        "2-s segment (builds a teacher-embedding cache; 0: off)",
+    )
     t.add_argument("--eval-augs", default="0,1", help="held-out augmentations pooled for the trusted labels")
     t.add_argument("--init", type=Path, default=None, help="start from a trained tagger folder (warm start)")
     t.add_argument("--no-teacher-init", action="store_true", help="random init even at the teacher's width")
@@ -378,6 +385,11 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
                 what = f"teacher {SHORT_SEG_S:g} s"
                 teacher_cache(spath, base, what, name, seg_s=SHORT_SEG_S, whole=False)
                 short = np.load(spath)["seg_logits"]
+            seg_emb = None
+            if split == "train" and getattr(args, "feat_kd", 0.0) > 0:
+                epath = feats / f"teacheremb_train_{key}.npz"
+                teacher_cache(epath, base, "teacher embeddings", name, whole=False, embeddings=True)
+                seg_emb = np.load(epath)["seg_emb"]
             if codec is None:
                 continue
             cpath = feats / f"codes_{split}_{key}_{chash}.npz"
@@ -392,7 +404,7 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
                         reverse=getattr(args, "reverse", False),
                     )
             parts[split].append(
-                DistillData(np.load(cpath)["codes"], tcache["logits"], tcache["seg_logits"], short)
+                DistillData(np.load(cpath)["codes"], tcache["logits"], tcache["seg_logits"], short, seg_emb)
             )
     out = {
         split: DistillData(
@@ -400,6 +412,7 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
             np.concatenate([d.logits for d in ds]),
             np.concatenate([d.seg_logits for d in ds]),
             _concat_optional([d.short_logits for d in ds]),
+            _concat_optional([d.seg_emb for d in ds]),
         )
         if ds
         else None
@@ -454,6 +467,7 @@ def _tagger(args: argparse.Namespace) -> int:
         lr=args.lr,
         beta=args.beta,
         p_short=args.p_short,
+        feat_kd=args.feat_kd,
         teacher_init=not args.no_teacher_init,
         seed=args.seed,
     )

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -52,6 +52,7 @@ class DistillConfig:
     mixup_alpha: float = 0.3
     p_segment: float = 1.0  # share of 2-s segment batches (the app analyses 1-s windows)
     p_short: float = 0.0  # share of those segment batches taken from the 1-s segments (short_logits)
+    feat_kd: float = 0.0  # weight of the mid-level embedding loss on 2-s segments (seg_emb; 0: off)
     teacher_init: bool = True
     seed: int = 0
     checkpoint_every_s: float = 180.0
@@ -61,13 +62,15 @@ class DistillConfig:
 @dataclass
 class DistillData:
     """Cached training material: codes int16 ``(N, K, n_q, T)``, teacher logits float16 ``(N, K, C)``,
-    per-segment logits ``(N, K, S, C)`` and optionally those of shorter segments ``(N, K, S', C)``
-    (``S' > S``; :data:`SHORT_SEG_S` long)."""
+    per-segment logits ``(N, K, S, C)``, optionally those of shorter segments ``(N, K, S', C)``
+    (``S' > S``; :data:`SHORT_SEG_S` long) and the teacher's embeddings of the segments
+    ``(N, K, S, D)`` (its ``embedding_layout``: mid-level blocks first)."""
 
     codes: np.ndarray
     logits: np.ndarray
     seg_logits: np.ndarray
     short_logits: np.ndarray | None = None
+    seg_emb: np.ndarray | None = None
 
     @property
     def n_seg(self) -> int:
@@ -114,12 +117,22 @@ def build_student(dcfg: DistillConfig, teacher_state: dict[str, Tensor] | None) 
     return model
 
 
+class Batch(NamedTuple):
+    """codes ``(B, n_q, T)`` long; teacher logits ``(B, C)`` float32; the teacher's embeddings ``(B, D)``
+    float32 of a batch of 2-s segments when ``DistillData.seg_emb`` holds them, else None."""
+
+    codes: Tensor
+    logits: Tensor
+    emb: Tensor | None
+
+
 def _batch(
     data: DistillData, rng: np.random.Generator, bs: int, p_segment: float, p_short: float = 0.0
-) -> tuple[Tensor, Tensor]:
-    """(codes ``(B, n_q, T)`` long, teacher logits ``(B, C)`` float32) of random clips/augmentations: a
-    batch of whole clips, of segments, or (a ``p_short`` share of the segment batches) short segments."""
+) -> Batch:
+    """A batch of random clips/augmentations: whole clips, segments, or (a ``p_short`` share of the
+    segment batches) short segments."""
     n, k = data.codes.shape[:2]
+    emb = None
     idx = rng.integers(0, n, bs)
     aug = rng.integers(0, k, bs)
     if rng.random() < p_segment:
@@ -133,10 +146,31 @@ def _batch(
             [data.codes[i, a, :, s * sf : (s + 1) * sf] for i, a, s in zip(idx, aug, seg, strict=True)]
         )
         logits = seg_logits[idx, aug, seg]
+        if data.seg_emb is not None and seg_logits is data.seg_logits:
+            emb = torch.from_numpy(data.seg_emb[idx, aug, seg].astype(np.float32))
     else:
         codes = data.codes[idx, aug]
         logits = data.logits[idx, aug]
-    return torch.from_numpy(codes.astype(np.int64)), torch.from_numpy(logits.astype(np.float32))
+    codes_t, logits_t = torch.from_numpy(codes.astype(np.int64)), torch.from_numpy(logits.astype(np.float32))
+    return Batch(codes_t, logits_t, emb)
+
+
+def embedding_scale(dcfg: DistillConfig, data: DistillData, n_mid: int, size: int) -> Tensor | None:
+    """Per-dim standard deviation ``(n_mid,)`` of the teacher's mid-level segment embeddings, which
+    scales the embedding loss; None when ``dcfg.feat_kd`` is 0. ``size``: the student's embedding size
+    (``n_mid`` mid-level dims, then the low-level ones). Raises ValueError when the embeddings are
+    missing or laid out otherwise (a student of another width than the teacher's)."""
+    if dcfg.feat_kd <= 0:
+        return None
+    if data.seg_emb is None:
+        raise ValueError("feat_kd > 0 needs the teacher's segment embeddings (DistillData.seg_emb)")
+    if data.seg_emb.shape[-1] != size:
+        raise ValueError(
+            f"feat_kd: the teacher's embeddings have {data.seg_emb.shape[-1]} dims, the student's "
+            f"{size}: train at the teacher's width"
+        )
+    flat = data.seg_emb[..., :n_mid].reshape(-1, n_mid).astype(np.float32)
+    return torch.from_numpy(flat.std(axis=0) + 1e-3)
 
 
 def train_tagger(
@@ -155,6 +189,8 @@ def train_tagger(
         raise ValueError("p_short > 0 needs the short-segment teacher logits (DistillData.short_logits)")
     torch.manual_seed(dcfg.seed)
     model = build_student(dcfg, teacher_state)
+    n_mid = model.net.mid_embedding_size
+    emb_sd = embedding_scale(dcfg, data, n_mid, model.embedding_size)
     opt = torch.optim.AdamW(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=dcfg.lr, total_steps=dcfg.steps, pct_start=dcfg.pct_start, anneal_strategy="cos"
@@ -189,7 +225,7 @@ def train_tagger(
         )
 
     while step < stop:
-        codes, t_logits = _batch(data, rng, dcfg.batch_size, dcfg.p_segment, dcfg.p_short)
+        codes, t_logits, t_emb = _batch(data, rng, dcfg.batch_size, dcfg.p_segment, dcfg.p_short)
         x = latent_from_codes(codes, table)
         probs = torch.sigmoid(t_logits / dcfg.tau)
         hard = (torch.sigmoid(t_logits) >= THRESHOLD).float()
@@ -200,8 +236,14 @@ def train_tagger(
             x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
             probs = lam[:, None] * probs + (1 - lam[:, None]) * probs[perm]
             hard = lam[:, None] * hard + (1 - lam[:, None]) * hard[perm]
+            if t_emb is not None:
+                t_emb = lam[:, None] * t_emb + (1 - lam[:, None]) * t_emb[perm]
         out = model(x)
         loss = distillation_loss(out.logits, probs, hard, beta=dcfg.beta, tau=dcfg.tau)
+        feat = None
+        if emb_sd is not None and t_emb is not None:
+            feat = (((out.embedding[:, :n_mid] - t_emb[:, :n_mid]) / emb_sd) ** 2).mean()
+            loss = loss + dcfg.feat_kd * feat
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -214,6 +256,8 @@ def train_tagger(
                 "lr": float(sched.get_last_lr()[0]),
                 "elapsed_s": time.monotonic() - t0,
             }
+            if feat is not None:
+                rec["feat"] = feat.item()
             report_step(log, "tagger", rec, on_log)
         if time.monotonic() - last_save > dcfg.checkpoint_every_s:
             save()

@@ -238,13 +238,15 @@ def build_teacher_cache(
     reverse: bool = False,
     seg_s: float | None = None,
     whole: bool = True,
+    embeddings: bool = False,
 ) -> Path:
     """Teacher logits on 32 kHz audio of every augmented version of ``base`` ``(N, n)`` @ 24 kHz.
 
     ``out`` (``.npz``): ``logits`` float16 ``(N, n_aug, 527)`` (whole clip; left out when ``whole`` is
     false) and ``seg_logits`` float16 ``(N, n_aug, n_seg, 527)`` (each ``seg_s`` segment, default
-    ``fcfg.seg_s``). Resumable: partial results live in ``out.partial/`` chunk files; a second process
-    with ``reverse`` shares the work.
+    ``fcfg.seg_s``); with ``embeddings`` also ``seg_emb`` float16 ``(N, n_aug, n_seg, D)``, the teacher's
+    embedding of each segment (laid out as its ``embedding_layout``). Resumable: partial results live
+    in ``out.partial/`` chunk files; a second process with ``reverse`` shares the work.
     """
     out = Path(out)
     part_dir = out.with_name(out.name + ".partial")
@@ -255,7 +257,7 @@ def build_teacher_cache(
         part = part_dir / f"{c0:06d}.npz"
         if part.exists():
             continue
-        logits, seg_logits = [], []
+        logits, seg_logits, seg_emb = [], [], []
         for i in range(c0, min(c0 + chunk, len(base))):
             a32 = np.stack([resample(v, sr, 32000) for v in _versions(base, i, fcfg)]).astype(np.float32)
             seg = a32.shape[1] // n_seg
@@ -263,16 +265,20 @@ def build_teacher_cache(
                 if whole:
                     logits.append(teacher(torch.from_numpy(a32)).logits.numpy())
                 segs = a32[:, : seg * n_seg].reshape(fcfg.n_aug * n_seg, seg)
-                seg_logits.append(
-                    teacher(torch.from_numpy(segs)).logits.numpy().reshape(fcfg.n_aug, n_seg, -1)
-                )
+                res = teacher(torch.from_numpy(segs))
+                seg_logits.append(res.logits.numpy().reshape(fcfg.n_aug, n_seg, -1))
+                if embeddings:
+                    seg_emb.append(res.embedding.numpy().reshape(fcfg.n_aug, n_seg, -1))
         arrays = {"seg_logits": np.stack(seg_logits).astype(np.float16)}
         if whole:
             arrays["logits"] = np.stack(logits).astype(np.float16)
+        if embeddings:
+            arrays["seg_emb"] = np.stack(seg_emb).astype(np.float16)
         _save_npz(part, **arrays)
         if progress is not None:
             progress(min(c0 + chunk, len(base)), len(base))
-    return _join_parts(part_dir, out, ("logits", "seg_logits") if whole else ("seg_logits",))
+    keys = ["logits"] * whole + ["seg_logits"] + ["seg_emb"] * embeddings
+    return _join_parts(part_dir, out, keys)
 
 
 def build_code_cache(
