@@ -37,7 +37,7 @@ from models.config import CodecConfig  # noqa: E402
 def load_codec(path: Path, config: Path | None) -> Codec:
     """The codec of a pack folder, a ``train codec`` folder or a checkpoint file."""
     from models.config import from_dict
-    from models.training.distill import load_codec_dir
+    from models.training.outputs import load_codec_dir
 
     if path.is_dir():
         cfg, state, _ = load_codec_dir(path)

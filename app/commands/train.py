@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         if args.what == "codec":
             return _codec(args)
         if args.what == "pack":
-            from models.training.distill import assemble_pack
+            from models.training.outputs import assemble_pack
 
             selection = json.loads(args.selection.read_text()) if args.selection else None
             path = assemble_pack(args.codec, args.tagger, args.out, name=args.name, selection=selection)
@@ -247,7 +247,7 @@ def _codec(args: argparse.Namespace) -> int:
 
         init_state = complete_state(load_file(str(init_file)))  # a pack leaves out the EMA buffers
         log.info("codec warm start from %s", init_file)
-        from models.training.distill import codec_dir_config
+        from models.training.outputs import codec_dir_config
 
         found = codec_dir_config(args.init) if args.init.is_dir() else None  # a bare file has no config
         init_cfg = found[0] if found is not None else None
@@ -302,7 +302,6 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
         DistillData,
         codebook_table,
         data_key,
-        load_codec_dir,
     )
     from models.training.features import (
         FeatureConfig,
@@ -312,6 +311,7 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
         load_clips,
         state_hash,
     )
+    from models.training.outputs import load_codec_dir
 
     fcfg = FeatureConfig(n_aug=args.n_aug)
     feats: Path = args.features or args.out / "features"
@@ -446,10 +446,9 @@ def _tagger(args: argparse.Namespace) -> int:
     from models.training.distill import (
         DistillConfig,
         evaluate_student,
-        save_tagger_dir,
-        tagger_cfg_of,
         train_tagger,
     )
+    from models.training.outputs import save_tagger_dir, tagger_cfg_of
 
     if args.codec is None:
         print("encotag train: tagger needs --codec", file=sys.stderr)
