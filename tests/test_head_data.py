@@ -54,7 +54,9 @@ def test_batched_embeddings_equal_tag_file(tmp_path, request, monkeypatch, pack)
             continue
         ref = np.stack([r.embedding for r in tag_file(engine, path, window=window)])
         assert emb.shape == ref.shape and emb.dtype == np.float32, path.name
-        np.testing.assert_allclose(emb, ref, rtol=1e-4, atol=1e-5, err_msg=path.name)
+        # Batches of other sizes may take other float32 kernels (summation order differs by CPU: 4e-5
+        # seen on AMD EPYC against embedding values of 1e-3..1e-1); a wrong window would differ by far more.
+        np.testing.assert_allclose(emb, ref, rtol=1e-3, atol=1e-4, err_msg=path.name)
     assert len(per_file[files.index(tmp_path / "c.wav")]) == 8  # 1.8 s: 7 full windows + a padded tail
 
 
