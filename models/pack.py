@@ -26,21 +26,16 @@ freshly built modules; any problem raises :class:`PackError` "<path>: <reason>".
 over the sorted weight-file hashes; the codec id is the codec weights' sha256 (or
 :data:`OFFICIAL_CODEC_ID`).
 
-The teacher pack: ``python -m models.pack teacher --out DIR`` (``--teacher`` defaults to
-``../shared/teachers/efficientat_mn04_as``), or ``encotag pack teacher --out DIR``, converts EfficientAT's
-mn04_as into a mel pack.
+The teacher pack (EfficientAT's mn04_as as a mel pack) is built by :mod:`models.teacher_pack`.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import hashlib
 import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -63,8 +58,6 @@ TAGGER_FILE = "tagger.safetensors"
 CODEC_FILE = "codec.safetensors"
 OFFICIAL_CODEC_ID = "official-encodec-24khz"
 TIMESTAMP_HOP_MS = 40.0  # ≤ 50 ms (HEAR)
-TEACHER_FILE = "mn04_as_mAP_432.pt"
-TEACHER_LABELS = "class_labels_indices.csv"
 
 _KEYS_REQUIRED = {
     "format_version", "name", "description", "created", "frontend", "sample_rate", "codec", "tagger", "mel",
@@ -117,7 +110,8 @@ def pack_id_of(weight_hashes: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(weight_hashes)).encode("ascii")).hexdigest()
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The first lines of ``exc``'s message joined into one (at most 400 characters), else its type name."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return " ".join(lines[:3])[:400] or type(exc).__name__
 
@@ -185,7 +179,7 @@ def save_pack(
 
             Codec.from_state(codec_cfg, codec_state)
     except (ValueError, RuntimeError) as exc:
-        raise PackError(f"{out}: {_one_line(exc)}") from None
+        raise PackError(f"{out}: {one_line(exc)}") from None
     layout = [[part, int(size)] for part, size in tagger.embedding_layout]
     emb_size = int(tagger.embedding_size)
     manifest: dict[str, Any] = {
@@ -293,7 +287,7 @@ def _configs(m: dict[str, Any], mp: Path) -> tuple[TaggerConfig, CodecConfig | N
         mel_cfg = from_dict(MelConfig, m["mel"]) if m["mel"] is not None else MelConfig()
         window = from_dict(WindowConfig, m["window"])
     except (TypeError, ValueError) as exc:
-        raise PackError(f"{mp}: bad config: {_one_line(exc)}") from None
+        raise PackError(f"{mp}: bad config: {one_line(exc)}") from None
     _require(tagger_cfg.frontend == m["frontend"], mp, "frontend differs from tagger.frontend")
     is_mel = tagger_cfg.frontend == "mel"
     _require(
@@ -325,7 +319,7 @@ def _load_tensors(path: Path) -> dict[str, Tensor]:
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types on a corrupt file
-        raise PackError(f"{path}: not a readable safetensors file ({_one_line(exc)})") from None
+        raise PackError(f"{path}: not a readable safetensors file ({one_line(exc)})") from None
 
 
 def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
@@ -340,7 +334,7 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
     try:
         m = json.loads(mp.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise PackError(f"{mp}: not valid JSON ({_one_line(exc)})") from None
+        raise PackError(f"{mp}: not valid JSON ({one_line(exc)})") from None
     _check_manifest(m, mp)
     tagger_cfg, codec_cfg, mel_cfg, window = _configs(m, mp)
     files: dict[str, str] = m["files"]
@@ -352,7 +346,7 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
         try:
             labels = json.loads(_verified_file(root, files, m["labels_file"]).read_text(encoding="utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise PackError(f"{root / m['labels_file']}: not valid JSON ({_one_line(exc)})") from None
+            raise PackError(f"{root / m['labels_file']}: not valid JSON ({one_line(exc)})") from None
     else:
         labels = m["labels"]
     n = tagger_cfg.num_classes
@@ -371,7 +365,7 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
     try:
         tagger = _build_tagger(tagger_cfg, mel_cfg, tagger_state)
     except (RuntimeError, ValueError) as exc:
-        raise PackError(f"{tagger_path}: does not fit the manifest's tagger: {_one_line(exc)}") from None
+        raise PackError(f"{tagger_path}: does not fit the manifest's tagger: {one_line(exc)}") from None
     codec_state = None
     codec = None
     codec_id = None
@@ -386,7 +380,7 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
             build = TaggingCodec.from_state if tagging_only else Codec.from_state
             codec = build(codec_cfg, codec_state)  # type: ignore[arg-type]
         except (CodecError, ValueError, RuntimeError) as exc:
-            raise PackError(f"{codec_path}: does not fit the manifest's codec: {_one_line(exc)}") from None
+            raise PackError(f"{codec_path}: does not fit the manifest's codec: {one_line(exc)}") from None
         codec_id = files[CODEC_FILE]
     elif codec_source == "official":
         codec_id = OFFICIAL_CODEC_ID
@@ -430,69 +424,3 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
         timestamp_hop_ms=float(hop_ms),
         manifest=m,
     )
-
-
-# ---------------------------------------------------------------------------------------------- teacher
-def _teacher_labels(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = sorted(csv.DictReader(fh), key=lambda r: int(r["index"]))
-    if [int(r["index"]) for r in rows] != list(range(len(rows))):
-        raise PackError(f"{path}: indices are not 0..n-1")
-    return [r["display_name"] for r in rows]
-
-
-def build_teacher_pack(teacher_dir: Path | str, out_dir: Path | str) -> Path:
-    """Convert EfficientAT's mn04_as (``teacher_dir/mn04_as_mAP_432.pt``, the only ``torch.load`` in
-    Encotag, ``weights_only=True``) into a mel pack at ``out_dir``; returns ``out_dir``."""
-    from models.tagger import load_teacher_state
-
-    tdir = Path(teacher_dir)
-    weights = tdir / TEACHER_FILE
-    _require(weights.is_file(), weights, "missing teacher weights")
-    labels = _teacher_labels(tdir / TEACHER_LABELS)
-    try:
-        state = load_teacher_state(weights)
-    except Exception as exc:  # torch raises several types on a bad file
-        raise PackError(f"{weights}: {_one_line(exc)}") from None
-    cfg = TaggerConfig(width=0.4, num_classes=len(labels), frontend="mel")
-    return save_pack(
-        out_dir,
-        name="EfficientAT mn04_as (teacher, mel input)",
-        description="EfficientAT mn04_as AudioSet tagger (mAP .432) on the 32 kHz log-mel front end.",
-        tagger_cfg=cfg,
-        tagger_state=state,
-        labels=labels,
-        trusted=[True] * len(labels),
-        window=WindowConfig(),
-        licence="MIT (EfficientAT, (c) 2022 Florian Schmid); AudioSet labels CC BY 4.0 (Google)",
-        provenance={
-            "source": "https://github.com/fschmid56/EfficientAT (mn04_as)",
-            "file": TEACHER_FILE,
-            "sha256": sha256_file(weights),
-            "converted_by": "models.pack.build_teacher_pack",
-        },
-        mel_cfg=MelConfig(),
-    )
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.pack", description="Build model packs.")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    teacher = sub.add_parser("teacher", help="convert the EfficientAT mn04_as teacher into a mel pack")
-    default_teacher = (
-        Path(__file__).resolve().parent.parent.parent / "shared" / "teachers" / "efficientat_mn04_as"
-    )
-    teacher.add_argument("--teacher", type=Path, default=default_teacher, help="teacher folder")
-    teacher.add_argument("--out", type=Path, required=True, help="pack folder to write")
-    args = parser.parse_args(argv)
-    try:
-        out = build_teacher_pack(args.teacher, args.out)
-    except PackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

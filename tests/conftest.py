@@ -135,7 +135,7 @@ def tiny_mel_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def teacher_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The teacher as a mel pack, built from ``../shared`` (skips when the teacher is absent)."""
-    from models.pack import build_teacher_pack
+    from models.teacher_pack import build_teacher_pack
 
     teacher_dir = require_shared("teachers", "efficientat_mn04_as", "mn04_as_mAP_432.pt").parent
     return build_teacher_pack(teacher_dir, tmp_path_factory.mktemp("packs") / "teacher")

@@ -67,8 +67,9 @@ def register(sub: Any) -> None:
 # ------------------------------------------------------------------------------------ subjects
 def _subjects(args: argparse.Namespace, workdir: Path) -> list[Any]:
     from models.benchmark.subjects import Subject, random_codec_pack
-    from models.pack import build_teacher_pack, load_pack
+    from models.pack import load_pack
     from models.resources import default_pack_dir
+    from models.teacher_pack import build_teacher_pack
 
     subjects: list[Subject] = []
     if not args.no_teacher:

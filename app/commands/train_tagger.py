@@ -1,0 +1,240 @@
+"""``encotag train features`` and ``encotag train tagger``: the caches the distillation reads, and the
+distillation itself (see :mod:`app.commands.train` for the arguments).
+
+- :func:`prepare_features` builds or reuses the base clips, the teacher-logit cache and, with ``--codec``,
+  the code cache, shard by shard, and resumes where an earlier run stopped.
+- :func:`run_tagger` distils the teacher into the codec-latent MobileNet and writes ``tagger.safetensors``
+  + ``tagger.json`` (configs, data, held-out metrics, the command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.commands.train import clips_for, command_line, data_summary, evenly_spaced
+
+log = logging.getLogger(__name__)
+
+
+def teacher_file(args: argparse.Namespace) -> Path:
+    """The teacher's weight file inside ``--teacher``."""
+    from models.teacher_pack import TEACHER_FILE
+
+    return Path(args.teacher) / TEACHER_FILE
+
+
+def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Build (or reuse) the base clips, teacher cache and — with ``--codec`` — the code cache.
+
+    Returns (train DistillData | None, held-out DistillData | None, codebook table | None, info).
+    """
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from models.training.distill import (
+        SHORT_SEG_S,
+        DistillData,
+        codebook_table,
+        data_key,
+    )
+    from models.training.features import (
+        FeatureConfig,
+        build_code_cache,
+        build_teacher_cache,
+        compose,
+        load_clips,
+        state_hash,
+    )
+    from models.training.outputs import load_codec_dir
+
+    fcfg = FeatureConfig(n_aug=args.n_aug)
+    feats: Path = args.features or args.out / "features"
+    feats.mkdir(parents=True, exist_ok=True)
+    codec = None
+    chash = None
+    if args.codec is not None:
+        from models.codec import Codec
+
+        ccfg, cstate, _ = load_codec_dir(args.codec)
+        codec = Codec.from_state(ccfg, cstate)
+        chash = state_hash(cstate)
+    teacher = None
+    parts: dict[str, list[Any]] = {"train": [], "held": []}
+    info: dict[str, Any] = {"feature_cfg": dataclasses.asdict(fcfg), "codec_hash": chash, "data": {}}
+    splits = ("train", "held") if getattr(args, "split", "both") == "both" else (args.split,)
+    plan = [(c, splits) for c in args.corpus] + [
+        (c, tuple(x for x in ("held",) if x in splits)) for c in (args.heldout or [])
+    ]
+
+    def teacher_cache(path: Path, base: Any, what: str, name: str, **kw: Any) -> Path:
+        """``path``, built first (teacher logits of ``base``) when missing; the teacher loads once."""
+        nonlocal teacher
+        if not path.exists():
+            if teacher is None:
+                from models.tagger import teacher_tagger
+
+                teacher = teacher_tagger(teacher_file(args))
+            progress = _progress(what, name)
+            build_teacher_cache(
+                base, teacher, path, fcfg, progress=progress, reverse=getattr(args, "reverse", False), **kw
+            )
+        return path
+
+    for corpus, corpus_splits in plan:
+        train, held = clips_for(corpus)
+        todo = [("train", train, f"{corpus.name}/train")]
+        if args.max_clips is not None and (corpus / "manifest.csv").is_file():
+            k = max(1, getattr(args, "shards", 1))
+            todo = [
+                (
+                    "train",
+                    evenly_spaced(train, args.max_clips, j / k),
+                    f"{corpus.name}/train" + f"[{j}]" * (j > 0),
+                )
+                for j in range(k)
+            ]
+        for split, clips, name in todo + [("held", held, f"{corpus.name}/held")]:
+            if split not in corpus_splits or not clips:
+                continue
+            key = data_key([str(c.path) for c in clips], dataclasses.asdict(fcfg))
+            base_path = feats / f"base_{split}_{key}.npy"
+            if not base_path.exists():
+                audio = load_clips(clips, 24000)
+                summary = data_summary(clips, audio, 24000)
+                (feats / f"data_{split}_{key}.json").write_text(json.dumps(summary, indent=1))
+                base16 = compose(audio, fcfg.clip_s, 24000, fcfg.seed).astype(np.float16)
+                tmp = feats / f"base_{split}_{key}.tmp.npy"
+                np.save(tmp, base16)
+                tmp.replace(base_path)
+            summary = json.loads((feats / f"data_{split}_{key}.json").read_text())
+            base = np.load(base_path).astype(np.float32)
+            if len(base) == 0:
+                raise ValueError(f"{corpus}: no {split} audio long enough for {fcfg.clip_s:g} s clips")
+            info["data"][name] = {"sources": summary, "clips_10s": int(len(base))}
+            log.info("%s: %d clips of %.0f s", name, len(base), fcfg.clip_s)
+            tcache = np.load(teacher_cache(feats / f"teacher_{split}_{key}.npz", base, "teacher", name))
+            short = None
+            if split == "train" and getattr(args, "p_short", 0.0) > 0:
+                spath = feats / f"teacher{SHORT_SEG_S:g}s_{split}_{key}.npz"
+                what = f"teacher {SHORT_SEG_S:g} s"
+                teacher_cache(spath, base, what, name, seg_s=SHORT_SEG_S, whole=False)
+                short = np.load(spath)["seg_logits"]
+            seg_emb = None
+            if split == "train" and getattr(args, "feat_kd", 0.0) > 0:
+                epath = feats / f"teacheremb_train_{key}.npz"
+                teacher_cache(epath, base, "teacher embeddings", name, whole=False, embeddings=True)
+                seg_emb = np.load(epath)["seg_emb"]
+            if codec is None:
+                continue
+            cpath = feats / f"codes_{split}_{key}_{chash}.npz"
+            if not cpath.exists():
+                with torch.inference_mode():
+                    build_code_cache(
+                        base,
+                        codec,
+                        cpath,
+                        fcfg,
+                        progress=_progress("codes", name),
+                        reverse=getattr(args, "reverse", False),
+                    )
+            parts[split].append(
+                DistillData(np.load(cpath)["codes"], tcache["logits"], tcache["seg_logits"], short, seg_emb)
+            )
+    out = {
+        split: DistillData(
+            np.concatenate([d.codes for d in ds]),
+            np.concatenate([d.logits for d in ds]),
+            np.concatenate([d.seg_logits for d in ds]),
+            _concat_optional([d.short_logits for d in ds]),
+            _concat_optional([d.seg_emb for d in ds]),
+        )
+        if ds
+        else None
+        for split, ds in parts.items()
+    }
+    table = codebook_table(codec) if codec is not None else None
+    return out["train"], out["held"], table, info
+
+
+def _concat_optional(arrays: list[Any]) -> Any:
+    """The arrays concatenated, or None when any of them is None."""
+    import numpy as np
+
+    return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+
+def _progress(what: str, name: str) -> Callable[[int, int], None]:
+    """A progress callback logging ``<what> <name> i/n``."""
+
+    def report(i: int, n: int) -> None:
+        log.info("%s %s %d/%d", what, name, i, n)
+
+    return report
+
+
+def run_tagger(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from models.tagger import load_teacher_state
+    from models.training.distill import (
+        DistillConfig,
+        evaluate_student,
+        train_tagger,
+    )
+    from models.training.outputs import save_tagger_dir, tagger_cfg_of
+
+    if args.codec is None:
+        print("encotag train: tagger needs --codec", file=sys.stderr)
+        return 2
+    ckpt = args.out / "tagger_ckpt.safetensors"
+    if ckpt.exists() and not args.resume:
+        print(f"encotag train: {ckpt} exists: pass --resume or choose another --out", file=sys.stderr)
+        return 2
+    train, held, table, info = prepare_features(args)
+    dcfg = DistillConfig(
+        frontend=args.frontend,
+        width=args.width,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        beta=args.beta,
+        p_short=args.p_short,
+        feat_kd=args.feat_kd,
+        teacher_init=not args.no_teacher_init,
+        seed=args.seed,
+    )
+    t0 = time.monotonic()
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        tstate = load_file(str(args.init / "tagger.safetensors"))
+        info["init"] = str(args.init)
+    else:
+        tstate = load_teacher_state(teacher_file(args))
+    model = train_tagger(dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps)
+    train_s = time.monotonic() - t0
+    augs = tuple(int(a) for a in args.eval_augs.split(","))
+    metrics = evaluate_student(model, train, held, table, augs=augs)
+    info.update(
+        {
+            "tagger_cfg": tagger_cfg_of(dcfg),
+            "distill_cfg": dataclasses.asdict(dcfg),
+            "metrics": metrics,
+            "corpus": [str(c) for c in args.corpus],
+            "teacher": str(args.teacher),
+            "train_seconds_this_run": round(train_s, 1),
+            "command": command_line(args),
+        }
+    )
+    save_tagger_dir(args.out, model, info)
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, indent=1))
+    return 0
