@@ -150,7 +150,7 @@ def test_render_notes_pitch_and_length() -> None:
 def test_solo_source_one_instrument_never_a_pitch_task_program() -> None:
     from models.evaluation.pitch import FULL, QUICK
     from models.training.corpus_render import render_spec
-    from models.training.corpus_sources import synth_unit
+    from models.training.corpus_synth import synth_unit
 
     pitch_programs = {*FULL.train_programs, *FULL.test_programs, *QUICK.train_programs, *QUICK.test_programs}
     assert not pitch_programs & set(fluid.SOLO_PROGRAMS) and len(fluid.SOLO_PROGRAMS) == 104

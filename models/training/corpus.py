@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from models.training.corpus_render import MANIFEST_COLUMNS, render_unit
-from models.training.corpus_sources import DOMAINS, SYNTHS, Source, Unit, all_sources
+from models.training.corpus_sources import DOMAINS, Source, Unit, all_sources
+from models.training.corpus_synth import SYNTHS
 
 log = logging.getLogger(__name__)
 

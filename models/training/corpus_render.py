@@ -22,12 +22,12 @@ from models.training import fluid, synth
 from models.training.corpus_sources import (
     CLIP_S,
     MAX_CLIPS_PER_FILE,
-    SYNTH_LICENCE,
     Unit,
     check_licence,
     stable_hash,
     unit_rng,
 )
+from models.training.corpus_synth import SYNTH_LICENCE
 
 SR = 24000
 MIN_LAST_S = 3.0
