@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -45,31 +44,26 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from models.config import CodecConfig, MelConfig, PackInfo, TaggerConfig, WindowConfig, from_dict, to_dict
+from models.config import CodecConfig, MelConfig, PackInfo, TaggerConfig, WindowConfig, to_dict
+from models.pack_manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    PackError,
+    check_manifest,
+    configs,
+    one_line,
+    require,
+)
 
 if TYPE_CHECKING:
     from models.codec import Codec
     from models.tagger import Tagger
     from models.tagging_codec import TaggingCodec
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 TAGGER_FILE = "tagger.safetensors"
 CODEC_FILE = "codec.safetensors"
 OFFICIAL_CODEC_ID = "official-encodec-24khz"
 TIMESTAMP_HOP_MS = 40.0  # ≤ 50 ms (HEAR)
-
-_KEYS_REQUIRED = {
-    "format_version", "name", "description", "created", "frontend", "sample_rate", "codec", "tagger", "mel",
-    "window", "trusted", "embedding", "files", "licence", "provenance",
-}  # fmt: skip
-_KEYS_OPTIONAL = {"labels", "labels_file"}
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class PackError(ValueError):
-    """A pack that cannot be used; the message is one line, "<path>: <reason>"."""
 
 
 @dataclass(frozen=True)
@@ -108,12 +102,6 @@ def sha256_file(path: Path) -> str:
 def pack_id_of(weight_hashes: Sequence[str]) -> str:
     """sha256 over the sorted weight-file hashes (one per line)."""
     return hashlib.sha256("\n".join(sorted(weight_hashes)).encode("ascii")).hexdigest()
-
-
-def one_line(exc: BaseException) -> str:
-    """The first lines of ``exc``'s message joined into one (at most 400 characters), else its type name."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return " ".join(lines[:3])[:400] or type(exc).__name__
 
 
 def _export(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -234,80 +222,12 @@ def save_pack(
     return out
 
 
-# ---------------------------------------------------------------------------------------------- loading
-def _require(cond: bool, where: Path, reason: str) -> None:
-    if not cond:
-        raise PackError(f"{where}: {reason}")
-
-
-def _check_manifest(m: Any, mp: Path) -> None:
-    _require(isinstance(m, dict), mp, "manifest is not a JSON object")
-    version = m.get("format_version")
-    _require(
-        version == FORMAT_VERSION and not isinstance(version, bool),
-        mp,
-        f"unsupported format version {version!r} (this Encotag reads {FORMAT_VERSION})",
-    )
-    missing = _KEYS_REQUIRED - set(m)
-    _require(not missing, mp, f"missing keys {sorted(missing)}")
-    unknown = set(m) - _KEYS_REQUIRED - _KEYS_OPTIONAL
-    _require(not unknown, mp, f"unknown keys {sorted(unknown)}")
-    _require(("labels" in m) != ("labels_file" in m), mp, "exactly one of labels / labels_file is needed")
-    if "labels_file" in m:
-        lf = m["labels_file"]
-        _require(isinstance(lf, str) and bool(_SAFE_NAME.match(lf)), mp, f"bad labels_file {lf!r}")
-    for key in ("name", "description", "created", "licence", "frontend"):
-        _require(isinstance(m[key], str), mp, f"{key} must be a string")
-    _require(isinstance(m["sample_rate"], int) and m["sample_rate"] > 0, mp, "sample_rate must be > 0")
-    for key in ("tagger", "window", "embedding", "files", "provenance"):
-        _require(isinstance(m[key], dict), mp, f"{key} must be an object")
-    _require(m["mel"] is None or isinstance(m["mel"], dict), mp, "mel must be an object or null")
-    codec = m["codec"]
-    _require(codec is None or isinstance(codec, dict), mp, "codec must be an object or null")
-    if codec is not None:
-        _require(set(codec) == {"source", "config"}, mp, "codec needs exactly 'source' and 'config'")
-        _require(codec["source"] in ("pack", "official"), mp, f"unknown codec source {codec['source']!r}")
-        _require(isinstance(codec["config"], dict), mp, "codec.config must be an object")
-    _require(isinstance(m["trusted"], list), mp, "trusted must be a list")
-    emb = m["embedding"]
-    _require(
-        set(emb) == {"layout", "scene_size", "timestamp_size", "timestamp_hop_ms"},
-        mp,
-        "embedding needs layout, scene_size, timestamp_size, timestamp_hop_ms",
-    )
-    for name, digest in m["files"].items():
-        _require(bool(_SAFE_NAME.match(str(name))), mp, f"bad file name {name!r}")
-        _require(isinstance(digest, str) and bool(_HEX64.match(digest)), mp, f"bad sha256 for {name}")
-
-
-def _configs(m: dict[str, Any], mp: Path) -> tuple[TaggerConfig, CodecConfig | None, MelConfig, WindowConfig]:
-    try:
-        tagger_cfg = from_dict(TaggerConfig, m["tagger"])
-        codec_cfg = from_dict(CodecConfig, m["codec"]["config"]) if m["codec"] is not None else None
-        mel_cfg = from_dict(MelConfig, m["mel"]) if m["mel"] is not None else MelConfig()
-        window = from_dict(WindowConfig, m["window"])
-    except (TypeError, ValueError) as exc:
-        raise PackError(f"{mp}: bad config: {one_line(exc)}") from None
-    _require(tagger_cfg.frontend == m["frontend"], mp, "frontend differs from tagger.frontend")
-    is_mel = tagger_cfg.frontend == "mel"
-    _require(
-        is_mel == (codec_cfg is None),
-        mp,
-        f"a {tagger_cfg.frontend} pack needs {'no' if is_mel else 'a'} codec",
-    )
-    _require(is_mel == (m["mel"] is not None), mp, "mel config must be given exactly for mel packs")
-    rate = mel_cfg.sample_rate if is_mel else codec_cfg.sampling_rate  # type: ignore[union-attr]
-    _require(m["sample_rate"] == rate, mp, f"sample_rate {m['sample_rate']} differs from the model's {rate}")
-    _require(window.window_s > 0 and 0 < window.hop_s, mp, "window and hop must be > 0")
-    return tagger_cfg, codec_cfg, mel_cfg, window
-
-
 def _verified_file(root: Path, files: dict[str, str], name: str) -> Path:
     path = root / name
-    _require(name in files, root / MANIFEST, f"{name} has no sha256 in 'files'")
-    _require(path.is_file(), path, "missing file")
+    require(name in files, root / MANIFEST, f"{name} has no sha256 in 'files'")
+    require(path.is_file(), path, "missing file")
     digest = sha256_file(path)
-    _require(
+    require(
         digest == files[name], path, f"sha256 mismatch (file {digest[:12]}…, manifest {files[name][:12]}…)"
     )
     return path
@@ -329,19 +249,19 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
     strictly, its decoder dropped) and keep no state dicts — about 150 MB less RSS for inference."""
     root = Path(path)
     mp = root / MANIFEST
-    _require(root.is_dir(), root, "not a pack folder")
-    _require(mp.is_file(), mp, "missing file")
+    require(root.is_dir(), root, "not a pack folder")
+    require(mp.is_file(), mp, "missing file")
     try:
         m = json.loads(mp.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise PackError(f"{mp}: not valid JSON ({one_line(exc)})") from None
-    _check_manifest(m, mp)
-    tagger_cfg, codec_cfg, mel_cfg, window = _configs(m, mp)
+    check_manifest(m, mp)
+    tagger_cfg, codec_cfg, mel_cfg, window = configs(m, mp)
     files: dict[str, str] = m["files"]
     expected = {TAGGER_FILE} | ({CODEC_FILE} if m["codec"] and m["codec"]["source"] == "pack" else set())
     if "labels_file" in m:
         expected.add(str(m["labels_file"]))
-    _require(set(files) == expected, mp, f"'files' must list exactly {sorted(expected)}")
+    require(set(files) == expected, mp, f"'files' must list exactly {sorted(expected)}")
     if "labels_file" in m:
         try:
             labels = json.loads(_verified_file(root, files, m["labels_file"]).read_text(encoding="utf-8"))
@@ -350,7 +270,7 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
     else:
         labels = m["labels"]
     n = tagger_cfg.num_classes
-    _require(
+    require(
         isinstance(labels, list) and len(labels) == n and all(isinstance(x, str) for x in labels),
         mp,
         f"labels must be {n} strings",
@@ -387,13 +307,13 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
 
     layout = tuple((str(p), int(s)) for p, s in m["embedding"]["layout"])
     emb = m["embedding"]
-    _require(layout == tuple(tagger.embedding_layout), mp, "embedding layout differs from the tagger's")
+    require(layout == tuple(tagger.embedding_layout), mp, "embedding layout differs from the tagger's")
     size = int(tagger.embedding_size)
-    _require(
+    require(
         emb["scene_size"] == size and emb["timestamp_size"] == size, mp, f"embedding sizes must be {size}"
     )
     hop_ms = emb["timestamp_hop_ms"]
-    _require(isinstance(hop_ms, int | float) and 0 < hop_ms <= 50, mp, "timestamp_hop_ms must be in (0, 50]")
+    require(isinstance(hop_ms, int | float) and 0 < hop_ms <= 50, mp, "timestamp_hop_ms must be in (0, 50]")
 
     weight_hashes = [files[TAGGER_FILE]] + ([files[CODEC_FILE]] if CODEC_FILE in files else [])
     info = PackInfo(
