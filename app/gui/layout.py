@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -14,6 +16,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QToolBar,
+    QWidget,
 )
 
 from app.gui.plots import LevelMeter, TopKBars, TrajectoryView
@@ -21,6 +24,27 @@ from app.gui.tagviews import TagPicker, TagTableModel, TagTableView
 
 if TYPE_CHECKING:
     from app.gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+
+def _dock(win: MainWindow, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    dock = QDockWidget(title, win)
+    dock.setObjectName(name)
+    dock.setWidget(widget)
+    win.addDockWidget(area, dock)
+    return dock
+
+
+def restore_window(win: MainWindow) -> None:
+    """Restore the saved geometry and dock layout; an unreadable saved layout is ignored (logged)."""
+    try:
+        if win.settings.window_geometry:
+            win.restoreGeometry(QByteArray(base64.b64decode(win.settings.window_geometry)))
+        if win.settings.window_state:
+            win.restoreState(QByteArray(base64.b64decode(win.settings.window_state)))
+    except (ValueError, TypeError):
+        log.warning("ignoring unreadable saved window layout")
 
 
 def build_docks(win: MainWindow) -> None:
@@ -34,10 +58,10 @@ def build_docks(win: MainWindow) -> None:
     win.table_view = TagTableView(win.table_model)
     win.picker = TagPicker()
     win.picker.selection_changed.connect(win._selection_changed)
-    win.dock_topk = win._dock("Top tags", "dock_topk", win.topk, right)
-    win.dock_traj = win._dock("Embedding trajectory", "dock_trajectory", win.trajectory_view, right)
-    win.dock_table = win._dock("Tags at cursor", "dock_table", win.table_view, left)
-    win.dock_picker = win._dock("Tag picker", "dock_picker", win.picker, left)
+    win.dock_topk = _dock(win, "Top tags", "dock_topk", win.topk, right)
+    win.dock_traj = _dock(win, "Embedding trajectory", "dock_trajectory", win.trajectory_view, right)
+    win.dock_table = _dock(win, "Tags at cursor", "dock_table", win.table_view, left)
+    win.dock_picker = _dock(win, "Tag picker", "dock_picker", win.picker, left)
     win.tabifyDockWidget(win.dock_table, win.dock_picker)
     win.dock_table.raise_()
     win.topk.setMinimumHeight(240)

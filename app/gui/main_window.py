@@ -6,7 +6,6 @@ through queued signals and are drawn by one refresh timer (``REFRESH_MS``) with 
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import itertools
 import logging
@@ -14,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -28,7 +27,6 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QTabWidget,
     QToolBar,
-    QWidget,
 )
 
 from app.gui import actions, layout
@@ -119,7 +117,7 @@ class MainWindow(QMainWindow):
         layout.build_toolbar(self)
         layout.build_status(self)
         actions.build_menus(self)
-        self._restore_window()
+        layout.restore_window(self)
 
         self.worker = WorkerThread(WindowConfig(settings.window_s, settings.hop_s))
         w = self.worker.worker
@@ -155,22 +153,6 @@ class MainWindow(QMainWindow):
         self.tabs.tabCloseRequested.connect(self._close_tab)
         self.tabs.currentChanged.connect(lambda _i: self._view_changed())
         self.setCentralWidget(self.tabs)
-
-    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
-
-    def _restore_window(self) -> None:
-        try:
-            if self.settings.window_geometry:
-                self.restoreGeometry(QByteArray(base64.b64decode(self.settings.window_geometry)))
-            if self.settings.window_state:
-                self.restoreState(QByteArray(base64.b64decode(self.settings.window_state)))
-        except (ValueError, TypeError):
-            log.warning("ignoring unreadable saved window layout")
 
     # --- engine --------------------------------------------------------------------------------------
     def _engine_ready(self, info: Any) -> None:
