@@ -265,6 +265,18 @@ def test_settings_persist_on_close(qtbot, tiny_mel_pack: Path) -> None:
     win2.shutdown()
 
 
+def test_damaged_saved_layout_is_ignored(qtbot, tiny_mel_pack: Path) -> None:
+    # settings written by another Qt version or edited by hand: the window opens with its default docks
+    settings = Settings(window_geometry="not base64 !", window_state="AAAA/wAAAAD9")
+    win = MainWindow(settings, pack_path=str(tiny_mel_pack))
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.pack_info is not None, timeout=30000)
+    assert win.isVisible() and win.dock_topk.widget() is win.topk
+    assert win.dock_traj.objectName() == "dock_trajectory" and not win.dock_traj.isFloating()
+    win.shutdown()
+
+
 def test_untrusted_labels_are_marked(qtbot, window: MainWindow) -> None:
     n_bad = sum(not t for t in window.trusted)
     assert n_bad > 0  # the tiny mel pack trusts every other label
