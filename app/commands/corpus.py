@@ -22,8 +22,68 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--mix", action="store_true", help="add mixtures: speech over music, events over noise")
     b.add_argument("--augment", action="store_true", help="random gain, EQ and reverb per unit")
     b.add_argument("--shared", type=Path, default=None, help="shared data root (default ../shared/data)")
+    b.add_argument(
+        "--snapshots",
+        type=Path,
+        default=None,
+        help="folder of repository snapshots (encotag corpus snapshot)",
+    )
+    b.add_argument(
+        "--stretch", type=int, default=0, help="augmented copies of each real recording, + real mixtures"
+    )
+    b.add_argument(
+        "--domain-weights", default="", help="share of each domain, e.g. environment=2,speech=1,music=1"
+    )
+    b.add_argument(
+        "--source-cap", action="append", default=[], metavar="NAME=HOURS", help="cap one source (repeatable)"
+    )
     b.add_argument("--list-sources", action="store_true", help="print the sources and whether they can run")
     b.set_defaults(func=run)
+    s = sub.add_parser("snapshot", help="extract the audio and licence files of repository snapshots")
+    s.add_argument("git_dirs", nargs="+", type=Path, help="bare git directories (e.g. …/owner+name/repo)")
+    s.add_argument("--out", type=Path, required=True, help="snapshot root (one owner+name folder each)")
+    s.add_argument("--commit", default="HEAD", help="commit to take (default HEAD)")
+    s.set_defaults(func=run_snapshot)
+    c = sub.add_parser("coverage", help="teacher class coverage of a corpus, on 2-s segments")
+    c.add_argument("corpus", type=Path, help="corpus folder (manifest.csv)")
+    c.add_argument("--teacher", type=Path, default=None, help="teacher folder (default ../shared/teachers/…)")
+    c.add_argument("--cache", type=Path, default=None, help="logit cache (default CORPUS/teacher_segments)")
+    c.add_argument("--out", type=Path, default=None, help="write the Markdown report here")
+    c.add_argument("--sources", default="", help="only these sources (comma list)")
+    c.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    c.set_defaults(func=run_coverage)
+
+
+def _pairs(text: str | list[str], what: str) -> dict[str, float]:
+    items = text.split(",") if isinstance(text, str) else text
+    out: dict[str, float] = {}
+    for item in (i.strip() for i in items if i.strip()):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"{what}: {item!r} is not NAME=NUMBER") from None
+        if not sep or not out[name.strip()] > 0:
+            raise ValueError(f"{what}: {item!r} needs a positive number")
+    return out
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    from models.training.snapshot_extract import extract_snapshot
+
+    failed = 0
+    for git_dir in args.git_dirs:
+        try:
+            r = extract_snapshot(git_dir, args.out, args.commit)
+        except (OSError, RuntimeError, ValueError) as exc:
+            print(f"encotag corpus snapshot: {git_dir}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(
+            f"{r.repo} @ {r.commit[:12]}: {r.written} written, {r.kept} kept, {r.missing} absent"
+            f" -> {r.folder}"
+        )
+    return 1 if failed else 0
 
 
 def _progress(msg: str) -> None:
@@ -31,15 +91,23 @@ def _progress(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.training.corpus import BuildOptions, build
-    from models.training.corpus_sources import all_sources
+    from models.training.corpus import BuildOptions, build, corpus_sources
 
     shared = args.shared
     if shared is None:
         repo = Path(__file__).resolve().parents[2]
         shared = repo.parent / "shared" / "data"
+    try:
+        weights = _pairs(args.domain_weights, "--domain-weights")
+        caps = _pairs(args.source_cap, "--source-cap")
+    except ValueError as exc:
+        print(f"encotag corpus: {exc}", file=sys.stderr)
+        return 2
     if args.list_sources:
-        for s in all_sources(shared, mix=True):
+        probe = BuildOptions(
+            args.out, shared, mix=True, snapshots=args.snapshots, stretch=max(args.stretch, 1)
+        )
+        for s in corpus_sources(probe):
             print(f"{s.name:24s} {s.domain:12s} {s.origin:32s} {s.missing() or 'ok'}")
         return 0
     if args.hours <= 0 or args.max_hours_per_source <= 0:
@@ -55,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
         jobs=max(1, min(args.jobs, 2)),
         mix=args.mix,
         augment=args.augment,
+        source_caps=caps,
+        snapshots=args.snapshots,
+        stretch=max(0, args.stretch),
+        domain_weights=weights,
     )
     try:
         total = build(opts, progress=_progress)
@@ -62,3 +134,56 @@ def run(args: argparse.Namespace) -> int:
         print(f"encotag corpus: {exc}", file=sys.stderr)
         return 2
     return 0 if total >= args.hours else 1
+
+
+def run_coverage(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from models.tagger import teacher_tagger
+    from models.teacher_pack import TEACHER_FILE, TEACHER_LABELS, teacher_labels
+    from models.training.coverage import (
+        coverage,
+        coverage_markdown,
+        per_source_classes,
+        read_manifest,
+        teacher_segment_logits,
+    )
+
+    repo = Path(__file__).resolve().parents[2]
+    teacher_dir = args.teacher or repo.parent / "shared" / "teachers" / "efficientat_mn04_as"
+    if not (args.corpus / "manifest.csv").is_file():
+        print(f"encotag corpus coverage: {args.corpus}: no manifest.csv", file=sys.stderr)
+        return 2
+    if not (teacher_dir / TEACHER_FILE).is_file():
+        print(f"encotag corpus coverage: no teacher at {teacher_dir / TEACHER_FILE}", file=sys.stderr)
+        return 2
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    rows = read_manifest(args.corpus)
+    wanted = {w for w in args.sources.split(",") if w}
+    keep = [i for i, r in enumerate(rows) if not wanted or r.source in wanted]
+    teacher = teacher_tagger(teacher_dir / TEACHER_FILE)
+    labels = teacher_labels(teacher_dir / TEACHER_LABELS)
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 640 == 0:
+            print(f"coverage: {done}/{total} clips to compute", file=sys.stderr, flush=True)
+
+    cache = args.cache or args.corpus / "teacher_segments"
+    logits = teacher_segment_logits(args.corpus, rows, teacher, cache, progress=progress)[:, :-1]
+    sel = [rows[i] for i in keep]
+    cov = coverage(logits[np.array(keep, int)], sel)
+    report = coverage_markdown(cov, labels, per_source_classes(logits[np.array(keep, int)], sel))
+    head = (
+        f"{cov.covered(0.3)} classes with >= 20 training segments at p >= 0.3, "
+        f"{cov.covered(0.5)} at p >= 0.5 ({len(sel)} clips)"
+    )
+    print(head)
+    if args.out:
+        args.out.write_text(
+            f"# Teacher class coverage of {args.corpus}\n\n{head}.\n\n{report}", encoding="utf-8"
+        )
+    else:
+        print(report)
+    return 0

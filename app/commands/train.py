@@ -127,6 +127,19 @@ def _feature_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--reverse", action="store_true", help="features: work from the last chunk (a 2nd worker)")
     p.add_argument("--split", choices=("train", "held", "both"), default="both", help="features: which split")
+    p.add_argument(
+        "--per-clip",
+        action="store_true",
+        help="one corpus, each clip once (its augmentation is in the corpus): per-clip code and teacher "
+        "caches, the corpus val split held out (docs/TRAINING.md, everyday sounds)",
+    )
+    p.add_argument(
+        "--balance",
+        type=float,
+        default=0.5,
+        help="with --per-clip: sample 2-s segments with weight 1/frequency**B of their rarest confident "
+        "teacher class (0: uniform; default 0.5)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,12 +29,69 @@ def teacher_file(args: argparse.Namespace) -> Path:
     return Path(args.teacher) / TEACHER_FILE
 
 
+def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """``--per-clip``: codes and teacher logits of every clip of one corpus, cached per clip (built first
+    where missing); the corpus ``val`` split is the held-out set; train segments carry class-balanced
+    sampling weights (``--balance``)."""
+    import numpy as np
+
+    from models.codec import Codec
+    from models.tagger import teacher_tagger
+    from models.training.corpus_features import build_codes, code_cache_dir, codec_shape, load_distill_data
+    from models.training.coverage import read_manifest, teacher_segment_logits
+    from models.training.distill import codebook_table
+    from models.training.features import state_hash
+    from models.training.outputs import load_codec_dir
+
+    if len(args.corpus) != 1 or args.codec is None:
+        raise ValueError("--per-clip takes exactly one --corpus folder and a --codec")
+    corpus = args.corpus[0]
+    rows = read_manifest(corpus)
+    ccfg, cstate, _ = load_codec_dir(args.codec)
+    codec = Codec.from_state(ccfg, cstate)
+    chash = state_hash(cstate)
+    code_dir = code_cache_dir(args.features or corpus, chash)
+    teacher = teacher_tagger(teacher_file(args))
+    teacher_segment_logits(
+        corpus, rows, teacher, corpus / "teacher_segments", progress=_progress("teacher", corpus.name)
+    )
+    build_codes(corpus, rows, codec, code_dir, progress=_progress("codes", corpus.name), reverse=args.reverse)
+    n_q, n_frames = codec_shape(codec)
+    split = {
+        "train": [r for r in rows if r.split == "train"],
+        "held": [r for r in rows if r.split != "train"],
+    }
+    out = {}
+    wmax = 1.0
+    for name, sel in split.items():
+        data, weights = load_distill_data(corpus, sel, code_dir, teacher, n_q, n_frames, args.balance)
+        if name == "train" and args.balance > 0:
+            data.seg_weights = weights
+            wmax = float(np.max(weights)) if weights.size else 1.0
+        out[name] = data
+    info: dict[str, Any] = {
+        "feature_cfg": {"per_clip": True, "clip_s": 10.0, "seg_s": 2.0, "n_aug": 1, "balance": args.balance},
+        "codec_hash": chash,
+        "data": {
+            "corpus": str(corpus),
+            "train_clips": len(split["train"]),
+            "heldout_clips": len(split["held"]),
+            "train_hours": round(len(split["train"]) * 10 / 3600, 2),
+            "weights_max_over_mean": round(wmax, 2),
+        },
+    }
+    return out["train"], out["held"], codebook_table(codec), info
+
+
 def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Build (or reuse) the base clips, teacher cache and — with ``--codec`` — the code cache.
 
     Returns (train DistillData | None, held-out DistillData | None, codebook table | None, info).
     """
     import dataclasses
+
+    if getattr(args, "per_clip", False):
+        return prepare_per_clip(args)
 
     import numpy as np
     import torch

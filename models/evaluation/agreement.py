@@ -6,7 +6,14 @@ shared probe sets. Teacher labels: teacher probability ≥ 0.5. Per source and o
 - mAP: mean over classes with at least ``min_positives`` (5) teacher positives of sklearn's
   ``average_precision_score(teacher label, pack probability)``;
 - top-1 agreement: fraction of clips where the pack's highest-scoring class is the teacher's;
+- top-5 overlap: mean share of the teacher's five highest classes found among the pack's five highest;
+- Music-or-Speech instead of neither: among clips whose teacher top class is neither Speech nor Music,
+  the share where the pack's top class is one of them (the "everything is Music" failure);
 - per class (overall only): each scored class's AP, positives and the source holding most of them.
+
+The **broad held-out set** is the corpus ``val`` split alone (sources ``corpus:*``): recordings held out
+by recording from every corpus source, scored over all classes with ≥ 5 teacher positives, with its own
+per-class APs (``Agreement.broad``, ``Agreement.broad_per_class``).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ log = logging.getLogger(__name__)
 
 THRESHOLD = 0.5
 MIN_POSITIVES = 5
+SPEECH, MUSIC = 0, 137  # AudioSet indices of "Speech" and "Music"
+BROAD_PREFIX = "corpus:"
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,8 @@ class AgreementScore:
     top1: float
     n_clips: int
     n_classes: int
+    top5: float = 0.0
+    ms_instead: float | None = None  # None when no clip's teacher top class is neither Speech nor Music
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,8 @@ class Agreement:
     overall: AgreementScore
     per_source: dict[str, AgreementScore]
     per_class: tuple[ClassAgreement, ...] = ()
+    broad: AgreementScore | None = None
+    broad_per_class: tuple[ClassAgreement, ...] = ()
 
 
 def heldout_clips(
@@ -80,8 +93,8 @@ def heldout_clips(
             rows = []
         val = [r for r in rows if (r.get("split") or "").strip().lower() in ("val", "valid", "validation")]
         val.sort(key=lambda r: r.get("clip") or r.get("file") or r.get("path") or "")
-        if max_corpus is not None:
-            val = val[:max_corpus]
+        if max_corpus is not None and len(val) > max_corpus:  # evenly spaced: every source keeps its share
+            val = [val[int(i)] for i in np.linspace(0, len(val) - 1, max_corpus).round().astype(int)]
         for r in val:
             rel = r.get("clip") or r.get("file") or r.get("path") or ""
             if not rel:
@@ -108,11 +121,34 @@ def _class_aps(pack: np.ndarray, teacher: np.ndarray, min_positives: int) -> tup
     return keep, [float(average_precision_score(labels[:, c], pack[:, c])) for c in keep]
 
 
+def top5_overlap(pack: np.ndarray, teacher: np.ndarray) -> float:
+    """Mean over clips of |top-5(pack) ∩ top-5(teacher)| / 5."""
+    if not len(pack):
+        return 0.0
+    tp = np.argsort(-pack, axis=1)[:, :5]
+    tt = np.argsort(-teacher, axis=1)[:, :5]
+    return float(np.mean([len(set(a) & set(b)) / 5 for a, b in zip(tp, tt, strict=True)]))
+
+
+def music_speech_instead(pack: np.ndarray, teacher: np.ndarray) -> float | None:
+    """Share of the clips whose teacher top class is neither Speech nor Music where the pack's top class
+    is Speech or Music (None when there is no such clip)."""
+    neither = ~np.isin(teacher.argmax(axis=1), (SPEECH, MUSIC))
+    if not neither.any():
+        return None
+    return float(np.isin(pack[neither].argmax(axis=1), (SPEECH, MUSIC)).mean())
+
+
 def _score(pack: np.ndarray, teacher: np.ndarray, min_positives: int) -> AgreementScore:
     keep, aps = _class_aps(pack, teacher, min_positives)
     top1 = float(np.mean(pack.argmax(axis=1) == teacher.argmax(axis=1))) if len(pack) else 0.0
     return AgreementScore(
-        map=float(np.mean(aps)) if aps else None, top1=top1, n_clips=len(pack), n_classes=len(keep)
+        map=float(np.mean(aps)) if aps else None,
+        top1=top1,
+        n_clips=len(pack),
+        n_classes=len(keep),
+        top5=top5_overlap(pack, teacher),
+        ms_instead=music_speech_instead(pack, teacher),
     )
 
 
@@ -143,8 +179,15 @@ def teacher_agreement(
     per = {
         s: _score(pack_probs[src == s], teacher_probs[src == s], min_positives) for s in sorted(set(sources))
     }
+    broad = np.char.startswith(src.astype(str), BROAD_PREFIX) if len(src) else np.zeros(0, bool)
     return Agreement(
         overall=_score(pack_probs, teacher_probs, min_positives),
         per_source=per,
         per_class=_per_class(pack_probs, teacher_probs, src, min_positives),
+        broad=_score(pack_probs[broad], teacher_probs[broad], min_positives) if broad.any() else None,
+        broad_per_class=(
+            _per_class(pack_probs[broad], teacher_probs[broad], src[broad], min_positives)
+            if broad.any()
+            else ()
+        ),
     )

@@ -124,16 +124,30 @@ def _agreement_tables(rows: list[EmbedderResult]) -> list[str]:
         for src, s in items:
             out.append(f"| {src} | {s.n_clips} | {s.n_classes} | {_f(s.map)} | {_f(s.top1)} |")
         out.append("")
+        b = row.agreement.broad
+        if b is not None:
+            ms = "—" if b.ms_instead is None else f"{100 * b.ms_instead:.1f} %"
+            out += [
+                "Broad held-out set (the corpus `val` split: recordings held out from every source):",
+                "",
+                "| clips | classes ≥ 5 positives | mAP | top-1 | top-5 overlap"
+                " | Music/Speech instead of neither |",
+                "|---:|---:|---:|---:|---:|---:|",
+                f"| {b.n_clips} | {b.n_classes} | {_f(b.map)} | {_f(b.top1)} | {_f(b.top5)} | {ms} |",
+                "",
+            ]
+            if row.agreement.broad_per_class:
+                out += _class_table(row.agreement.broad_per_class, "broad held-out")
         if row.agreement.per_class:
             out += _class_table(row.agreement.per_class)
     return out
 
 
-def _class_table(per_class: tuple[ClassAgreement, ...]) -> list[str]:
-    """The overall mAP's classes, weakest first."""
+def _class_table(per_class: tuple[ClassAgreement, ...], which: str = "overall") -> list[str]:
+    """The classes of one mAP, weakest first."""
     labels = audioset_labels()
     out = [
-        "Per class (the classes of the overall mAP, weakest first):",
+        f"Per class (the classes of the {which} mAP, weakest first):",
         "",
         "| class | teacher positives | AP | most positives from |",
         "|---|---:|---:|---|",
@@ -211,6 +225,8 @@ def results_json(rows: list[EmbedderResult], tasks: list[Task], meta: ReportMeta
                     "overall": vars(r.agreement.overall),
                     "per_source": {k: vars(v) for k, v in r.agreement.per_source.items()},
                     "per_class": [vars(c) for c in r.agreement.per_class],
+                    "broad": None if r.agreement.broad is None else vars(r.agreement.broad),
+                    "broad_per_class": [vars(c) for c in r.agreement.broad_per_class],
                 },
             }
             for r in rows

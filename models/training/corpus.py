@@ -56,6 +56,23 @@ class BuildOptions:
     augment: bool = False
     manifest_every: int = 25
     source_caps: dict[str, float] = field(default_factory=dict)  # per-source cap overrides (hours)
+    snapshots: Path | None = None  # repository snapshots of real recordings (corpus_snapshots)
+    stretch: int = 0  # augmented copies of every real recording, plus real-ambience mixtures
+    domain_weights: dict[str, float] = field(default_factory=dict)  # share of each domain (default equal)
+
+
+def corpus_sources(opts: BuildOptions) -> list[Source]:
+    """Every source this build can draw from: the built-in ones, the repository snapshots under
+    ``opts.snapshots`` and, with ``opts.stretch``, their augmented copies and real-ambience mixtures."""
+    srcs = all_sources(opts.shared_root, opts.mix)
+    if opts.snapshots is not None:
+        from models.training.corpus_snapshots import snapshot_sources
+        from models.training.corpus_stretch import stretch_sources
+
+        srcs += snapshot_sources(opts.snapshots, opts.shared_root)
+        if opts.stretch > 0:
+            srcs += stretch_sources(srcs, opts.stretch)
+    return srcs
 
 
 def select_sources(all_srcs: list[Source], wanted: Iterable[str]) -> list[Source]:
@@ -72,10 +89,22 @@ def select_sources(all_srcs: list[Source], wanted: Iterable[str]) -> list[Source
             continue
         is_shared = s.origin.startswith("shared/")
         is_mix = s.origin == "mixture"
-        group = "shared" if is_shared else "mix" if is_mix else "synth" if s.name in SYNTHS else "debian"
+        group = (
+            "shared"
+            if is_shared
+            else "mix"
+            if is_mix
+            else "synth"
+            if s.name in SYNTHS
+            else "real"
+            if "@" in s.origin
+            else "debian"
+        )
         if s.name in wanted or group in wanted or s.origin in wanted:
             out.append(s)
-    unknown = set(wanted) - {s.name for s in all_srcs} - {s.origin for s in all_srcs} - {*GROUPS, "debian"}
+    unknown = (
+        set(wanted) - {s.name for s in all_srcs} - {s.origin for s in all_srcs} - {*GROUPS, "debian", "real"}
+    )
     if unknown:
         raise ValueError(f"unknown source(s): {', '.join(sorted(unknown))}")
     return out
@@ -137,7 +166,8 @@ def plan_round(
         doms = [d for d in DOMAINS if any(s.domain == d and s.name in open_srcs for s in srcs)]
         if not doms:
             break
-        dom = min(doms, key=lambda d: (dom_h[d], DOMAINS.index(d)))
+        weight = {d: max(opts.domain_weights.get(d, 1.0), 1e-6) for d in DOMAINS}
+        dom = min(doms, key=lambda d: (dom_h[d] / weight[d], DOMAINS.index(d)))
         cands = [s for s in srcs if s.domain == dom and s.name in open_srcs]
         src = min(cands, key=lambda s: (src_h[s.name], srcs.index(s)))
         cap = opts.source_caps.get(src.name, opts.max_hours_per_source)
@@ -230,7 +260,7 @@ def build(opts: BuildOptions, progress: Callable[[str], None] | None = None) -> 
     say = progress or (lambda msg: log.info("%s", msg))
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     srcs = []
-    for s in select_sources(all_sources(opts.shared_root, opts.mix), opts.sources):
+    for s in select_sources(corpus_sources(opts), opts.sources):
         reason = s.missing()
         if reason:
             say(f"skipping source {s.name}: {reason}")

@@ -27,6 +27,7 @@ from models.training.corpus_sources import (
     stable_hash,
     unit_rng,
 )
+from models.training.corpus_stretch import split_for, strong_augment
 from models.training.corpus_synth import SYNTH_LICENCE
 
 SR = 24000
@@ -42,6 +43,18 @@ def split_of(source: str, uid: str) -> str:
     """``val`` for about 5 % of units (by a stable hash of source and uid), else ``train``; all clips of a
     unit share a split, so neighbouring pieces of one recording never straddle train and val."""
     return "val" if stable_hash("split", source, uid) % 100 < VAL_PERCENT else "train"
+
+
+def unit_split(unit: Unit, origin: str) -> str:
+    """The split of ``unit``: forced by its recipe (real mixtures: ``train``), inherited from the original
+    recording (augmented copies: ``split_key``), or by a stable hash; recordings from a repository
+    snapshot (origin ``owner/name@commit``) hold out 12 %, the rest 5 % as before."""
+    if unit.spec.get("split") in ("train", "val"):
+        return str(unit.spec["split"])
+    key = unit.spec.get("split_key")
+    if key:
+        return split_for(str(key[0]), str(key[1]), bool(key[2]))
+    return split_for(unit.source, unit.uid, "@" in origin)
 
 
 def load_mono(path: str, sr: int = SR) -> np.ndarray:
@@ -94,6 +107,11 @@ def render_spec(spec: dict[str, Any], source: str, uid: str, seed: int) -> Piece
     if kind == "fluid-solo":
         x, p = fluid.render_solo_piece(int(spec["program"]), 40.0, SR, rng)
         return x, p, SYNTH_LICENCE["fluidsynth-solo"]
+    if kind == "variant":  # a strongly augmented copy of a real recording (corpus_stretch)
+        base = dict(spec["base"])
+        x, p, licence = render_spec(base, base.pop("source"), base.pop("uid"), seed)
+        x, ap = strong_augment(x, SR, rng)
+        return x, {**p, "copy": spec["copy"], "augment": ap}, licence
     if kind == "mix":
         fg_spec, bg_spec = dict(spec["fg"]), dict(spec["bg"])
         fg, fp, fl = render_spec(fg_spec, fg_spec.pop("source"), fg_spec.pop("uid"), seed)
@@ -102,6 +120,9 @@ def render_spec(spec: dict[str, Any], source: str, uid: str, seed: int) -> Piece
         if len(bg) == 0 or len(fg) == 0:
             return fg, {"fg": fp, "bg": bp}, fl
         x = aug.mix_at_snr(fg, bg, float(spec["snr_db"]), rng)
+        if spec.get("reverb") and rng.random() < 0.5:  # a room and a microphone for the whole scene
+            x, _ = aug.random_reverb(x, SR, rng)
+            x, _ = aug.random_eq(x, SR, rng)
         licence = fl if fl == bl else f"{fl} AND {bl}"
         return (
             x,
@@ -154,7 +175,7 @@ def render_unit(
         if ap:
             params = {**params, "augment": ap}
     rows = []
-    split = split_of(unit.source, unit.uid)
+    split = unit_split(unit, origin)
     for k, (clip, offset, content) in enumerate(cut_clips(x)):
         rel = f"clips/{unit.source}/{unit.uid}_{k:02d}.flac"
         write_flac(Path(out_dir) / rel, clip)

@@ -69,6 +69,7 @@ class DistillData:
     seg_logits: np.ndarray
     short_logits: np.ndarray | None = None
     seg_emb: np.ndarray | None = None
+    seg_weights: np.ndarray | None = None  # (N, S) class-balanced sampling weights of the 2-s segments
 
     @property
     def n_seg(self) -> int:
@@ -138,7 +139,12 @@ def _batch(
         if p_short > 0 and data.short_logits is not None and rng.random() < p_short:
             seg_logits = data.short_logits
         n_seg = seg_logits.shape[2]
-        seg = rng.integers(0, n_seg, bs)
+        if data.seg_weights is not None and seg_logits is data.seg_logits:
+            w = data.seg_weights.reshape(-1).astype(np.float64)
+            flat = rng.choice(len(w), size=bs, p=w / w.sum())
+            idx, seg = flat // n_seg, flat % n_seg
+        else:
+            seg = rng.integers(0, n_seg, bs)
         sf = data.codes.shape[3] // n_seg
         codes = np.stack(
             [data.codes[i, a, :, s * sf : (s + 1) * sf] for i, a, s in zip(idx, aug, seg, strict=True)]

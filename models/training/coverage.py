@@ -1,0 +1,193 @@
+"""Teacher class coverage of a corpus (``encotag corpus coverage``).
+
+The student learns a class only where the teacher fires on it, so a corpus is judged by how many AudioSet
+classes the teacher is confident about, counted in the unit the student trains on: 2-s segments. This
+module runs the teacher on every 2-s segment of every clip of a corpus manifest (10-s clips → 5 segments,
+32 kHz audio, no augmentation) and caches the logits as float16 ``(n_clips, n_seg, 527)`` in chunk files
+(resumable; a killed run loses at most one chunk). The same cache gives the class-balanced sampling
+weights of the distillation (:func:`segment_weights`).
+
+Counts: a class is *covered* at threshold ``t`` when at least ``min_segments`` training segments have a
+teacher probability ≥ ``t``. The per-class table (training and held-out counts) and per-source class counts
+go to Markdown (``docs/CORPUS.md``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.audio import load_audio
+
+log = logging.getLogger(__name__)
+
+SEG_S = 2.0
+CLIP_S = 10.0
+TEACHER_SR = 32000
+
+
+@dataclass(frozen=True)
+class CorpusRow:
+    """One manifest row: clip path relative to the corpus, source, domain and split."""
+
+    clip: str
+    source: str
+    domain: str
+    split: str
+
+
+def read_manifest(corpus: Path) -> list[CorpusRow]:
+    """The rows of ``corpus/manifest.csv`` (columns clip, source, domain, split)."""
+    with (corpus / "manifest.csv").open(newline="", encoding="utf-8") as f:
+        return [CorpusRow(r["clip"], r["source"], r.get("domain", ""), r["split"]) for r in csv.DictReader(f)]
+
+
+def _segments(x: np.ndarray, n_seg: int) -> np.ndarray:
+    seg = int(SEG_S * TEACHER_SR)
+    x = x[: seg * n_seg]
+    if len(x) < seg * n_seg:
+        x = np.pad(x, (0, seg * n_seg - len(x)))
+    return x.reshape(n_seg, seg)
+
+
+def teacher_segment_logits(
+    corpus: Path,
+    rows: Sequence[CorpusRow],
+    teacher: torch.nn.Module,
+    cache_dir: Path,
+    chunk: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> np.ndarray:
+    """Teacher logits float16 ``(len(rows), 6, 527)``: rows 0-4 for the 2-s segments of each 10-s clip,
+    row 5 for the whole clip (32 kHz audio, no augmentation).
+
+    One ``.npy`` per clip under ``cache_dir`` (mirroring the clip's path), written atomically, so a
+    growing corpus or a killed run recomputes only the clips without one."""
+    n_seg = int(round(CLIP_S / SEG_S))
+    paths = [cache_dir / (r.clip + ".npy") for r in rows]
+    todo = [i for i, p in enumerate(paths) if _load(p, n_seg + 1) is None]
+    for k in range(0, len(todo), chunk):
+        if should_stop():
+            raise KeyboardInterrupt("coverage cancelled")
+        idx = todo[k : k + chunk]
+        batch = np.stack([_segments(load_audio(corpus / rows[i].clip, TEACHER_SR), n_seg) for i in idx])
+        with torch.inference_mode():
+            seg = teacher(torch.from_numpy(batch.reshape(-1, batch.shape[-1]))).logits.numpy()
+            whole = teacher(torch.from_numpy(batch.reshape(len(idx), -1))).logits.numpy()
+        both = np.concatenate([seg.reshape(len(idx), n_seg, -1), whole[:, None]], axis=1)
+        for i, lg in zip(idx, both.astype(np.float16), strict=True):
+            paths[i].parent.mkdir(parents=True, exist_ok=True)
+            tmp = paths[i].with_name(f".{paths[i].name}.{os.getpid()}.tmp.npy")
+            np.save(tmp, lg)
+            os.replace(tmp, paths[i])
+        if progress is not None:
+            progress(min(k + chunk, len(todo)), len(todo))
+    out = [_load(p, n_seg + 1) for p in paths]
+    if any(o is None for o in out):
+        raise OSError(f"{cache_dir}: a cached logit file could not be read back")
+    return np.stack(out) if out else np.zeros((0, n_seg + 1, 527), np.float16)  # type: ignore[arg-type]
+
+
+def _load(path: Path, n_seg: int) -> np.ndarray | None:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return x if x.ndim == 2 and x.shape[0] == n_seg else None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Segment counts per class at each threshold, for the training and the held-out split."""
+
+    thresholds: tuple[float, ...]
+    train_counts: np.ndarray  # (n_thresholds, n_classes) int
+    held_counts: np.ndarray  # (n_thresholds, n_classes) int
+    n_train_segments: int
+    n_held_segments: int
+
+    def covered(self, threshold: float, min_segments: int = 20) -> int:
+        """Number of classes with ≥ ``min_segments`` training segments at p ≥ ``threshold``."""
+        return int((self.train_counts[self.thresholds.index(threshold)] >= min_segments).sum())
+
+
+def coverage(
+    logits: np.ndarray, rows: Sequence[CorpusRow], thresholds: tuple[float, ...] = (0.3, 0.5)
+) -> Coverage:
+    """Per-class segment counts at each threshold (``logits``: ``(n_clips, n_seg, C)``)."""
+    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+    held = np.array([r.split != "train" for r in rows], bool)
+    tc = np.stack([(p[~held] >= t).sum(axis=(0, 1)) for t in thresholds])
+    hc = np.stack([(p[held] >= t).sum(axis=(0, 1)) for t in thresholds])
+    return Coverage(thresholds, tc, hc, int((~held).sum() * p.shape[1]), int(held.sum() * p.shape[1]))
+
+
+def segment_weights(logits: np.ndarray, threshold: float = 0.3, power: float = 0.5) -> np.ndarray:
+    """Class-balanced sampling weights ``(n_clips, n_seg)``: each segment weighs the largest
+    ``1 / frequency**power`` of the classes the teacher is confident about there (p ≥ ``threshold``),
+    where frequency is that class's share of confident segments; segments with no confident class get
+    the weight of the most frequent class. Normalised to mean 1."""
+    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+    conf = p >= threshold
+    freq = conf.reshape(-1, conf.shape[-1]).sum(axis=0).astype(np.float64)
+    inv = np.where(freq > 0, (freq.max() / np.maximum(freq, 1)) ** power, 0.0)
+    w = (conf * inv).max(axis=-1)
+    w = np.where(w > 0, w, 1.0)
+    return (w / w.mean()).astype(np.float32)
+
+
+def per_source_classes(
+    logits: np.ndarray, rows: Sequence[CorpusRow], threshold: float = 0.3, min_segments: int = 5
+) -> dict[str, tuple[int, int, float]]:
+    """``{source: (segments, classes with ≥ min_segments segments at p ≥ threshold, share of segments
+    whose top class is Speech or Music)}`` (class indices 0 and 137 are Speech and Music)."""
+    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+    src = np.array([r.source for r in rows])
+    out = {}
+    for s in sorted(set(src)):
+        ps = p[src == s].reshape(-1, p.shape[-1])
+        top = ps.argmax(axis=1)
+        out[s] = (
+            len(ps),
+            int(((ps >= threshold).sum(0) >= min_segments).sum()),
+            float(np.isin(top, (0, 137)).mean()),
+        )
+    return out
+
+
+def coverage_markdown(
+    cov: Coverage, labels: Sequence[str], per_source: dict[str, tuple[int, int, float]]
+) -> str:
+    """The coverage report: headline counts, per-source classes and the per-class table."""
+    lines = [
+        f"Training segments: {cov.n_train_segments}; held-out segments: {cov.n_held_segments} (2 s each).",
+        "",
+        "| threshold | classes with ≥ 20 training segments | with ≥ 5 held-out segments |",
+        "|---:|---:|---:|",
+    ]
+    for i, t in enumerate(cov.thresholds):
+        lines.append(
+            f"| {t:g} | {int((cov.train_counts[i] >= 20).sum())} | {int((cov.held_counts[i] >= 5).sum())} |"
+        )
+    lines += ["", "| source | segments | classes (≥ 5 segments at p ≥ 0.3) | top class Speech or Music |"]
+    lines += ["|---|---:|---:|---:|"]
+    for s, (n, k, sm) in sorted(per_source.items(), key=lambda kv: -kv[1][1]):
+        lines.append(f"| {s} | {n} | {k} | {100 * sm:.0f} % |")
+    lines += ["", "| class | train p≥0.3 | train p≥0.5 | held-out p≥0.3 |", "|---|---:|---:|---:|"]
+    order = np.argsort(-cov.train_counts[0])
+    for c in order:
+        if cov.train_counts[0][c] == 0 and cov.held_counts[0][c] == 0:
+            continue
+        lines.append(
+            f"| {labels[c]} | {int(cov.train_counts[0][c])} | {int(cov.train_counts[-1][c])}"
+            f" | {int(cov.held_counts[0][c])} |"
+        )
+    return "\n".join(lines) + "\n"

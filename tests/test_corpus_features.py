@@ -1,0 +1,127 @@
+"""Whole-corpus distillation data: teacher segment logits cached per clip (coverage counts, class-balanced
+weights), per-clip codec codes, weighted segment sampling, and the broad held-out agreement figures."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from models.evaluation.agreement import music_speech_instead, teacher_agreement, top5_overlap
+from models.training.corpus_features import build_codes, codec_shape, load_distill_data
+from models.training.coverage import (
+    CorpusRow,
+    coverage,
+    read_manifest,
+    segment_weights,
+    teacher_segment_logits,
+)
+from models.training.distill import DistillData, _batch
+
+
+class CountingTeacher(torch.nn.Module):
+    """A stand-in teacher whose logit for class c is the mean level of the input times (c + 1): real
+    arithmetic on the audio, so cached and fresh values can be compared; counts the clips it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = 0
+
+    def forward(self, x: torch.Tensor) -> SimpleNamespace:
+        self.seen += len(x)
+        level = x.abs().mean(dim=1, keepdim=True)
+        return SimpleNamespace(logits=level * torch.arange(1, 528, dtype=torch.float32) - 3.0)
+
+
+def _corpus(root: Path, n: int) -> list[CorpusRow]:
+    (root / "clips" / "s").mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        rel = f"clips/s/c{i:02d}.flac"
+        amp = 0.05 + 0.1 * i
+        sf.write(root / rel, (amp * np.sin(np.arange(240000) * 0.05)).astype(np.float32), 24000)
+        rows.append(
+            {"clip": rel, "source": "s", "domain": "environment", "split": "val" if i == 0 else "train"}
+        )
+    with (root / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=["clip", "source", "domain", "split"])
+        w.writeheader()
+        w.writerows(rows)
+    return read_manifest(root)
+
+
+def test_teacher_segments_are_cached_per_clip_and_counted(tmp_path: Path) -> None:
+    rows = _corpus(tmp_path, 4)
+    teacher = CountingTeacher()
+    lg = teacher_segment_logits(tmp_path, rows, teacher, tmp_path / "cache")
+    assert lg.shape == (4, 6, 527) and lg.dtype == np.float16 and teacher.seen == 4 * 5 + 4
+    again = teacher_segment_logits(tmp_path, rows, teacher, tmp_path / "cache")
+    assert teacher.seen == 24 and np.array_equal(lg, again)  # nothing recomputed
+    (tmp_path / "cache" / (rows[2].clip + ".npy")).write_bytes(b"broken")
+    teacher_segment_logits(tmp_path, rows, teacher, tmp_path / "cache")
+    assert teacher.seen == 24 + 6  # only the damaged clip again
+    cov = coverage(lg[:, :5], rows, thresholds=(0.3, 0.5))
+    assert cov.n_train_segments == 15 and cov.n_held_segments == 5
+    p = 1 / (1 + np.exp(-lg[1:, :5].astype(np.float32)))
+    assert cov.train_counts[0].tolist() == (p >= 0.3).sum(axis=(0, 1)).tolist()
+    assert cov.covered(0.3, min_segments=15) == int(((p >= 0.3).sum(axis=(0, 1)) >= 15).sum())
+
+
+def test_segment_weights_favour_rare_confident_classes() -> None:
+    logits = np.full((10, 5, 527), -8.0, np.float32)
+    logits[:, :, 0] = 4.0  # a frequent class on every segment
+    logits[3, 2, 100] = 4.0  # a rare class on one segment
+    w = segment_weights(logits, power=0.5)
+    assert w.shape == (10, 5) and abs(w.mean() - 1.0) < 1e-5
+    assert w[3, 2] > 5 * w[0, 0]
+    data = DistillData(
+        np.zeros((10, 1, 2, 50), np.int16),
+        np.zeros((10, 1, 527), np.float16),
+        logits[:, None].astype(np.float16),
+        seg_weights=w,
+    )
+    rng = np.random.default_rng(0)
+    hits = sum(int((b.logits[:, 100] > 0).sum()) for b in (_batch(data, rng, 64, 1.0) for _ in range(20)))
+    share = hits / (64 * 20)
+    expected = w[3, 2] / w.sum()
+    assert share > 3 * (1 / 50) and abs(share - expected) < 0.05
+
+
+def test_codes_per_clip_and_distill_data(tiny_codec_pack: Path, tmp_path: Path) -> None:
+    from models.codec import Codec
+    from models.training.outputs import load_codec_dir
+
+    cfg, state, _ = load_codec_dir(tiny_codec_pack)
+    codec = Codec.from_state(cfg, state)
+    rows = _corpus(tmp_path, 3)
+    n_q, n_frames = codec_shape(codec)
+    assert build_codes(tmp_path, rows, codec, tmp_path / "codes") == 3
+    assert build_codes(tmp_path, rows, codec, tmp_path / "codes") == 0  # resumable: nothing left
+    cached = np.stack([np.load(tmp_path / "codes" / (r.clip + ".npy")) for r in rows])
+    audio = np.stack([sf.read(tmp_path / r.clip, dtype="float32")[0] for r in rows])
+    with torch.inference_mode():  # the same batch encoded directly
+        direct = codec.encode(torch.from_numpy(audio)).to(torch.int16).numpy()
+    assert cached.shape == (3, n_q, n_frames) and np.array_equal(cached, direct)
+    data, w = load_distill_data(tmp_path, rows, tmp_path / "codes", CountingTeacher(), n_q, n_frames)
+    assert data.codes.shape == (3, 1, n_q, n_frames) and data.seg_logits.shape == (3, 1, 5, 527)
+    assert data.logits.shape == (3, 1, 527) and w.shape == (3, 5)
+
+
+def test_broad_agreement_figures() -> None:
+    rng = np.random.default_rng(1)
+    teacher = rng.random((40, 527)) * 0.4
+    teacher[:20, 74] = 0.9  # dog on half the clips
+    teacher[20:, 0] = 0.9  # speech on the other half
+    pack = teacher.copy()
+    pack[:10, 137] = 0.95  # the pack says Music on 10 dog clips
+    assert music_speech_instead(pack, teacher) == 0.5
+    assert top5_overlap(teacher, teacher) == 1.0 and 0.5 < top5_overlap(pack, teacher) < 1.0
+    src = ["corpus:a"] * 30 + ["fsdd"] * 10
+    agr = teacher_agreement(pack, teacher, src)
+    assert agr.broad is not None and agr.broad.n_clips == 30
+    assert agr.broad.ms_instead == 0.5 and agr.overall.n_clips == 40
+    assert {c.index for c in agr.broad_per_class} >= {74}
