@@ -313,12 +313,17 @@ def trusted_labels(
 
 
 def evaluate_student(
-    model: Any, train: DistillData, held: DistillData, table: Tensor, augs: tuple[int, ...] = (0, 1)
+    model: Any,
+    train: DistillData,
+    held: DistillData,
+    table: Tensor,
+    augs: tuple[int, ...] = (0, 1),
+    min_pos_trusted: int = 3,
 ) -> dict[str, Any]:
     """Teacher agreement on held-out clips and the trusted labels.
 
     mAP/top-1 on the clean clips (augmentation 0, classes with ≥ 5 teacher positives); the trusted-label
-    APs pool the held-out augmentations ``augs`` (classes with ≥ 3 positives) for more positives.
+    APs pool the held-out augmentations ``augs`` (classes with ≥ ``min_pos_trusted`` positives).
     """
     augs = tuple(a for a in augs if a < held.codes.shape[1])
     preds = [predict(model, held, table, a) for a in augs]
@@ -326,7 +331,7 @@ def evaluate_student(
     ap0, _ = per_class_ap(s0, t0, 5)
     sa = np.concatenate(preds)
     ta = np.concatenate([teacher_probs(held, a) for a in augs])
-    apa, pos_a = per_class_ap(sa, ta, 3)
+    apa, pos_a = per_class_ap(sa, ta, min_pos_trusted)
     train_pos = (teacher_probs(train, None) >= THRESHOLD).sum(axis=0)
     trusted = trusted_labels(train_pos, apa)
     top1 = float(np.mean(s0.argmax(1) == t0.argmax(1))) if len(s0) else 0.0
