@@ -58,12 +58,14 @@ def test_teacher_segments_are_cached_per_clip_and_counted(tmp_path: Path) -> Non
     rows = _corpus(tmp_path, 4)
     teacher = CountingTeacher()
     lg = teacher_segment_logits(tmp_path, rows, teacher, tmp_path / "cache")
-    assert lg.shape == (4, 6, 527) and lg.dtype == np.float16 and teacher.seen == 4 * 5 + 4
+    # five segments per clip; the whole clip only for the held-out one (row 0), the max elsewhere
+    assert lg.shape == (4, 6, 527) and lg.dtype == np.float16 and teacher.seen == 4 * 5 + 1
+    assert np.array_equal(lg[2, 5], lg[2, :5].max(axis=0))
     again = teacher_segment_logits(tmp_path, rows, teacher, tmp_path / "cache")
-    assert teacher.seen == 24 and np.array_equal(lg, again)  # nothing recomputed
+    assert teacher.seen == 21 and np.array_equal(lg, again)  # nothing recomputed
     (tmp_path / "cache" / (rows[2].clip + ".npy")).write_bytes(b"broken")
     teacher_segment_logits(tmp_path, rows, teacher, tmp_path / "cache")
-    assert teacher.seen == 24 + 6  # only the damaged clip again
+    assert teacher.seen == 21 + 5  # only the damaged clip again
     cov = coverage(lg[:, :5], rows, thresholds=(0.3, 0.5))
     assert cov.n_train_segments == 15 and cov.n_held_segments == 5
     p = 1 / (1 + np.exp(-lg[1:, :5].astype(np.float32)))

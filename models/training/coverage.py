@@ -65,9 +65,12 @@ def teacher_segment_logits(
     chunk: int = 32,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    whole: Callable[[CorpusRow], bool] = lambda r: r.split != "train",
 ) -> np.ndarray:
     """Teacher logits float16 ``(len(rows), 6, 527)``: rows 0-4 for the 2-s segments of each 10-s clip,
-    row 5 for the whole clip (32 kHz audio, no augmentation).
+    row 5 for the whole clip (32 kHz audio, no augmentation). The whole clip costs as much as its five
+    segments and only held-out clips need it (agreement on whole clips), so by default a training clip's
+    row 5 is the element-wise max of its segment logits (does any 2-s part show the class).
 
     One ``.npy`` per clip under ``cache_dir`` (mirroring the clip's path), written atomically, so a
     growing corpus or a killed run recomputes only the clips without one."""
@@ -81,8 +84,12 @@ def teacher_segment_logits(
         batch = np.stack([_segments(load_audio(corpus / rows[i].clip, TEACHER_SR), n_seg) for i in idx])
         with torch.inference_mode():
             seg = teacher(torch.from_numpy(batch.reshape(-1, batch.shape[-1]))).logits.numpy()
-            whole = teacher(torch.from_numpy(batch.reshape(len(idx), -1))).logits.numpy()
-        both = np.concatenate([seg.reshape(len(idx), n_seg, -1), whole[:, None]], axis=1)
+            seg = seg.reshape(len(idx), n_seg, -1)
+            full = seg.max(axis=1)
+            need = [k for k, i in enumerate(idx) if whole(rows[i])]
+            if need:
+                full[need] = teacher(torch.from_numpy(batch[need].reshape(len(need), -1))).logits.numpy()
+        both = np.concatenate([seg, full[:, None]], axis=1)
         for i, lg in zip(idx, both.astype(np.float16), strict=True):
             paths[i].parent.mkdir(parents=True, exist_ok=True)
             tmp = paths[i].with_name(f".{paths[i].name}.{os.getpid()}.tmp.npy")
