@@ -127,3 +127,18 @@ def test_broad_agreement_figures() -> None:
     assert agr.broad is not None and agr.broad.n_clips == 30
     assert agr.broad.ms_instead == 0.5 and agr.overall.n_clips == 40
     assert {c.index for c in agr.broad_per_class} >= {74}
+
+
+def test_coverage_command_with_the_real_teacher(tmp_path: Path) -> None:
+    from app.cli import main
+    from tests.conftest import require_shared
+
+    teacher = require_shared("teachers", "efficientat_mn04_as")
+    _corpus(tmp_path / "c", 3)
+    out = tmp_path / "coverage.md"
+    args = ["corpus", "coverage", str(tmp_path / "c"), "--teacher", str(teacher), "--out", str(out)]
+    assert main([*args, "--max-clips", "1"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "classes with >= 20 training segments at p >= 0.3" in text and "(2 clips)" in text
+    assert "| threshold |" in text and "| s | 10 |" in text  # one training and one held-out clip
+    assert len(list((tmp_path / "c" / "teacher_segments").rglob("*.npy"))) == 2

@@ -51,6 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--out", type=Path, default=None, help="write the Markdown report here")
     c.add_argument("--sources", default="", help="only these sources (comma list)")
     c.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    c.add_argument(
+        "--max-clips",
+        type=int,
+        default=0,
+        help="only N training clips, evenly spaced (the selection of `train tagger --max-clips N`), and "
+        "every held-out clip",
+    )
     c.set_defaults(func=run_coverage)
 
 
@@ -137,7 +144,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_coverage(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from models.tagger import teacher_tagger
@@ -163,6 +169,12 @@ def run_coverage(args: argparse.Namespace) -> int:
     rows = read_manifest(args.corpus)
     wanted = {w for w in args.sources.split(",") if w}
     keep = [i for i, r in enumerate(rows) if not wanted or r.source in wanted]
+    if args.max_clips > 0:
+        from app.commands.train import evenly_spaced
+
+        train = evenly_spaced([i for i in keep if rows[i].split == "train"], args.max_clips)
+        keep = sorted({*train, *(i for i in keep if rows[i].split != "train")})
+    rows = [rows[i] for i in keep]
     teacher = teacher_tagger(teacher_dir / TEACHER_FILE)
     labels = teacher_labels(teacher_dir / TEACHER_LABELS)
 
@@ -172,12 +184,12 @@ def run_coverage(args: argparse.Namespace) -> int:
 
     cache = args.cache or args.corpus / "teacher_segments"
     logits = teacher_segment_logits(args.corpus, rows, teacher, cache, progress=progress)[:, :-1]
-    sel = [rows[i] for i in keep]
-    cov = coverage(logits[np.array(keep, int)], sel)
-    report = coverage_markdown(cov, labels, per_source_classes(logits[np.array(keep, int)], sel))
+
+    cov = coverage(logits, rows)
+    report = coverage_markdown(cov, labels, per_source_classes(logits, rows))
     head = (
         f"{cov.covered(0.3)} classes with >= 20 training segments at p >= 0.3, "
-        f"{cov.covered(0.5)} at p >= 0.5 ({len(sel)} clips)"
+        f"{cov.covered(0.5)} at p >= 0.5 ({len(rows)} clips)"
     )
     print(head)
     if args.out:
