@@ -12,8 +12,9 @@ shared probe sets. Teacher labels: teacher probability ≥ 0.5. Per source and o
 - per class (overall only): each scored class's AP, positives and the source holding most of them.
 
 The **broad held-out set** is the corpus ``val`` split alone (sources ``corpus:*``): recordings held out
-by recording from every corpus source, scored over all classes with ≥ 5 teacher positives, with its own
-per-class APs (``Agreement.broad``, ``Agreement.broad_per_class``).
+by recording from every corpus source (their augmented copies, sources ``*+aug``, are left out: they
+would count the same recording up to three times), scored over all classes with ≥ 5 teacher positives,
+with its own per-class APs (``Agreement.broad``, ``Agreement.broad_per_class``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ THRESHOLD = 0.5
 MIN_POSITIVES = 5
 SPEECH, MUSIC = 0, 137  # AudioSet indices of "Speech" and "Music"
 BROAD_PREFIX = "corpus:"
+AUGMENTED_SUFFIX = "+aug"  # corpus sources of augmented copies (corpus_stretch): not scored twice
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,12 @@ def heldout_clips(
                 exc,
             )
             rows = []
-        val = [r for r in rows if (r.get("split") or "").strip().lower() in ("val", "valid", "validation")]
+        val = [
+            r
+            for r in rows
+            if (r.get("split") or "").strip().lower() in ("val", "valid", "validation")
+            and not (r.get("source") or "").endswith(AUGMENTED_SUFFIX)  # copies of held-out recordings
+        ]
         val.sort(key=lambda r: r.get("clip") or r.get("file") or r.get("path") or "")
         if max_corpus is not None and len(val) > max_corpus:  # evenly spaced: every source keeps its share
             val = [val[int(i)] for i in np.linspace(0, len(val) - 1, max_corpus).round().astype(int)]
