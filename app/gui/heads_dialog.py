@@ -76,8 +76,7 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
         self._wanted_head: str | None = win.settings.head_path
         self.runner = HeadJobRunner(win.pack_path, WindowConfig(win.settings.window_s, win.settings.hop_s))
         self.runner.progress.connect(self._job_progress)
-        self.runner.done.connect(self._job_done)
-        self.runner.failed.connect(self._job_failed)
+        self.runner.finished.connect(self._job_finished)
         self.recorder = Recorder(win)
         self.recorder.tick.connect(lambda s: self.record_button.setText(f"Recording… {s:.0f} s"))
         self.recorder.finished.connect(self._recorded)

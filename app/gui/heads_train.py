@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.gui import heads_logic as logic
 from app.gui.heads_jobs import EmbedJob, EmbedResult, TrainJob, TrainResult
+from app.gui.jobs import JobOutcome, JobStatus
 from models.heads import HeadError
 
 if TYPE_CHECKING:
@@ -138,6 +139,12 @@ class TrainMixin:
             self.progress.setValue(p.done)
             self.job_label.setText(p.message)
 
+    def _job_finished(self, job_id: int, outcome: JobOutcome) -> None:
+        if outcome.status is JobStatus.DONE:
+            self._job_done(job_id, outcome.result)
+        else:
+            self._job_failed(job_id, outcome)
+
     def _job_done(self, job_id: int, result: Any) -> None:
         self._jobs.pop(job_id, None)
         self.job_label.setText("")
@@ -147,11 +154,12 @@ class TrainMixin:
             self._trained(result)
         self._sync_buttons()
 
-    def _job_failed(self, job_id: int, message: str) -> None:
+    def _job_failed(self, job_id: int, outcome: JobOutcome) -> None:
         kind = self._jobs.pop(job_id, "job")
         self.job_label.setText("")
-        self.message("Cancelled." if message == "cancelled" else f"{kind.capitalize()} failed: {message}",
-                     error=message != "cancelled")  # fmt: skip
+        cancelled = outcome.status is JobStatus.CANCELLED
+        self.message("Cancelled." if cancelled else f"{kind.capitalize()} failed: {outcome.message}",
+                     error=not cancelled)  # fmt: skip
         self._sync_buttons()
 
     def _embedded(self, r: EmbedResult) -> None:

@@ -33,8 +33,10 @@ from app.gui import actions, layout
 from app.gui.drawing import REFRESH_MS, Painter
 from app.gui.errors import ErrorNotifier
 from app.gui.file_view import FileView
+from app.gui.jobs import JobOutcome, JobStarted, JobStatus
 from app.gui.live import LiveSession, LiveTab
 from app.gui.plots import LevelMeter, TopKBars, TrajectoryView
+from app.gui.series import Overview, ResultBatch
 from app.gui.tagviews import TagPicker, TagTableModel, TagTableView
 from app.gui.worker import WorkerThread
 from app.settings import Settings
@@ -125,12 +127,12 @@ class MainWindow(QMainWindow):
         w.engine_failed.connect(self._engine_failed)
         w.live_result.connect(self._live_result)
         w.live_error.connect(self._live_error)
-        w.file_started.connect(self._file_started)
-        # bound methods of this window (not lambdas): Qt then queues the calls onto the GUI thread
-        w.file_overview.connect(self._file_overview)
-        w.file_batch.connect(self._file_batch)
-        w.file_progress.connect(self._file_progress)
-        w.file_finished.connect(self._file_finished)
+        # file jobs (app.gui.jobs): bound methods of this window (not lambdas), so Qt queues the calls
+        # onto the GUI thread
+        w.started.connect(self._file_started)
+        w.yielded.connect(self._file_yielded)
+        w.progress.connect(self._file_progress)
+        w.finished.connect(self._file_finished)
         self.source_failed.connect(self._live_error)
 
         self.timer = QTimer(self)
@@ -246,24 +248,24 @@ class MainWindow(QMainWindow):
         if view is not None:
             fn(view)
 
-    def _file_overview(self, job: int, overview: Any) -> None:
-        self._file(job, lambda v: v.set_overview(overview))
+    def _file_yielded(self, job: int, item: Any) -> None:
+        if isinstance(item, Overview):
+            self._file(job, lambda v: v.set_overview(item))
+        elif isinstance(item, ResultBatch):
+            self._file(job, lambda v: v.add_batch(item))
 
-    def _file_batch(self, job: int, batch: Any) -> None:
-        self._file(job, lambda v: v.add_batch(batch))
-
-    def _file_started(self, job: int, _path: str) -> None:
+    def _file_started(self, job: int, _started: JobStarted) -> None:
         self._file(job, lambda v: v.set_progress(0, 1))
 
     def _file_progress(self, job: int, p: Progress) -> None:
         self._progress[job] = p  # drawn by the next file stage (progress bars repaint synchronously)
 
-    def _file_finished(self, job: int, status: str) -> None:
+    def _file_finished(self, job: int, outcome: JobOutcome) -> None:
         self._progress.pop(job, None)
-        self._file(job, lambda v: v.set_finished(status))
+        self._file(job, lambda v: v.set_finished(outcome.text))
         self._jobs_open.discard(job)
-        if status.startswith("error"):
-            self.statusBar().showMessage(status, 10000)
+        if outcome.status is JobStatus.ERROR:
+            self.statusBar().showMessage(outcome.text, 10000)
         self._update_job_status()
         if self.current_file() is self.files.get(job):
             self._view_changed()
