@@ -79,8 +79,8 @@ def test_make_train_reload_activate_and_tag_a_file(qtbot, tiny_codec_pack: Path,
     noise = _write_examples(tmp_path / "noise", "noise", 6, 1)
     win = _window(qtbot, tiny_codec_pack)
     try:
-        win.act_heads.trigger()  # Heads ▸ Manage heads…
-        dlg = win.heads_dialog
+        win.heads.act_manage.trigger()  # Heads ▸ Manage heads…
+        dlg = win.heads.dialog
         assert dlg.isVisible() and not dlg.isModal()
         assert dlg.new_head("beeper")
         assert dlg.add_class("tone") and dlg.add_background()
@@ -132,9 +132,9 @@ def test_make_train_reload_activate_and_tag_a_file(qtbot, tiny_codec_pack: Path,
         assert hp[:, 0].mean() > 0.5  # a tone file is called a tone
         view = next(iter(win.files.values()))
         win.tabs.setCurrentWidget(view)
-        panel = win.head_panel
+        panel = win.heads.panel
         panel.refresh()
-        assert win.dock_head.isVisible()
+        assert win.heads.dock.isVisible()
         x, y = panel.curves[0].getData()
         assert len(x) == per_file and np.allclose(y, hp[:, 0], atol=1e-5)
         assert panel.curves[1] is None  # background is not drawn
@@ -152,17 +152,17 @@ def test_make_train_reload_activate_and_tag_a_file(qtbot, tiny_codec_pack: Path,
         again = MainWindow(win.settings, pack_path=str(tiny_codec_pack))
         qtbot.addWidget(again)
         try:
-            qtbot.waitUntil(lambda: again.heads_dialog.active_name == "beeper", timeout=60000)
-            assert again.head_panel.head is not None and again.head_panel.head.classes == head.classes
+            qtbot.waitUntil(lambda: again.heads.dialog.active_name == "beeper", timeout=60000)
+            assert again.heads.panel.head is not None and again.heads.panel.head.classes == head.classes
         finally:
             again.shutdown()
-            again.heads_dialog.shutdown()
+            again.heads.dialog.shutdown()
 
         dlg.activate(None)
         assert dlg.active is None and win.settings.head_path is None and panel.head is None
     finally:
         win.shutdown()
-        win.heads_dialog.shutdown()
+        win.heads.dialog.shutdown()
 
 
 def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         return made[-1]
 
     win = _window(qtbot, tiny_codec_pack, source_factory=factory)
-    dlg = win.heads_dialog
+    dlg = win.heads.dialog
     try:
         assert dlg.new_head("doorbell", ("ding", BACKGROUND))
         assert not dlg.new_head("doorbell")  # duplicate names are refused with a message
@@ -199,10 +199,10 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         qtbot.waitUntil(lambda: all(v.status == "done" for v in win.files.values()), timeout=60000)
         view = next(iter(win.files.values()))
         win.tabs.setCurrentWidget(view)
-        win.head_panel.set_span_classes(dlg.examples.classes)
-        win.head_panel.span_class.setCurrentText(BACKGROUND)
-        win.head_panel.region.setRegion((0.0, 2.6))
-        win.head_panel.span_button.click()
+        win.heads.panel.set_span_classes(dlg.examples.classes)
+        win.heads.panel.span_class.setCurrentText(BACKGROUND)
+        win.heads.panel.region.setRegion((0.0, 2.6))
+        win.heads.panel.span_button.click()
         rows = logic.span_rows(view.series.starts, view.series.ends, 0.0, 2.6)
         assert dlg.examples.counts()[BACKGROUND] == len(rows) == 5  # centres 0.5, 1.0, …, 2.5 s
         np.testing.assert_allclose(dlg.examples.emb[dlg.examples.label == 1], view.series.embeddings[rows])
@@ -220,8 +220,8 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         qtbot.waitUntil(lambda: len(win.live.series) >= 3 and len(live_heads) >= 3, timeout=60000)
         assert all(h is not None and h.shape == (2,) for h in live_heads)
         win.refresh_all()
-        win.head_panel.refresh()
-        x, y = win.head_panel.curves[0].getData()
+        win.heads.panel.refresh()
+        x, y = win.heads.panel.curves[0].getData()
         assert len(x) == len(win.live.series) and np.all((y >= 0) & (y <= 1))
         # while listening, a recording is taken from the live stream (no second device stream)
         n_sources = len(made)

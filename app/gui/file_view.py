@@ -140,6 +140,14 @@ class FileView(QWidget):
     def set_threshold(self, value: float) -> None:
         self.tags.set_threshold(value)
 
+    def mark_dirty(self) -> None:
+        """Redraw the curves, the tags at the cursor and the trajectory at the next drawing stages."""
+        self._dirty = self.bars_dirty = self.traj_dirty = True
+
+    @property
+    def curves_dirty(self) -> bool:
+        return self._dirty
+
     # --- playback ------------------------------------------------------------------------------------
     def toggle_play(self) -> None:
         """Play from the cursor, or stop playing."""

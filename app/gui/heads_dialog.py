@@ -8,7 +8,8 @@ table and warnings. Embedding and training run on :class:`~app.gui.heads_jobs.He
 (own Engine); the GUI thread never runs torch. Examples are kept as embeddings next to the head.
 
 :func:`install` is called by the main window (``actions.install_heads``): it adds the dialog, the
-"Personal head" dock and the Heads menu. "That was X": :meth:`HeadsDialog.add_examples` takes a span's
+"Personal head" dock and the Heads menu entries, and returns the :class:`HeadsFeature` that the window
+keeps (``win.heads``) and tells when it closes. "That was X": :meth:`HeadsDialog.add_examples` takes a span's
 embeddings; :meth:`HeadsDialog.label_span` takes a time span of the current view (the dock's span
 selector calls it).
 """
@@ -16,11 +17,12 @@ selector calls it).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -32,6 +34,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QMenu,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -342,21 +345,22 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
             self.record(name, float(self.record_seconds.value()))
 
 
-class _CloseWatcher(QObject):
-    """Stops the dialog's jobs when the main window closes (no edit to the window's close handler)."""
+@dataclass(frozen=True)
+class HeadsFeature:
+    """The personal heads in the main window: the dialog, the "Personal head" dock and its panel, and
+    the Heads ▸ Manage heads… action. The window calls :meth:`window_closing` from its ``closeEvent``."""
 
-    def __init__(self, dialog: HeadsDialog) -> None:
-        super().__init__(dialog)
-        self.dialog = dialog
+    dialog: HeadsDialog
+    panel: HeadOutputPanel
+    dock: QDockWidget
+    act_manage: QAction
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        if event.type() == QEvent.Type.Close:
-            self.dialog.shutdown()
-        return False
+    def window_closing(self) -> None:
+        self.dialog.shutdown()
 
 
-def install(win: MainWindow) -> None:
-    """Add the Heads dialog, the "Personal head" dock and the Heads menu to the main window."""
+def install(win: MainWindow, menu: QMenu) -> HeadsFeature:
+    """Add the Heads dialog, the "Personal head" dock and the entries of the Heads ``menu``."""
     panel = HeadOutputPanel(win)
     dock = QDockWidget("Personal head", win)
     dock.setObjectName("dock_head")
@@ -366,11 +370,7 @@ def install(win: MainWindow) -> None:
     if not win.restoreDockWidget(dock):
         dock.hide()
     dialog = HeadsDialog(win, panel)
-    win.heads_dialog, win.head_panel, win.dock_head = dialog, panel, dock  # type: ignore[attr-defined]
     win.worker.worker.engine_ready.connect(dialog.engine_ready)
-    watcher = _CloseWatcher(dialog)
-    win.installEventFilter(watcher)
-    menu = win.menu_heads  # type: ignore[attr-defined]
     manage = QAction("&Manage heads…", win)
     manage.setShortcut(QKeySequence("Ctrl+H"))
     manage.triggered.connect(dialog.show_dialog)
@@ -381,4 +381,4 @@ def install(win: MainWindow) -> None:
     menu.addActions([manage, export, off])
     menu.addSeparator()
     menu.addAction(dock.toggleViewAction())
-    win.act_heads = manage  # type: ignore[attr-defined]
+    return HeadsFeature(dialog, panel, dock, manage)

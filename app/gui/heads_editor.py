@@ -151,10 +151,7 @@ class Recorder(QObject):
             self._ring, self.sample_rate = tap.display, int(tap.sample_rate)
             self._pos = self._ring.total
         else:
-            from app.gui import actions
-
-            factory = self.win.source_factory
-            source = factory() if factory is not None else actions.device_source(self.win)
+            source = self.win.input_source()
             self.sample_rate = int(source.sample_rate)
             ring = RingBuffer(int((seconds + 2) * self.sample_rate), int(getattr(source, "channels", 1)))
             self._pos = 0

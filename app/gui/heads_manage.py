@@ -8,7 +8,6 @@ to the "Personal head" dock, and into the settings (``head_path``) to be re-acti
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -226,9 +225,7 @@ class HeadListMixin:
         self.activate(None if name is None or name == self.active_name else name)
 
     def _remember(self, path: Path | None) -> None:
-        self.win.settings = dataclasses.replace(
-            self.win.settings, head_path=None if path is None else str(path)
-        )
+        self.win.update_settings(head_path=None if path is None else str(path))
 
     def engine_ready(self, _info: Any = None) -> None:
         """Activate the head remembered in the settings (or asked for while loading), once."""

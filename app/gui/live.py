@@ -37,6 +37,17 @@ class LiveSession:
         self.results = 0
         self.latest: WindowResult | None = None
         self._pending: list[WindowResult] = []
+        self._redraw = False
+
+    def mark_dirty(self) -> None:
+        """Redraw the live views at the next drawing stages (new labels, theme, selection)."""
+        self._redraw = True
+
+    def take_changes(self) -> bool:
+        """File pending results (:meth:`flush`); True if the live views need redrawing since the last call."""
+        changed = self.flush() or self._redraw
+        self._redraw = False
+        return changed
 
     @property
     def running(self) -> bool:
@@ -58,6 +69,7 @@ class LiveSession:
                 log.exception("error while stopping the input")
 
     def clear(self) -> None:
+        self._redraw = True
         self.series.clear()
         self.trajectory.clear()
         self.latest = None
