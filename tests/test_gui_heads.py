@@ -14,9 +14,9 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
-from app.gui import heads_logic as logic  # noqa: E402
-from app.gui.heads_jobs import TrainJob  # noqa: E402
+from app.gui.heads.jobs import TrainJob  # noqa: E402
 from app.gui.main_window import MainWindow  # noqa: E402
+from app.gui.state import heads as logic  # noqa: E402
 from app.paths import heads_dir  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from models.head_store import ExampleSet, HeadStore, PackStamp  # noqa: E402
@@ -142,7 +142,7 @@ def test_make_train_reload_activate_and_tag_a_file(qtbot, tiny_codec_pack: Path,
 
         # head events of the file, per-class thresholds
         from app.export import parse_events
-        from app.gui.heads_output import export_head_events
+        from app.gui.heads.output import export_head_events
 
         out, n = export_head_events(win, dlg.active, tmp_path / "head.csv")
         events = parse_events(out.read_text(), "csv")

@@ -13,9 +13,9 @@ import soundfile as sf
 pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt  # noqa: E402
 
-from app.gui.heads_jobs import HeadJobRunner  # noqa: E402
+from app.gui.heads.jobs import HeadJobRunner  # noqa: E402
 from app.gui.jobs import JobError, JobOutcome, JobRunner, JobStarted, JobStatus  # noqa: E402
-from app.gui.series import Overview, ResultBatch  # noqa: E402
+from app.gui.state.series import Overview, ResultBatch  # noqa: E402
 from app.gui.worker import InferenceWorker, WorkerThread  # noqa: E402
 from models.config import WindowConfig  # noqa: E402
 from models.pipeline import count_windows  # noqa: E402

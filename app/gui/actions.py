@@ -40,7 +40,7 @@ MIN_EVENT_S = 0.25
 WINDOW_CHOICES = (0.5, 1.0, 2.0, 5.0)
 HOP_CHOICES = (0.1, 0.25, 0.5, 1.0)
 MAX_RECENT = 10
-HEADS_MODULE = "app.gui.heads_dialog"
+HEADS_MODULE = "app.gui.heads"
 
 
 class WindowExtension(Protocol):

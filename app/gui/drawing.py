@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 from app.gui.files import FileViews
 from app.gui.layout import WindowParts
-from app.gui.live import LiveSession, LiveTab
-from app.gui.series import TagLabels
+from app.gui.live import LiveTab
+from app.gui.state.live import LiveSession
+from app.gui.state.series import TagLabels
 
 REFRESH_MS = 25  # one drawing stage per tick
 # minimum seconds between redraws of: scope+meter, live tag plot, bars+table, trajectory, file view,

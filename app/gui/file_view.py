@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from app.gui.playback import FilePlayer
 from app.gui.plots import ACCENT, TagHistoryPlot, _style_plot
-from app.gui.series import Overview, ResultBatch, ResultSeries
-from app.trajectory import Trajectory
+from app.gui.state.series import Overview, ResultBatch, ResultSeries
+from app.gui.state.trajectory import Trajectory
 
 AUTO_TAGS = 5  # curves drawn per file when the picker has nothing selected
 

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QTabWidget
 from app.gui.file_view import FileView
 from app.gui.jobs import JobOutcome, JobStarted, JobStatus
 from app.gui.layout import WindowParts
-from app.gui.series import Overview, ResultBatch
+from app.gui.state.series import Overview, ResultBatch
 from models.results import Progress
 
 

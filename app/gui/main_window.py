@@ -34,8 +34,9 @@ from app.gui.drawing import REFRESH_MS, Painter
 from app.gui.errors import ErrorNotifier
 from app.gui.file_view import FileView
 from app.gui.files import FileViews
-from app.gui.live import LiveSession, LiveTab
-from app.gui.series import TagLabels
+from app.gui.live import LiveTab
+from app.gui.state.live import LiveSession
+from app.gui.state.series import TagLabels
 from app.gui.worker import WorkerThread
 from app.settings import Settings
 from models.config import WindowConfig
@@ -119,7 +120,7 @@ class MainWindow(QMainWindow):
         self.worker.load(self.pack_path)
         heads = actions.install_heads(self, self.menus.menu_heads)
         self.extensions: list[actions.WindowExtension] = [heads] if heads is not None else []
-        self.heads: Any = heads  # the personal heads feature (app.gui.heads_dialog.HeadsFeature) or None
+        self.heads: Any = heads  # the personal heads feature (app.gui.heads.dialog.HeadsFeature) or None
         if not settings.window_state:
             layout.default_layout(self, self.ui)
 

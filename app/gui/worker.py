@@ -24,7 +24,8 @@ import numpy as np
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
 
 from app.gui.jobs import JobGen, JobRunner, one_line
-from app.gui.series import Overview, ResultBatch, envelope
+from app.gui.state.live import LiveTap
+from app.gui.state.series import Overview, ResultBatch, envelope
 from models.config import WindowConfig
 from models.results import Progress, WindowResult
 
@@ -42,36 +43,6 @@ def inference_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
-class LiveTap:
-    """The audio-callback side of the live path (Qt-free, callback-safe).
-
-    ``write(block)`` is what an input source calls for every block (float32 ``(n,)`` or ``(n, ch)``): it
-    copies the block into the display ring (level meter, scope) and, once the engine is ready, into the
-    ``StreamTagger``'s ring. Nothing else happens on the audio thread.
-    """
-
-    def __init__(self, sample_rate: int, channels: int = 1, display_s: float = 10.0) -> None:
-        from models.pipeline import RingBuffer
-
-        self.sample_rate = int(sample_rate)
-        self.channels = int(channels)
-        self.display = RingBuffer(max(1, int(display_s * sample_rate)), channels)
-        self.tagger: Any = None  # models.pipeline.StreamTagger, attached by the worker
-
-    def write(self, block: np.ndarray) -> None:
-        self.display.write(block)
-        tagger = self.tagger
-        if tagger is not None:
-            tagger.push(block)
-
-    __call__ = write
-
-    def latest_mono(self, n: int) -> np.ndarray:
-        """The newest ``n`` frames as mono float32 (for display)."""
-        x, _ = self.display.read_latest(n)
-        return x if x.ndim == 1 else x.mean(axis=1)
-
-
 class InferenceWorker(JobRunner):
     """Owns the Engine; serves the live stream and runs file jobs (a :class:`~app.gui.jobs.JobRunner`).
 
@@ -82,7 +53,8 @@ class InferenceWorker(JobRunner):
     ``set_window``, which change what a running job depends on. Nothing runs re-entrantly: the worker
     thread never pumps the Qt event loop.
 
-    File jobs yield an :class:`~app.gui.series.Overview`, then :class:`~app.gui.series.ResultBatch` es.
+    File jobs yield an :class:`~app.gui.state.series.Overview`, then
+    :class:`~app.gui.state.series.ResultBatch` es.
     """
 
     engine_loading = Signal(str)  # pack path or "default"

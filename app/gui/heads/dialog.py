@@ -4,7 +4,7 @@ Left: the saved heads (trained ones with their card, drafts, unreadable files wi
 New / Rename / Delete / Import / Export / Activate. Right: the edited head's classes (drop files or folders
 on a class, record N seconds into it, add a "background" class), Train (logistic regression or MLP,
 false-alarm rate) with progress and Cancel, and the result: cross-validated accuracy, the confusion
-table and warnings. Embedding and training run on :class:`~app.gui.heads_jobs.HeadJobRunner`'s thread
+table and warnings. Embedding and training run on :class:`~app.gui.heads.jobs.HeadJobRunner`'s thread
 (own Engine); the GUI thread never runs torch. Examples are kept as embeddings next to the head.
 
 :func:`install` is called by the main window (``actions.install_heads``): it adds the dialog, the
@@ -41,12 +41,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui import heads_logic as logic
-from app.gui.heads_editor import ClassTable, Recorder
-from app.gui.heads_jobs import EmbedJob, HeadJobRunner, audio_dir
-from app.gui.heads_manage import HeadListMixin
-from app.gui.heads_output import HeadOutputPanel, export_events_dialog, span_embeddings
-from app.gui.heads_train import TrainMixin, button
+from app.gui.heads.editor import ClassTable, Recorder
+from app.gui.heads.jobs import EmbedJob, HeadJobRunner, audio_dir
+from app.gui.heads.manage import HeadListMixin
+from app.gui.heads.output import HeadOutputPanel, export_events_dialog, span_embeddings
+from app.gui.heads.train import TrainMixin, button
+from app.gui.state import heads as logic
 from app.paths import heads_dir
 from models.config import WindowConfig
 from models.head_store import ExampleSet, HeadStore, PackStamp

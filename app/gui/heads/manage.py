@@ -1,6 +1,6 @@
 """The head list half of the Heads dialog: list, new, rename, delete, import, export, activate.
 
-A mixin of :class:`app.gui.heads_dialog.HeadsDialog` (it uses the dialog's widgets and store). Activating
+A mixin of :class:`app.gui.heads.dialog.HeadsDialog` (it uses the dialog's widgets and store). Activating
 loads the head with the current pack's id and embedding layout, so a head made for another pack is
 refused with a message; the active head goes to the inference worker (``head_probs`` in its results),
 to the "Personal head" dock, and into the settings (``head_path``) to be re-activated next start.
@@ -15,16 +15,16 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QListWidget, QListWidgetItem, QMessageBox, QWidget
 
-from app.gui import heads_logic as logic
-from app.gui.heads_jobs import audio_dir
+from app.gui.heads.jobs import audio_dir
+from app.gui.state import heads as logic
 from models.head_store import ExamplePackError, ExampleSet, PackStamp, check_name
 from models.heads import HeadError, load_head
 
 if TYPE_CHECKING:
-    from app.gui.heads_editor import ClassTable
-    from app.gui.heads_logic import HeadEntry
-    from app.gui.heads_output import HeadOutputPanel
+    from app.gui.heads.editor import ClassTable
+    from app.gui.heads.output import HeadOutputPanel
     from app.gui.main_window import MainWindow
+    from app.gui.state.heads import HeadEntry
     from models.head_store import HeadStore
     from models.heads import Head
 

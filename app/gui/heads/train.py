@@ -1,7 +1,7 @@
 """The training half of the Heads dialog: the Train box and the background jobs' results.
 
-A mixin of :class:`app.gui.heads_dialog.HeadsDialog`. Jobs go to the dialog's
-:class:`~app.gui.heads_jobs.HeadJobRunner` (own thread, own Engine); progress, results and failures come
+A mixin of :class:`app.gui.heads.dialog.HeadsDialog`. Jobs go to the dialog's
+:class:`~app.gui.heads.jobs.HeadJobRunner` (own thread, own Engine); progress, results and failures come
 back as queued signals. Training shows the cross-validated accuracy, the confusion table (rows: true
 class, columns: predicted) and the warnings of ``models.heads.HeadReport``.
 """
@@ -25,14 +25,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.gui import heads_logic as logic
-from app.gui.heads_jobs import EmbedJob, EmbedResult, TrainJob, TrainResult
+from app.gui.heads.jobs import EmbedJob, EmbedResult, TrainJob, TrainResult
 from app.gui.jobs import JobOutcome, JobStatus
+from app.gui.state import heads as logic
 from models.heads import HeadError
 
 if TYPE_CHECKING:
-    from app.gui.heads_editor import Recorder
-    from app.gui.heads_jobs import HeadJobRunner
+    from app.gui.heads.editor import Recorder
+    from app.gui.heads.jobs import HeadJobRunner
     from models.head_store import ExampleSet, HeadStore
     from models.heads import HeadReport
 

@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.heads_logic import head_events, span_rows
 from app.gui.plots import _style_plot, curve_colour
+from app.gui.state.heads import head_events, span_rows
 from models.heads import BACKGROUND, Head
 
 if TYPE_CHECKING:
