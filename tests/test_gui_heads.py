@@ -85,40 +85,42 @@ def test_make_train_reload_activate_and_tag_a_file(qtbot, tiny_codec_pack: Path,
         assert dlg.new_head("beeper")
         assert dlg.add_class("tone") and dlg.add_background()
         assert dlg.examples.classes == ("tone", BACKGROUND)
-        _drop_on_class(dlg.class_table, "tone", [tones])  # a folder
-        _drop_on_class(dlg.class_table, BACKGROUND, sorted(noise.glob("*.wav")))  # files
+        _drop_on_class(dlg.class_panel.class_table, "tone", [tones])  # a folder
+        _drop_on_class(dlg.class_panel.class_table, BACKGROUND, sorted(noise.glob("*.wav")))  # files
         _idle(qtbot, dlg)
         per_file = count_windows(int(1.2 * 24000), 24000, 12000)
         assert dlg.examples.counts() == {"tone": 6 * per_file, BACKGROUND: 6 * per_file}
-        assert dlg.class_table.item(0, 1).text() == str(6 * per_file)
+        assert dlg.class_panel.class_table.item(0, 1).text() == str(6 * per_file)
         # the examples are kept as embeddings beside the (not yet trained) head
         store = HeadStore(heads_dir())
         assert store.load_examples("beeper").counts() == dlg.examples.counts()
-        assert "not trained yet" in dlg.head_list.currentItem().text()
+        assert "not trained yet" in dlg.heads_panel.head_list.currentItem().text()
 
-        qtbot.mouseClick(dlg.train_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: dlg.cv_label.text() != "", timeout=60000)
-        acc = float(dlg.cv_label.text().split("accuracy: ")[1].split()[0])
+        qtbot.mouseClick(dlg.train_panel.train_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dlg.train_panel.cv_label.text() != "", timeout=60000)
+        acc = float(dlg.train_panel.cv_label.text().split("accuracy: ")[1].split()[0])
         assert acc > 0.6  # well above chance (0.5) even with the random tiny pack
         assert dlg.last_report is not None and dlg.last_report.cv_accuracy == pytest.approx(acc, abs=1e-3)
-        assert dlg.confusion.rowCount() == dlg.confusion.columnCount() == 2
-        cells = [[int(dlg.confusion.item(i, j).text()) for j in range(2)] for i in range(2)]
+        assert dlg.train_panel.confusion.rowCount() == dlg.train_panel.confusion.columnCount() == 2
+        cells = [[int(dlg.train_panel.confusion.item(i, j).text()) for j in range(2)] for i in range(2)]
         assert np.sum(cells) == 12 * per_file and np.trace(cells) / np.sum(cells) == pytest.approx(
             acc, abs=1e-3
         )
-        assert "class 'tone' has only" not in dlg.warnings.text()  # 12 windows per class: no warning
+        assert (
+            "class 'tone' has only" not in dlg.train_panel.warnings.text()
+        )  # 12 windows per class: no warning
 
         path = heads_dir() / "beeper.safetensors"
         assert path.is_file()
         head = store.load("beeper", pack_id=win.pack_info.pack_id, layout=win.pack_info.embedding_layout)
         assert head.classes == ("tone", BACKGROUND) and head.card.cv_accuracy == pytest.approx(acc, abs=1e-3)
-        assert "CV accuracy" in dlg.head_list.currentItem().text()
+        assert "CV accuracy" in dlg.heads_panel.head_list.currentItem().text()
 
         # activate: the worker's results now carry head_probs, the dock draws the head's curves
-        qtbot.mouseClick(dlg.activate_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(dlg.heads_panel.activate_button, Qt.MouseButton.LeftButton)
         assert dlg.active_name == "beeper" and dlg.active is not None
         assert win.settings.head_path == str(path)
-        assert dlg.activate_button.text() == "Deactivate"
+        assert dlg.heads_panel.activate_button.text() == "Deactivate"
         batches: list = []
         win.worker.worker.file_batch.connect(lambda _job, b: batches.append(b))
         probe = tones / "tone_3.wav"
@@ -183,7 +185,7 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         assert not dlg.new_head("doorbell")  # duplicate names are refused with a message
         assert "already exists" in dlg.msg.text()
         # record 2 s from the (synthetic) input into 'ding', keeping the audio (opt-in)
-        dlg.keep_audio.setChecked(True)
+        dlg.class_panel.keep_audio.setChecked(True)
         assert dlg.record("ding", 2.0)
         qtbot.waitUntil(lambda: dlg.examples.counts().get("ding", 0) > 0, timeout=60000)
         assert made and made[0].frames_sent >= 2 * SR
@@ -192,7 +194,7 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         assert set(dlg.examples.sources) == {str(kept)} and kept.parent == heads_dir() / "doorbell.audio"
         assert sf.info(kept).frames == 2 * SR and sf.info(kept).samplerate == SR
         assert not dlg.recorder.active
-        dlg.keep_audio.setChecked(False)
+        dlg.class_panel.keep_audio.setChecked(False)
         # "that was X": a span of a tagged file's timeline goes to a class
         clip = _write_examples(tmp_path / "clip", "noise", 1, 5, seconds=4.0) / "noise_0.wav"
         win.open_paths([clip])
@@ -210,8 +212,8 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
 
         # train on the recording and the span, activate, and run it live next to the AudioSet tags
         dlg.train()
-        qtbot.waitUntil(lambda: dlg.cv_label.text() != "", timeout=60000)
-        assert "class 'ding' has only 3 example(s)" in dlg.warnings.text()
+        qtbot.waitUntil(lambda: dlg.train_panel.cv_label.text() != "", timeout=60000)
+        assert "class 'ding' has only 3 example(s)" in dlg.train_panel.warnings.text()
         assert dlg.activate("doorbell")
         live_heads: list = []
         win.worker.worker.live_result.connect(lambda r: live_heads.append(r.head_probs))
@@ -270,7 +272,7 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         save_head(other, heads_dir() / "foreign.safetensors")
         (heads_dir() / "broken.safetensors").write_bytes(b"not a head at all")
         dlg.refresh_list()
-        texts = [dlg.head_list.item(i).text() for i in range(dlg.head_list.count())]
+        texts = [dlg.heads_panel.head_list.item(i).text() for i in range(dlg.heads_panel.head_list.count())]
         assert any(s.startswith("broken — unreadable:") for s in texts)
         assert any(s.startswith("foreign") and "another model pack" in s for s in texts)
         assert not dlg.activate("foreign") and "another model pack" in dlg.msg.text()

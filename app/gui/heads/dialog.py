@@ -24,42 +24,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QDialog,
-    QDockWidget,
-    QFileDialog,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QListWidget,
-    QMenu,
-    QSpinBox,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDialog, QDockWidget, QLabel, QMenu, QSplitter, QVBoxLayout, QWidget
 
-from app.gui.heads.editor import ClassTable, Recorder
-from app.gui.heads.jobs import EmbedJob, HeadJobRunner, audio_dir
-from app.gui.heads.manage import HeadListMixin
+from app.gui.heads.editor import ClassPanel, Recorder
+from app.gui.heads.jobs import EmbedJob, EmbedResult, HeadJobRunner, TrainJob, TrainResult
+from app.gui.heads.manage import HeadListPanel
 from app.gui.heads.output import HeadOutputPanel, export_events_dialog, span_embeddings
-from app.gui.heads.train import TrainMixin, button
+from app.gui.heads.train import TrainPanel
+from app.gui.jobs import JobOutcome, JobStatus
 from app.gui.state import heads as logic
+from app.gui.state.head_editor import HeadEditor, audio_dir
 from app.paths import heads_dir
 from models.config import WindowConfig
-from models.head_store import ExampleSet, HeadStore, PackStamp
+from models.head_store import ExampleSet, HeadStore
 from models.heads import BACKGROUND, Head, HeadReport
 
 if TYPE_CHECKING:
     from app.gui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
-_button = button
 
 
-class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
+class HeadsDialog(QDialog):
     """Non-modal head manager and editor for ``win`` (see module docstring)."""
 
     def __init__(self, win: MainWindow, panel: HeadOutputPanel) -> None:
@@ -69,94 +55,32 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
         self.setModal(False)
         self.resize(980, 620)
         self.setAcceptDrops(False)
-        self.store = HeadStore(heads_dir())
-        self.current: str | None = None
-        self.examples = ExampleSet.empty()
-        self.active: Head | None = None
-        self.active_name: str | None = None
-        self.last_report: HeadReport | None = None
+        self.editor = HeadEditor(
+            HeadStore(heads_dir()), lambda: self.win.pack_info, self.message, self._activated,
+            lambda path: self.win.update_settings(head_path=None if path is None else str(path)),
+            win.settings.head_path,
+        )  # fmt: skip
         self._jobs: dict[int, str] = {}  # job id → "embed" | "train"
-        self._wanted_head: str | None = win.settings.head_path
         self.runner = HeadJobRunner(win.pack_path, WindowConfig(win.settings.window_s, win.settings.hop_s))
         self.runner.progress.connect(self._job_progress)
         self.runner.finished.connect(self._job_finished)
         self.recorder = Recorder(win)
-        self.recorder.tick.connect(lambda s: self.record_button.setText(f"Recording… {s:.0f} s"))
         self.recorder.finished.connect(self._recorded)
         self.recorder.failed.connect(self._record_failed)
         panel.span_requested.connect(self.label_span)
-        self._build()
-        self.refresh_list()
 
-    # --- layout ---------------------------------------------------------------------------------------
-    def _build(self) -> None:
-        self.head_list = QListWidget()
-        self.head_list.setWordWrap(True)
-        self.head_list.currentItemChanged.connect(lambda cur, _prev: self._list_clicked(cur))
-        self.activate_button = _button(
-            "Activate", self.toggle_active, "Run the selected head live and on files"
-        )
-        heads_box = QGroupBox("Heads")
-        hb = QVBoxLayout(heads_box)
-        hb.addWidget(self.head_list, 1)
-        grid = QGridLayout()
-        buttons = [
-            _button("New…", self._new_clicked), _button("Rename…", self._rename_clicked),
-            _button("Delete", self._delete_clicked), _button("Import…", self._import_clicked),
-            _button("Export…", self._export_clicked), self.activate_button,
-        ]  # fmt: skip
-        for i, b in enumerate(buttons):
-            grid.addWidget(b, i // 3, i % 3)
-        hb.addLayout(grid)
-
-        self.class_table = ClassTable()
-        self.class_table.files_dropped.connect(self.add_files)
-        self.class_table.itemSelectionChanged.connect(self._sync_buttons)
-        self.record_seconds = QSpinBox()
-        self.record_seconds.setRange(1, 120)
-        self.record_seconds.setValue(5)
-        self.record_seconds.setSuffix(" s")
-        self.record_button = _button(
-            "Record", self._record_clicked, "Record from the input into the selected class"
-        )
-        self.edit_box = QGroupBox("Classes")
-        eb = QVBoxLayout(self.edit_box)
-        eb.addWidget(QLabel("Drop audio files or folders on a class, record into it, or mark a span in the "
-                            "Personal head dock and press “That was…”."))  # fmt: skip
-        eb.addWidget(self.class_table, 1)
-        row1, row2 = QHBoxLayout(), QHBoxLayout()
-        for b in (
-            _button("Add class…", self._add_class_clicked),
-            _button(
-                "Background class", self.add_background, "A 'none of these' class: record the room into it"
-            ),
-            _button("Rename class…", self._rename_class_clicked),
-            _button("Remove class", self._remove_class_clicked),
-        ):
-            row1.addWidget(b)
-        row2.addWidget(_button("Add files…", self._add_files_clicked))
-        row2.addWidget(_button("Add folder…", self._add_folder_clicked))
-        row2.addWidget(_button("Clear examples", self._clear_clicked))
-        row2.addStretch(1)
-        self.keep_audio = QCheckBox("Keep audio")
-        self.keep_audio.setToolTip(
-            "Also keep recordings as FLAC files next to the head (by default only embeddings are kept)"
-        )
-        row2.addWidget(self.keep_audio)
-        row2.addWidget(self.record_seconds)
-        row2.addWidget(self.record_button)
-        eb.addLayout(row1)
-        eb.addLayout(row2)
-
-        train_box = self._build_train_box()
-
+        self.heads_panel = HeadListPanel()
+        self.class_panel = ClassPanel()
+        self.train_panel = TrainPanel()
+        self._connect_panels()
+        self.recorder.tick.connect(lambda s: self.class_panel.record_button.setText(f"Recording… {s:.0f} s"))
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.edit_box, 3)
-        rl.addWidget(train_box, 2)
+        rl.addWidget(self.class_panel, 3)
+        rl.addWidget(self.train_panel, 2)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(heads_box)
+        split.addWidget(self.heads_panel)
         split.addWidget(right)
         split.setStretchFactor(1, 2)
         split.setSizes([340, 640])
@@ -166,65 +90,146 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(split, 1)
         lay.addWidget(self.msg)
-        self._sync_buttons()
+        self.refresh_list()
 
+    def _connect_panels(self) -> None:
+        hp, cp, tp = self.heads_panel, self.class_panel, self.train_panel
+        hp.selected.connect(self.select_head)
+        hp.new_requested.connect(self.new_head)
+        hp.rename_requested.connect(self.rename_head)
+        hp.delete_requested.connect(self.delete_head)
+        hp.import_requested.connect(self.import_head)
+        hp.export_requested.connect(self.export_head)
+        hp.activate_requested.connect(self.activate)
+        cp.add_class.connect(self.add_class)
+        cp.add_background.connect(self.add_background)
+        cp.rename_class.connect(self.rename_class)
+        cp.remove_class.connect(self.remove_class)
+        cp.clear_class.connect(self.clear_class)
+        cp.add_files.connect(self.add_files)
+        cp.record.connect(self.record)
+        cp.class_table.itemSelectionChanged.connect(self._sync_buttons)
+        tp.train_requested.connect(lambda kind, far: self.train(kind, far))
+        tp.cancel_requested.connect(self.cancel_jobs)
+
+    # --- the editor's state ---------------------------------------------------------------------------
+    @property
+    def store(self) -> HeadStore:
+        return self.editor.store
+
+    @property
+    def current(self) -> str | None:
+        return self.editor.current
+
+    @property
+    def examples(self) -> ExampleSet:
+        return self.editor.examples
+
+    @property
+    def active(self) -> Head | None:
+        return self.editor.active
+
+    @property
+    def active_name(self) -> str | None:
+        return self.editor.active_name
+
+    @property
+    def last_report(self) -> HeadReport | None:
+        return self.editor.last_report
+
+    # --- drawing ----------------------------------------------------------------------------------------
     def message(self, text: str, error: bool = True) -> None:
         """Show a one-line notice in the dialog (errors in red) and log it."""
         self.msg.setStyleSheet("color: #dc322f" if error else "")
         self.msg.setText(text)
         (log.warning if error else log.info)("heads: %s", text)
 
+    def refresh_list(self) -> None:
+        """Re-read the heads folder and redraw the panels (selection kept)."""
+        self.editor.reload()
+        self.sync()
+
+    def sync(self, heads_list: bool = True) -> None:
+        """Redraw the panels from the editor's state, the jobs and the recorder."""
+        ed = self.editor
+        if heads_list:
+            pack_id = getattr(self.win.pack_info, "pack_id", None)
+            self.heads_panel.show_entries(ed.entries.values(), ed.active_name, pack_id, ed.current)
+        else:
+            self.heads_panel.select_name(ed.current)
+        table = self.class_panel.class_table
+        table.blockSignals(True)
+        self.class_panel.show_head(ed.current, ed.examples)
+        table.blockSignals(False)
+        self.panel.set_span_classes(ed.examples.classes if ed.current is not None else ())
+        self._sync_buttons()
+
     def _sync_buttons(self) -> None:
-        has_head = self.current is not None
         busy = bool(self._jobs) or self.recorder.active
-        self.edit_box.setEnabled(has_head)
-        self.edit_box.setTitle(
-            f"Classes of '{self.current}'" if has_head else "Classes (choose or make a head)"
-        )
-        self.train_button.setEnabled(has_head and "train" not in self._jobs.values())
-        self.cancel_button.setEnabled(busy)
-        self.record_button.setEnabled(
-            not self.recorder.active and self.class_table.current_class() is not None
-        )
-        if not self.recorder.active:
-            self.record_button.setText("Record")
-        self.progress.setVisible(bool(self._jobs))
-        self.activate_button.setText(
-            "Deactivate" if self._selected() == self.active_name and self.active else "Activate"
-        )
-        self.panel.set_span_classes(self.examples.classes if has_head else ())
+        can_train = self.editor.current is not None and "train" not in self._jobs.values()
+        self.train_panel.sync(can_train, busy, bool(self._jobs))
+        self.class_panel.sync(self.recorder.active)
+        self.heads_panel.sync(self.editor.active is not None)
+
+    # --- heads ------------------------------------------------------------------------------------------
+    def select_head(self, name: str | None) -> None:
+        """Edit head ``name`` (its example set, or its card's classes when no examples were kept)."""
+        self.editor.select(name)
+        self.sync(heads_list=False)  # may run inside the list's own selection signal: no rebuild
+
+    def new_head(self, name: str, classes: tuple[str, ...] = ()) -> bool:
+        return self._then_sync(self.editor.new_head(name, classes))
+
+    def rename_head(self, old: str, new: str) -> bool:
+        return self._then_sync(self.editor.rename_head(old, new))
+
+    def delete_head(self, name: str) -> None:
+        self.editor.delete_head(name)
+        self.sync()
+
+    def import_head(self, path: str | Path, name: str | None = None) -> bool:
+        return self._then_sync(self.editor.import_head(path, name))
+
+    def export_head(self, name: str, path: str | Path) -> Path | None:
+        return self.editor.export_head(name, path)
+
+    def activate(self, name: str | None) -> bool:
+        """Run head ``name`` live and on files (None: no head). A head of another pack is refused."""
+        return self._then_sync(self.editor.activate(name))
+
+    def _activated(self, head: Head | None, _name: str | None) -> None:
+        self.win.worker.set_head(head)
+        self.panel.set_head(head)
+        if head is not None and self.panel.dock is not None:
+            self.panel.dock.show()
+            self.panel.dock.raise_()
+
+    def engine_ready(self, _info: Any = None) -> None:
+        """Activate the head remembered in the settings (or asked for while loading), once."""
+        self.editor.engine_ready()
+        self.sync()
+
+    def _then_sync(self, ok: bool) -> bool:
+        self.sync()
+        return ok
 
     # --- classes and examples ---------------------------------------------------------------------------
-    def _set_examples(self, ex: ExampleSet, select: str | None = None) -> None:
-        assert self.current is not None
-        self.store.save_examples(self.current, ex)
-        self.examples = ex
-        self.class_table.set_examples(ex)
-        if select:
-            self.class_table.select_class(select)
-        self.refresh_list()
-
     def _edit(self, fn: Any, *args: Any, select: str | None = None) -> bool:
-        if self.current is None:
-            self.message("Choose or make a head first.")
-            return False
-        try:
-            self._set_examples(fn(self.examples, *args), select)
-        except (ValueError, OSError) as exc:
-            self.message(str(exc))
-            return False
-        return True
+        ok = self.editor.edit(fn, *args)
+        self.sync()
+        if ok and select:
+            self.class_panel.class_table.select_class(select)
+        return ok
 
     def add_class(self, name: str) -> bool:
         return self._edit(logic.add_class, name, select=name.strip())
 
     def add_background(self) -> bool:
-        if BACKGROUND in self.examples.classes:
-            self.class_table.select_class(BACKGROUND)
-        elif not self.add_class(BACKGROUND):
-            return False
-        self.message("Record 10–30 s of the room (no target sounds) into 'background'.", error=False)
-        return True
+        ok = self.editor.add_background()
+        self.sync()
+        if ok:
+            self.class_panel.class_table.select_class(BACKGROUND)
+        return ok
 
     def remove_class(self, name: str) -> bool:
         return self._edit(logic.remove_class, name)
@@ -237,11 +242,11 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
 
     def add_examples(self, class_name: str, emb: np.ndarray, source: str = "span") -> bool:
         """ "That was X": add embeddings (n, D) float32 to ``class_name`` of the edited head."""
-        if self.current is None:
-            self.message("Choose or make a head first (Heads ▸ Manage heads…).")
-            return False
-        pack = PackStamp.of(self.win.pack_info) if self.win.pack_info is not None else None
-        return self._edit(logic.add_examples, class_name, emb, source, pack, select=class_name)
+        ok = self.editor.add_examples(class_name, emb, source)
+        self.sync()
+        if ok:
+            self.class_panel.class_table.select_class(class_name)
+        return ok
 
     def label_span(self, class_name: str, t0: float, t1: float) -> bool:
         """Add the current view's windows centred in [t0, t1] s as examples of ``class_name``."""
@@ -254,6 +259,7 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
             return True
         return False
 
+    # --- background jobs and recording ------------------------------------------------------------------
     def add_files(self, class_name: str, paths: list[str]) -> int | None:
         """Embed files/folders (off the GUI thread) into ``class_name``; returns the job id."""
         if self.current is None:
@@ -261,29 +267,74 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
             return None
         return self._submit(EmbedJob(self.current, class_name, tuple(str(p) for p in paths)), "embed")
 
+    def train(self, kind: str | None = None, far: float | None = None) -> int | None:
+        """Train the edited head in the background (kind and false-alarm rate from the train panel)."""
+        if self.current is None:
+            return None
+        tp = self.train_panel
+        self.train_panel.clear_report()
+        kind = kind or tp.kind.currentData()
+        far = float(tp.far.value()) if far is None else far
+        return self._submit(TrainJob(self.current, self.examples, self.store, kind, far), "train")
+
+    def _submit(self, job: EmbedJob | TrainJob, kind: str) -> int:
+        job_id = self.runner.submit(job)
+        self._jobs[job_id] = kind
+        self.train_panel.job_started("Embedding examples…" if kind == "embed" else "Training…")
+        self.sync()
+        return job_id
+
+    def cancel_jobs(self) -> None:
+        self.runner.cancel(None)
+        if self.recorder.active:
+            self.recorder.cancel()
+        self.sync()
+
+    def _job_progress(self, job_id: int, p: Any) -> None:
+        if job_id in self._jobs:
+            self.train_panel.job_progress(p)
+
+    def _job_finished(self, job_id: int, outcome: JobOutcome) -> None:
+        kind = self._jobs.pop(job_id, "job")
+        self.train_panel.job_ended()
+        r = outcome.result
+        if outcome.status is JobStatus.CANCELLED:
+            self.message("Cancelled.", error=False)
+        elif outcome.status is JobStatus.ERROR:
+            self.message(f"{kind.capitalize()} failed: {outcome.message}")
+        elif isinstance(r, EmbedResult):
+            self.editor.embedded(r)
+            self.sync()
+            if r.job.head == self.current:
+                self.class_panel.class_table.select_class(r.job.class_name)
+            return
+        elif isinstance(r, TrainResult):
+            self.train_panel.show_report(r.report, len(r.job.examples.label), r.job.kind)
+            self.editor.trained(r)
+        self.sync()
+
     def record(self, class_name: str, seconds: float) -> bool:
         try:
             self.recorder.start(class_name, seconds)
         except Exception as exc:  # noqa: BLE001 - AudioInputError and PortAudio errors alike
             self.message(f"Cannot record: {exc}")
             return False
-        self._sync_buttons()
+        self.sync()
         return True
 
     def _recorded(self, class_name: str, audio: np.ndarray, sr: int) -> None:
-        self._record_done()
+        self.sync()
         if self.current is not None:
-            keep = str(audio_dir(self.store, self.current)) if self.keep_audio.isChecked() else None
+            keep = (
+                str(audio_dir(self.store, self.current)) if self.class_panel.keep_audio.isChecked() else None
+            )
             job = EmbedJob(
                 self.current, class_name, audio=audio, sample_rate=sr, source="mic", keep_audio_dir=keep
             )
             self._submit(job, "embed")
 
-    def _record_done(self) -> None:
-        self._sync_buttons()
-
     def _record_failed(self, message: str) -> None:
-        self._sync_buttons()
+        self.sync()
         self.message(f"Recording failed: {message}")
 
     def show_dialog(self) -> None:
@@ -296,53 +347,6 @@ class HeadsDialog(HeadListMixin, TrainMixin, QDialog):
         """Stop recording and background jobs (the window is closing)."""
         self.recorder.cancel()
         self.runner.stop()
-
-    # --- class buttons with input dialogs ------------------------------------------------------------
-    def _add_class_clicked(self) -> None:
-        name = self._ask("Add class", "Class name (e.g. my doorbell):")
-        if name:
-            self.add_class(name)
-
-    def _rename_class_clicked(self) -> None:
-        old = self.class_table.current_class()
-        new = self._ask("Rename class", "New name:", old or "") if old else None
-        if old and new:
-            self.rename_class(old, new)
-
-    def _remove_class_clicked(self) -> None:
-        name = self.class_table.current_class()
-        if name:
-            self.remove_class(name)
-
-    def _clear_clicked(self) -> None:
-        name = self.class_table.current_class()
-        if name:
-            self.clear_class(name)
-
-    def _add_files_clicked(self) -> None:
-        name = self.class_table.current_class()
-        if name:
-            from app.gui.actions import AUDIO_FILTER
-
-            files, _ = QFileDialog.getOpenFileNames(
-                self, f"Examples of '{name}'", str(Path.home()), AUDIO_FILTER
-            )
-            if files:
-                self.add_files(name, files)
-
-    def _add_folder_clicked(self) -> None:
-        name = self.class_table.current_class()
-        if name:
-            folder = QFileDialog.getExistingDirectory(
-                self, f"A folder of '{name}' examples", str(Path.home())
-            )
-            if folder:
-                self.add_files(name, [folder])
-
-    def _record_clicked(self) -> None:
-        name = self.class_table.current_class()
-        if name:
-            self.record(name, float(self.record_seconds.value()))
 
 
 @dataclass(frozen=True)

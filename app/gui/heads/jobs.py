@@ -81,11 +81,6 @@ class TrainResult:
     path: Path
 
 
-def audio_dir(store: Any, name: str) -> Path:
-    """Folder for a head's kept raw recordings (only used when the user opts in): ``<heads>/NAME.audio``."""
-    return Path(store.root) / f"{name}.audio"
-
-
 def keep_recording(
     folder: str | os.PathLike[str], class_name: str, audio: np.ndarray, sample_rate: int
 ) -> Path:
