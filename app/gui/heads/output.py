@@ -107,7 +107,7 @@ class HeadOutputPanel(QWidget):
         super().__init__(parent)
         self.win = win
         self.head: Head | None = None
-        self.dock: QDockWidget | None = None  # the dock holding this panel (set by heads_dialog.install)
+        self.dock: QDockWidget | None = None  # its dock (set by app.gui.heads.dialog.install)
         self.title = QLabel("No personal head active. Heads ▸ Manage heads… to make or choose one.")
         self.title.setWordWrap(True)
         self.plot = pg.PlotWidget()
