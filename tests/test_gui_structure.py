@@ -131,3 +131,29 @@ def test_gui_modules_and_their_tests_are_small() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     ]
     assert big == [], f"modules over {MAX_LINES} lines: {big}"
+
+
+def test_closing_the_window_stops_the_heads_through_the_hook(
+    qtbot, tiny_mel_pack: Path, tmp_path, monkeypatch
+):
+    """``closeEvent`` calls the heads' ``window_closing``: a recording in progress stops with the window."""
+    monkeypatch.setenv("ENCOTAG_HOME", str(tmp_path / "home"))
+    import numpy as np
+
+    from app.audio_input import SyntheticSource
+    from app.gui.main_window import MainWindow
+    from app.settings import Settings
+
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
+    made: list[SyntheticSource] = []
+
+    def factory() -> SyntheticSource:
+        made.append(SyntheticSource(tone, 16000, 512, loop=True))
+        return made[-1]
+
+    win = MainWindow(Settings(window_s=1.0, hop_s=0.5), pack_path=str(tiny_mel_pack), source_factory=factory)
+    qtbot.addWidget(win)
+    dlg = win.heads.dialog
+    assert dlg.new_head("h", ("a",)) and dlg.record("a", 60.0) and dlg.recorder.active
+    win.close()
+    assert not dlg.recorder.active and made[0].done.wait(5)
