@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -101,16 +100,16 @@ def test_drop_files_and_folder_show_tags(qtbot, window: MainWindow, tmp_path: Pa
         len(c.getData()[0]) == len(view.series) for c in view.tags.curves.values()
     )
     view.set_cursor(1.3)
-    rows = window.table_model.rows()
-    assert len(rows) == window.settings.top_k and window.table_model.time_s == pytest.approx(1.3)
+    rows = window.ui.table_model.rows()
+    assert len(rows) == window.settings.top_k and window.ui.table_model.time_s == pytest.approx(1.3)
     i = view.series.index_at(1.3)
     best = int(np.argmax(view.series.probs[i]))
     assert rows[0] == (window.labels[best], pytest.approx(float(view.series.probs[i, best])))
-    assert window.topk.labels_shown[0].startswith(window.labels[best])
-    assert len(window.trajectory_view.scatter.data) == len(view.series)
+    assert window.ui.topk.labels_shown[0].startswith(window.labels[best])
+    assert len(window.ui.trajectory_view.scatter.data) == len(view.series)
     # clicking a trajectory point moves the file cursor to that time
     t_point = float(view.series.centres[2])
-    window.trajectory_view.time_clicked.emit(t_point)
+    window.ui.trajectory_view.time_clicked.emit(t_point)
     assert view.cursor_s == pytest.approx(t_point)
 
 
@@ -130,23 +129,23 @@ def test_live_synthetic_source_updates_plots(qtbot, tiny_mel_pack: Path) -> None
     win.show()
     try:
         win.start_live()
-        assert win.live.running and win.act_live.text().replace("&", "") == "Stop listening"
+        assert win.live.running and win.menus.act_live.text().replace("&", "") == "Stop listening"
         qtbot.waitUntil(lambda: len(win.live.series) >= 8, timeout=60000)
         win.refresh_all()
         assert made[0].frames_sent > 0
-        assert win.level.rms_db > -40  # the level meter saw the signal
+        assert win.ui.level.rms_db > -40  # the level meter saw the signal
         assert len(win.live_tab.scope.curve.getData()[0]) > 100
-        assert win.topk.labels_shown and len(win.topk.labels_shown) == win.settings.top_k
-        assert win.table_model.rows()[0][1] == pytest.approx(float(win.live.latest.probs.max()))
+        assert win.ui.topk.labels_shown and len(win.ui.topk.labels_shown) == win.settings.top_k
+        assert win.ui.table_model.rows()[0][1] == pytest.approx(float(win.live.latest.probs.max()))
         curves = win.live_tab.history.curves
         assert curves and all(len(c.getData()[0]) >= 8 for c in curves.values())
-        n_pts = len(win.trajectory_view.scatter.data)
+        n_pts = len(win.ui.trajectory_view.scatter.data)
         assert n_pts >= 8 and win.live.trajectory.pca.n_seen >= 8
-        assert np.ptp(win.trajectory_view.snapshot.xy[:, 0]) > 0  # a real 2-D projection, not a point
+        assert np.ptp(win.ui.trajectory_view.snapshot.xy[:, 0]) > 0  # a real 2-D projection, not a point
         ends = win.live.series.ends
         assert np.all(np.diff(ends) > 0)  # newest-wins windows arrive in order
         # a new hop restarts live tagging with it (windows never closer than the hop)
-        actions.set_analysis(win, hop_s=0.5)
+        win.set_analysis(hop_s=0.5)
         assert win.settings.hop_s == 0.5
         qtbot.waitUntil(lambda: len(win.live.series) >= 4 and win.live.series.ends[0] < 2.0, timeout=60000)
         win.refresh_all()
@@ -222,7 +221,7 @@ def test_export_every_format_and_parse_back(qtbot, window: MainWindow, tmp_path:
     assert isinstance(view, FileView)
     # a threshold every file has events for: just under the 3rd-best peak probability
     peaks = np.sort(view.series.probs.max(axis=0))[::-1]
-    window.thr_spin.setValue(math.floor(float(peaks[2]) * 100) / 100 - 0.01)
+    window.ui.thr_spin.setValue(math.floor(float(peaks[2]) * 100) / 100 - 0.01)
     events, name = actions.current_events(window)
     assert name == "clip" and len(events) >= 3
     for fmt in FORMATS:
@@ -242,10 +241,10 @@ def test_settings_persist_on_close(qtbot, tiny_mel_pack: Path) -> None:
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.pack_info is not None, timeout=30000)
-    win.topk_spin.setValue(7)
-    win.thr_spin.setValue(0.42)
-    win.picker.set_checked([0, 137])
-    actions.set_theme(win, "dark")
+    win.ui.topk_spin.setValue(7)
+    win.ui.thr_spin.setValue(0.42)
+    win.ui.picker.set_checked([0, 137])
+    win.set_theme("dark")
     from PySide6.QtWidgets import QApplication
 
     from app.gui.theme import apply_theme
@@ -261,7 +260,7 @@ def test_settings_persist_on_close(qtbot, tiny_mel_pack: Path) -> None:
     win2 = MainWindow(saved, pack_path=str(tiny_mel_pack))
     qtbot.addWidget(win2)
     qtbot.waitUntil(lambda: win2.pack_info is not None, timeout=30000)
-    assert win2.picker.checked() == [0, 137] and win2.topk.k == 7
+    assert win2.ui.picker.checked() == [0, 137] and win2.ui.topk.k == 7
     win2.shutdown()
 
 
@@ -272,41 +271,23 @@ def test_damaged_saved_layout_is_ignored(qtbot, tiny_mel_pack: Path) -> None:
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.pack_info is not None, timeout=30000)
-    assert win.isVisible() and win.dock_topk.widget() is win.topk
-    assert win.dock_traj.objectName() == "dock_trajectory" and not win.dock_traj.isFloating()
+    assert win.isVisible() and win.ui.dock_topk.widget() is win.ui.topk
+    assert win.ui.dock_traj.objectName() == "dock_trajectory" and not win.ui.dock_traj.isFloating()
     win.shutdown()
 
 
 def test_untrusted_labels_are_marked(qtbot, window: MainWindow) -> None:
     n_bad = sum(not t for t in window.trusted)
     assert n_bad > 0  # the tiny mel pack trusts every other label
-    texts = [window.picker.source.item(i).text() for i in range(window.picker.source.rowCount())]
+    texts = [window.ui.picker.source.item(i).text() for i in range(window.ui.picker.source.rowCount())]
     assert len(texts) == 527 and sum(t.endswith(" †") for t in texts) == n_bad
     assert sum(t.endswith(" †") for t in window.curve_labels) == n_bad  # plot legends mark them too
     history = window.live_tab.history
     history.set_tags([0, 1, 2], window.curve_labels)
     history.set_tags([2, 3], window.curve_labels)
     assert sorted(history.curves) == [2, 3] and len(history.legend.items) == 2
-    window.picker.search.setText("speech")
-    assert 0 < window.picker.proxy.rowCount() < 527
-
-
-def test_cli_smoke_screenshot(qtbot, tiny_mel_pack: Path, tmp_path: Path) -> None:
-    import sys
-
-    from app.cli import main
-
-    clip = _tone_file(tmp_path / "smoke.wav", 2.0)
-    out = tmp_path / "shot.png"
-    hook = sys.excepthook
-    try:
-        code = main(["gui", "--pack", str(tiny_mel_pack), "--open", str(clip), "--synthetic", str(clip),
-                     "--screenshot", str(out), "--exit-after", "4"])  # fmt: skip
-    finally:
-        sys.excepthook = hook
-    assert code == 0
-    data = out.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    window.ui.picker.search.setText("speech")
+    assert 0 < window.ui.picker.proxy.rowCount() < 527
 
 
 def test_qt_binding_keeps_refcounts(qtbot) -> None:
@@ -355,65 +336,3 @@ def test_unexpected_error_shows_non_modal_notice(qtbot, window: MainWindow) -> N
         box.close()
     finally:
         sys.excepthook, threading.excepthook = hooks
-
-
-def test_switch_to_a_codec_pack_while_listening(qtbot, tiny_mel_pack: Path, tiny_codec_pack: Path) -> None:
-    from app.audio_input import SyntheticSource
-
-    t = np.arange(SR * 3) / SR
-    signal = (0.3 * np.sin(2 * np.pi * 500 * t)).astype(np.float32)
-    win = MainWindow(
-        Settings(window_s=1.0, hop_s=0.5),
-        pack_path=str(tiny_mel_pack),
-        source_factory=lambda: SyntheticSource(signal, SR, 512, speed=2.0, loop=True),
-    )
-    qtbot.addWidget(win)
-    try:
-        qtbot.waitUntil(lambda: win.pack_info is not None, timeout=30000)
-        win.start_live()
-        qtbot.waitUntil(lambda: len(win.live.series) >= 3, timeout=60000)
-        mel_pca = win.live.trajectory.pca
-        actions.use_pack(win, str(tiny_codec_pack))
-        assert win.settings.pack_path == str(tiny_codec_pack)
-        qtbot.waitUntil(lambda: win.pack_info is not None and win.pack_info.name.startswith("tiny codec"))
-        # the new engine's stream restarts the live history (and the trajectory's PCA)
-        restarted = lambda: win.live.trajectory.pca is not mel_pca and len(win.live.series) >= 3  # noqa: E731
-        qtbot.waitUntil(restarted, timeout=60000)
-        win.refresh_all()
-        assert win.live.trajectory.pca.dim == win.live.series.embeddings.shape[1]
-        assert win.topk.labels_shown
-    finally:
-        win.shutdown()
-
-
-def test_screenshot_tool_runs_the_real_window_under_xvfb(tiny_mel_pack: Path, tmp_path: Path) -> None:
-    """tools/screenshot.sh (what renders docs/screenshot.png) with the tiny pack, into a temp file."""
-    import shutil
-    import subprocess
-    import sys
-
-    if shutil.which("xvfb-run") is None:
-        pytest.skip("xvfb-run not installed (apt-get install xvfb xauth)")
-    repo = Path(__file__).resolve().parent.parent
-    out = tmp_path / "shot.png"
-    env = dict(os.environ, PYTHON=sys.executable, ENCOTAG_SCREENSHOT_PACK=str(tiny_mel_pack),
-               ENCOTAG_SCREENSHOT_SECONDS="2")  # fmt: skip
-    env.pop("QT_QPA_PLATFORM", None)  # the real X11 (xcb) platform, not offscreen
-    proc = subprocess.run(["bash", str(repo / "tools" / "screenshot.sh"), str(out)], env=env, cwd=repo,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    data = out.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-
-
-def test_missing_pack_is_reported_and_files_fail_cleanly(qtbot, tmp_path: Path) -> None:
-    win = MainWindow(Settings(), pack_path=str(tmp_path / "no_such_pack"))
-    qtbot.addWidget(win)
-    try:
-        qtbot.waitUntil(lambda: "failed" in win.model_status.text(), timeout=30000)
-        assert "no_such_pack" in win.model_status.text()
-        (job,) = win.open_paths([_tone_file(tmp_path / "x.wav", 1.0)])
-        qtbot.waitUntil(lambda: win.files[job].status.startswith("error"), timeout=10000)
-        assert "no model" in win.files[job].status
-    finally:
-        win.shutdown()

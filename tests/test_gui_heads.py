@@ -14,9 +14,9 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
-from app.gui import heads_logic as logic  # noqa: E402
-from app.gui.heads_jobs import TrainJob  # noqa: E402
+from app.gui.heads.jobs import TrainJob  # noqa: E402
 from app.gui.main_window import MainWindow  # noqa: E402
+from app.gui.state import heads as logic  # noqa: E402
 from app.paths import heads_dir  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from models.head_store import ExampleSet, HeadStore, PackStamp  # noqa: E402
@@ -79,46 +79,48 @@ def test_make_train_reload_activate_and_tag_a_file(qtbot, tiny_codec_pack: Path,
     noise = _write_examples(tmp_path / "noise", "noise", 6, 1)
     win = _window(qtbot, tiny_codec_pack)
     try:
-        win.act_heads.trigger()  # Heads ▸ Manage heads…
-        dlg = win.heads_dialog
+        win.heads.act_manage.trigger()  # Heads ▸ Manage heads…
+        dlg = win.heads.dialog
         assert dlg.isVisible() and not dlg.isModal()
         assert dlg.new_head("beeper")
         assert dlg.add_class("tone") and dlg.add_background()
         assert dlg.examples.classes == ("tone", BACKGROUND)
-        _drop_on_class(dlg.class_table, "tone", [tones])  # a folder
-        _drop_on_class(dlg.class_table, BACKGROUND, sorted(noise.glob("*.wav")))  # files
+        _drop_on_class(dlg.class_panel.class_table, "tone", [tones])  # a folder
+        _drop_on_class(dlg.class_panel.class_table, BACKGROUND, sorted(noise.glob("*.wav")))  # files
         _idle(qtbot, dlg)
         per_file = count_windows(int(1.2 * 24000), 24000, 12000)
         assert dlg.examples.counts() == {"tone": 6 * per_file, BACKGROUND: 6 * per_file}
-        assert dlg.class_table.item(0, 1).text() == str(6 * per_file)
+        assert dlg.class_panel.class_table.item(0, 1).text() == str(6 * per_file)
         # the examples are kept as embeddings beside the (not yet trained) head
         store = HeadStore(heads_dir())
         assert store.load_examples("beeper").counts() == dlg.examples.counts()
-        assert "not trained yet" in dlg.head_list.currentItem().text()
+        assert "not trained yet" in dlg.heads_panel.head_list.currentItem().text()
 
-        qtbot.mouseClick(dlg.train_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: dlg.cv_label.text() != "", timeout=60000)
-        acc = float(dlg.cv_label.text().split("accuracy: ")[1].split()[0])
+        qtbot.mouseClick(dlg.train_panel.train_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dlg.train_panel.cv_label.text() != "", timeout=60000)
+        acc = float(dlg.train_panel.cv_label.text().split("accuracy: ")[1].split()[0])
         assert acc > 0.6  # well above chance (0.5) even with the random tiny pack
         assert dlg.last_report is not None and dlg.last_report.cv_accuracy == pytest.approx(acc, abs=1e-3)
-        assert dlg.confusion.rowCount() == dlg.confusion.columnCount() == 2
-        cells = [[int(dlg.confusion.item(i, j).text()) for j in range(2)] for i in range(2)]
+        assert dlg.train_panel.confusion.rowCount() == dlg.train_panel.confusion.columnCount() == 2
+        cells = [[int(dlg.train_panel.confusion.item(i, j).text()) for j in range(2)] for i in range(2)]
         assert np.sum(cells) == 12 * per_file and np.trace(cells) / np.sum(cells) == pytest.approx(
             acc, abs=1e-3
         )
-        assert "class 'tone' has only" not in dlg.warnings.text()  # 12 windows per class: no warning
+        assert (
+            "class 'tone' has only" not in dlg.train_panel.warnings.text()
+        )  # 12 windows per class: no warning
 
         path = heads_dir() / "beeper.safetensors"
         assert path.is_file()
         head = store.load("beeper", pack_id=win.pack_info.pack_id, layout=win.pack_info.embedding_layout)
         assert head.classes == ("tone", BACKGROUND) and head.card.cv_accuracy == pytest.approx(acc, abs=1e-3)
-        assert "CV accuracy" in dlg.head_list.currentItem().text()
+        assert "CV accuracy" in dlg.heads_panel.head_list.currentItem().text()
 
         # activate: the worker's results now carry head_probs, the dock draws the head's curves
-        qtbot.mouseClick(dlg.activate_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(dlg.heads_panel.activate_button, Qt.MouseButton.LeftButton)
         assert dlg.active_name == "beeper" and dlg.active is not None
         assert win.settings.head_path == str(path)
-        assert dlg.activate_button.text() == "Deactivate"
+        assert dlg.heads_panel.activate_button.text() == "Deactivate"
         batches: list = []
         win.worker.worker.file_batch.connect(lambda _job, b: batches.append(b))
         probe = tones / "tone_3.wav"
@@ -132,9 +134,9 @@ def test_make_train_reload_activate_and_tag_a_file(qtbot, tiny_codec_pack: Path,
         assert hp[:, 0].mean() > 0.5  # a tone file is called a tone
         view = next(iter(win.files.values()))
         win.tabs.setCurrentWidget(view)
-        panel = win.head_panel
+        panel = win.heads.panel
         panel.refresh()
-        assert win.dock_head.isVisible()
+        assert win.heads.dock.isVisible()
         x, y = panel.curves[0].getData()
         assert len(x) == per_file and np.allclose(y, hp[:, 0], atol=1e-5)
         assert panel.curves[1] is None  # background is not drawn
@@ -142,7 +144,7 @@ def test_make_train_reload_activate_and_tag_a_file(qtbot, tiny_codec_pack: Path,
 
         # head events of the file, per-class thresholds
         from app.export import parse_events
-        from app.gui.heads_output import export_head_events
+        from app.gui.heads.output import export_head_events
 
         out, n = export_head_events(win, dlg.active, tmp_path / "head.csv")
         events = parse_events(out.read_text(), "csv")
@@ -152,17 +154,17 @@ def test_make_train_reload_activate_and_tag_a_file(qtbot, tiny_codec_pack: Path,
         again = MainWindow(win.settings, pack_path=str(tiny_codec_pack))
         qtbot.addWidget(again)
         try:
-            qtbot.waitUntil(lambda: again.heads_dialog.active_name == "beeper", timeout=60000)
-            assert again.head_panel.head is not None and again.head_panel.head.classes == head.classes
+            qtbot.waitUntil(lambda: again.heads.dialog.active_name == "beeper", timeout=60000)
+            assert again.heads.panel.head is not None and again.heads.panel.head.classes == head.classes
         finally:
             again.shutdown()
-            again.heads_dialog.shutdown()
+            again.heads.dialog.shutdown()
 
         dlg.activate(None)
         assert dlg.active is None and win.settings.head_path is None and panel.head is None
     finally:
         win.shutdown()
-        win.heads_dialog.shutdown()
+        win.heads.dialog.shutdown()
 
 
 def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path: Path) -> None:
@@ -177,13 +179,13 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         return made[-1]
 
     win = _window(qtbot, tiny_codec_pack, source_factory=factory)
-    dlg = win.heads_dialog
+    dlg = win.heads.dialog
     try:
         assert dlg.new_head("doorbell", ("ding", BACKGROUND))
         assert not dlg.new_head("doorbell")  # duplicate names are refused with a message
         assert "already exists" in dlg.msg.text()
         # record 2 s from the (synthetic) input into 'ding', keeping the audio (opt-in)
-        dlg.keep_audio.setChecked(True)
+        dlg.class_panel.keep_audio.setChecked(True)
         assert dlg.record("ding", 2.0)
         qtbot.waitUntil(lambda: dlg.examples.counts().get("ding", 0) > 0, timeout=60000)
         assert made and made[0].frames_sent >= 2 * SR
@@ -192,17 +194,17 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         assert set(dlg.examples.sources) == {str(kept)} and kept.parent == heads_dir() / "doorbell.audio"
         assert sf.info(kept).frames == 2 * SR and sf.info(kept).samplerate == SR
         assert not dlg.recorder.active
-        dlg.keep_audio.setChecked(False)
+        dlg.class_panel.keep_audio.setChecked(False)
         # "that was X": a span of a tagged file's timeline goes to a class
         clip = _write_examples(tmp_path / "clip", "noise", 1, 5, seconds=4.0) / "noise_0.wav"
         win.open_paths([clip])
         qtbot.waitUntil(lambda: all(v.status == "done" for v in win.files.values()), timeout=60000)
         view = next(iter(win.files.values()))
         win.tabs.setCurrentWidget(view)
-        win.head_panel.set_span_classes(dlg.examples.classes)
-        win.head_panel.span_class.setCurrentText(BACKGROUND)
-        win.head_panel.region.setRegion((0.0, 2.6))
-        win.head_panel.span_button.click()
+        win.heads.panel.set_span_classes(dlg.examples.classes)
+        win.heads.panel.span_class.setCurrentText(BACKGROUND)
+        win.heads.panel.region.setRegion((0.0, 2.6))
+        win.heads.panel.span_button.click()
         rows = logic.span_rows(view.series.starts, view.series.ends, 0.0, 2.6)
         assert dlg.examples.counts()[BACKGROUND] == len(rows) == 5  # centres 0.5, 1.0, …, 2.5 s
         np.testing.assert_allclose(dlg.examples.emb[dlg.examples.label == 1], view.series.embeddings[rows])
@@ -210,8 +212,8 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
 
         # train on the recording and the span, activate, and run it live next to the AudioSet tags
         dlg.train()
-        qtbot.waitUntil(lambda: dlg.cv_label.text() != "", timeout=60000)
-        assert "class 'ding' has only 3 example(s)" in dlg.warnings.text()
+        qtbot.waitUntil(lambda: dlg.train_panel.cv_label.text() != "", timeout=60000)
+        assert "class 'ding' has only 3 example(s)" in dlg.train_panel.warnings.text()
         assert dlg.activate("doorbell")
         live_heads: list = []
         win.worker.worker.live_result.connect(lambda r: live_heads.append(r.head_probs))
@@ -220,8 +222,8 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         qtbot.waitUntil(lambda: len(win.live.series) >= 3 and len(live_heads) >= 3, timeout=60000)
         assert all(h is not None and h.shape == (2,) for h in live_heads)
         win.refresh_all()
-        win.head_panel.refresh()
-        x, y = win.head_panel.curves[0].getData()
+        win.heads.panel.refresh()
+        x, y = win.heads.panel.curves[0].getData()
         assert len(x) == len(win.live.series) and np.all((y >= 0) & (y <= 1))
         # while listening, a recording is taken from the live stream (no second device stream)
         n_sources = len(made)
@@ -270,7 +272,7 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         save_head(other, heads_dir() / "foreign.safetensors")
         (heads_dir() / "broken.safetensors").write_bytes(b"not a head at all")
         dlg.refresh_list()
-        texts = [dlg.head_list.item(i).text() for i in range(dlg.head_list.count())]
+        texts = [dlg.heads_panel.head_list.item(i).text() for i in range(dlg.heads_panel.head_list.count())]
         assert any(s.startswith("broken — unreadable:") for s in texts)
         assert any(s.startswith("foreign") and "another model pack" in s for s in texts)
         assert not dlg.activate("foreign") and "another model pack" in dlg.msg.text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.trajectory import IncrementalPCA, Trajectory, trail_colours
+from app.gui.state.trajectory import IncrementalPCA, Trajectory, trail_colours
 
 
 def _data(n: int = 600, d: int = 24, seed: int = 0) -> np.ndarray:

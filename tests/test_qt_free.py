@@ -1,4 +1,5 @@
-"""``models`` (every module) and the Qt-free parts of ``app`` import without PySide6."""
+"""``models`` (every module) and the Qt-free parts of ``app`` (including every module of the GUI's
+state package ``app.gui.state``) import without PySide6."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import app.gui.state
 import models
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +20,9 @@ def _module_names() -> list[str]:
     names = ["models"]
     for info in pkgutil.walk_packages(models.__path__, prefix="models."):
         names.append(info.name)
+    for info in pkgutil.walk_packages(app.gui.state.__path__, prefix="app.gui.state."):
+        names.append(info.name)
+    names.append("app.gui.state")
     for name in APP_QT_FREE:
         if (REPO_ROOT / (name.replace(".", "/") + ".py")).is_file():
             names.append(name)
@@ -27,6 +32,13 @@ def _module_names() -> list[str]:
 def test_models_and_app_core_import_without_qt() -> None:
     names = _module_names()
     assert "models.engine" in names and "models.hear" in names and "models.pack" in names
+    gui_state = {
+        "app.gui.state.series",
+        "app.gui.state.trajectory",
+        "app.gui.state.live",
+        "app.gui.state.heads",
+    }
+    assert gui_state <= set(names)
     script = (
         "import importlib, json, sys\n"
         f"names = {names!r}\n"

@@ -1,4 +1,9 @@
-"""Menus, shortcuts and the dialogs behind them (open, export, devices, theme, about, settings save)."""
+"""Menus, shortcuts and the dialogs behind them (open, export, devices, packs, about, settings save).
+
+:class:`WindowActions` owns the actions and menus and emits what they ask for as signals; the main
+window connects them to its methods. Window extensions (the personal heads) plug in through
+:func:`install_heads` and the :class:`WindowExtension` hook.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,17 @@ import base64
 import dataclasses
 import importlib
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QIcon, QKeySequence
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QWidget
 
 from app import __version__, paths
-from app.settings import save_settings
+from app.gui.layout import WindowParts
+from app.settings import Settings, save_settings
 
 if TYPE_CHECKING:
     from app.gui.main_window import MainWindow
@@ -33,6 +40,14 @@ MIN_EVENT_S = 0.25
 WINDOW_CHOICES = (0.5, 1.0, 2.0, 5.0)
 HOP_CHOICES = (0.1, 0.25, 0.5, 1.0)
 MAX_RECENT = 10
+HEADS_MODULE = "app.gui.heads"
+
+
+class WindowExtension(Protocol):
+    """A feature plugged into the main window (the personal heads): the window calls
+    ``window_closing()`` from its ``closeEvent``, before it stops its own worker."""
+
+    def window_closing(self) -> None: ...
 
 
 def app_icon() -> QIcon:
@@ -45,209 +60,187 @@ def app_icon() -> QIcon:
     return QIcon()
 
 
-def _action(
-    win: MainWindow, text: str, slot: Any, keys: str | QKeySequence.StandardKey | None = None
-) -> QAction:
-    act = QAction(text, win)
-    if keys is not None:
-        act.setShortcut(QKeySequence(keys))
-    act.triggered.connect(slot)
-    return act
+class WindowActions(QObject):
+    """The menu bar, the toolbar actions and their shortcuts (Ctrl+L start/stop, Ctrl+O open, Ctrl+E
+    export, Ctrl+P play). Owns its actions and menus; what they ask for is emitted as a signal for the
+    window to act on (the actions never change the window themselves)."""
+
+    open_requested = Signal(list)  # list[str]: files and folders
+    export_requested = Signal()
+    play_toggled = Signal()
+    live_toggled = Signal()
+    pack_requested = Signal(object)  # a pack folder, or None for the shipped default
+    quit_requested = Signal()
+    clear_live_requested = Signal()
+    analysis_requested = Signal(object, object)  # window_s | None, hop_s | None
+    theme_requested = Signal(str)
+    device_chosen = Signal(object)  # device name, or None for the system default
+    about_requested = Signal()
+
+    def __init__(self, win: QMainWindow, ui: WindowParts, settings: Callable[[], Settings], synthetic: bool):
+        super().__init__(win)
+        self._win, self._ui, self._settings, self._synthetic = win, ui, settings, synthetic
+        st = settings()
+        mb = win.menuBar()
+        m_file = mb.addMenu("&File")
+        self.act_open = self._action("&Open files…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self.act_open_dir = self._action("Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
+        self.act_export = self._action("&Export events…", self.export_requested.emit, "Ctrl+E")
+        self.menu_recent = m_file.addMenu("Open &recent")
+        m_file.addActions([self.act_open, self.act_open_dir])
+        m_file.addMenu(self.menu_recent)
+        self.act_play = self._action("&Play from cursor", self.play_toggled.emit, "Ctrl+P")
+        m_file.addAction(self.act_play)
+        m_file.addSeparator()
+        m_file.addAction(self.act_export)
+        m_file.addSeparator()
+        m_file.addAction(self._action("Choose model &pack…", self.pack_dialog))
+        m_file.addAction(self._action("Use the &default pack", lambda: self.pack_requested.emit(None)))
+        m_file.addSeparator()
+        m_file.addAction(self._action("&Quit", self.quit_requested.emit, QKeySequence.StandardKey.Quit))
+        self.fill_recent(st.recent_files)
+
+        m_live = mb.addMenu("&Live")
+        self.act_live = self._action("&Start listening", self.live_toggled.emit, "Ctrl+L")
+        self.act_live.setToolTip("Start or stop listening to the input device (Ctrl+L)")
+        m_live.addAction(self.act_live)
+        self.menu_devices = m_live.addMenu("Input &device")
+        self.menu_devices.aboutToShow.connect(self.refresh_devices)
+        m_live.addAction(self._action("&Clear live history", self.clear_live_requested.emit))
+        m_live.addSeparator()
+        self._choice_menu(m_live.addMenu("Analysis &window"), WINDOW_CHOICES, st.window_s, 0)
+        self._choice_menu(m_live.addMenu("Tag &updates (hop)"), HOP_CHOICES, st.hop_s, 1)
+
+        m_view = mb.addMenu("&View")
+        for dock in ui.docks:
+            m_view.addAction(dock.toggleViewAction())
+        m_view.addSeparator()
+        m_theme = m_view.addMenu("&Theme")
+        group = QActionGroup(self)
+        for name in ("system", "light", "dark"):
+            act = QAction(name.capitalize(), self, checkable=True)
+            act.setChecked(st.theme == name)
+            act.triggered.connect(lambda _c=False, n=name: self.theme_requested.emit(n))
+            group.addAction(act)
+            m_theme.addAction(act)
+        self.menu_heads = mb.addMenu("&Heads")
+        self.menu_heads.menuAction().setVisible(False)  # shown once a heads feature installs itself
+
+        m_help = mb.addMenu("&Help")
+        m_help.addAction(self._action("Open &log folder", lambda: _open_folder(paths.log_dir(ensure=True))))
+        m_help.addAction(self._action("&About Encotag", self.about_requested.emit))
+
+        tb = ui.toolbar
+        tb.addAction(self.act_live)
+        tb.addWidget(ui.device_combo)
+        tb.addWidget(ui.level)
+        tb.addSeparator()
+        tb.addAction(self.act_open)
+        tb.addAction(self.act_export)
+        tb.addSeparator()
+        tb.addWidget(ui.topk_spin)
+        tb.addWidget(ui.thr_spin)
+        ui.device_combo.activated.connect(lambda _i: self.device_chosen.emit(ui.device_combo.currentData()))
+        self.refresh_devices()
+        win.setWindowIcon(app_icon())
+
+    def _action(self, text: str, slot: Any, keys: str | QKeySequence.StandardKey | None = None) -> QAction:
+        act = QAction(text, self)
+        if keys is not None:
+            act.setShortcut(QKeySequence(keys))
+        act.triggered.connect(lambda _c=False: slot())
+        return act
+
+    def _choice_menu(self, menu: QMenu, choices: tuple[float, ...], current: float, which: int) -> None:
+        group = QActionGroup(self)
+        for value in choices:
+            text = f"{value:g} s" if which == 0 else f"every {value:g} s ({1 / value:g} per second)"
+            act = QAction(text, self, checkable=True)
+            act.setChecked(abs(current - value) < 1e-9)
+            pair = (value, None) if which == 0 else (None, value)
+            act.triggered.connect(lambda _c=False, p=pair: self.analysis_requested.emit(*p))
+            group.addAction(act)
+            menu.addAction(act)
+
+    def sync_live(self, running: bool) -> None:
+        self.act_live.setText("S&top listening" if running else "&Start listening")
+        self._ui.device_combo.setEnabled(not running)
+
+    # --- devices ---------------------------------------------------------------------------------------
+    def refresh_devices(self) -> None:
+        """Fill the device combo (and menu) from PortAudio; the saved device is selected if present."""
+        combo = self._ui.device_combo
+        combo.clear()
+        if self._synthetic:
+            combo.addItem("Test input (synthetic)", None)
+            return
+        from app.audio_input import AudioInputError, list_input_devices
+
+        try:
+            devices = list_input_devices()
+        except AudioInputError as exc:
+            combo.addItem("No audio input available", None)
+            combo.setToolTip(str(exc))
+            return
+        combo.addItem("System default input", None)
+        for d in devices:
+            combo.addItem(f"{d.name} ({d.hostapi})" if d.hostapi else d.name, d.name)
+        want = self._settings().input_device
+        i = combo.findData(want) if want else 0
+        combo.setCurrentIndex(max(i, 0))
+        self.menu_devices.clear()
+        for i in range(combo.count()):
+            act = self.menu_devices.addAction(combo.itemText(i))
+            act.triggered.connect(lambda _c=False, k=i: self._pick_device(k))
+
+    def _pick_device(self, index: int) -> None:
+        self._ui.device_combo.setCurrentIndex(index)
+        self.device_chosen.emit(self._ui.device_combo.currentData())
+
+    # --- files and packs -------------------------------------------------------------------------------
+    def _start_dir(self) -> str:
+        return self._settings().last_open_dir or str(Path.home())
+
+    def open_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self._win, "Open audio files", self._start_dir(), AUDIO_FILTER
+        )
+        if files:
+            self.open_requested.emit(list(files))
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self._win, "Open a folder of audio files", self._start_dir()
+        )
+        if folder:
+            self.open_requested.emit([folder])
+
+    def fill_recent(self, recent: Sequence[str]) -> None:
+        self.menu_recent.clear()
+        for p in recent:
+            act = self.menu_recent.addAction(p)
+            act.triggered.connect(lambda _c=False, q=p: self.open_requested.emit([q]))
+        self.menu_recent.setEnabled(bool(recent))
+
+    def pack_dialog(self) -> None:
+        start = self._settings().pack_path or self._start_dir()
+        folder = QFileDialog.getExistingDirectory(self._win, "Choose a model pack folder", start)
+        if folder:
+            self.pack_requested.emit(folder)
 
 
-def build_menus(win: MainWindow) -> None:
-    """Menu bar, toolbar actions and shortcuts: Ctrl+L start/stop, Ctrl+O open, Ctrl+E export."""
-    mb = win.menuBar()
-    m_file = mb.addMenu("&File")
-    win.act_open = _action(win, "&Open files…", lambda: open_dialog(win), QKeySequence.StandardKey.Open)
-    win.act_open_dir = _action(win, "Open &folder…", lambda: open_folder_dialog(win), "Ctrl+Shift+O")
-    win.act_export = _action(win, "&Export events…", lambda: export_dialog(win), "Ctrl+E")
-    win.menu_recent = m_file.addMenu("Open &recent")
-    m_file.addActions([win.act_open, win.act_open_dir])
-    m_file.addMenu(win.menu_recent)
-    win.act_play = _action(win, "&Play from cursor", win.toggle_play, "Ctrl+P")
-    m_file.addAction(win.act_play)
-    m_file.addSeparator()
-    m_file.addAction(win.act_export)
-    m_file.addSeparator()
-    m_file.addAction(_action(win, "Choose model &pack…", lambda: pack_dialog(win)))
-    m_file.addAction(_action(win, "Use the &default pack", lambda: use_pack(win, None)))
-    m_file.addSeparator()
-    m_file.addAction(_action(win, "&Quit", win.close, QKeySequence.StandardKey.Quit))
-    _fill_recent(win)
-
-    m_live = mb.addMenu("&Live")
-    win.act_live = _action(win, "&Start listening", win.toggle_live, "Ctrl+L")
-    win.act_live.setToolTip("Start or stop listening to the input device (Ctrl+L)")
-    m_live.addAction(win.act_live)
-    win.menu_devices = m_live.addMenu("Input &device")
-    win.menu_devices.aboutToShow.connect(lambda: refresh_devices(win))
-    m_live.addAction(_action(win, "&Clear live history", lambda: clear_live(win)))
-    m_live.addSeparator()
-    _choice_menu(win, m_live.addMenu("Analysis &window"), WINDOW_CHOICES, "window_s")
-    _choice_menu(win, m_live.addMenu("Tag &updates (hop)"), HOP_CHOICES, "hop_s")
-
-    m_view = mb.addMenu("&View")
-    for dock in (win.dock_topk, win.dock_traj, win.dock_table, win.dock_picker):
-        m_view.addAction(dock.toggleViewAction())
-    m_view.addSeparator()
-    m_theme = m_view.addMenu("&Theme")
-    group = QActionGroup(win)
-    for name in ("system", "light", "dark"):
-        act = QAction(name.capitalize(), win, checkable=True)
-        act.setChecked(win.settings.theme == name)
-        act.triggered.connect(lambda _c=False, n=name: set_theme(win, n))
-        group.addAction(act)
-        m_theme.addAction(act)
-    win.menu_heads = mb.addMenu("&Heads")
-    win.menu_heads.menuAction().setVisible(False)  # shown once a heads dialog installs itself
-
-    m_help = mb.addMenu("&Help")
-    m_help.addAction(_action(win, "Open &log folder", lambda: _open_folder(paths.log_dir(ensure=True))))
-    m_help.addAction(_action(win, "&About Encotag", lambda: about(win)))
-
-    tb = win.toolbar
-    tb.addAction(win.act_live)
-    tb.addWidget(win.device_combo)
-    tb.addWidget(win.level)
-    tb.addSeparator()
-    tb.addAction(win.act_open)
-    tb.addAction(win.act_export)
-    tb.addSeparator()
-    tb.addWidget(win.topk_spin)
-    tb.addWidget(win.thr_spin)
-    win.device_combo.activated.connect(lambda _i: _device_chosen(win))
-    refresh_devices(win)
-    win.setWindowIcon(app_icon())
+def remembered(settings: Settings, path: Path) -> Settings:
+    """``settings`` with ``path`` first in the recent files (and its folder as the last open one)."""
+    p = str(Path(path).resolve())
+    recent = (p, *[r for r in settings.recent_files if r != p])[:MAX_RECENT]
+    return dataclasses.replace(settings, recent_files=recent, last_open_dir=str(Path(p).parent))
 
 
-def _choice_menu(win: MainWindow, menu: Any, choices: tuple[float, ...], field: str) -> None:
-    group = QActionGroup(win)
-    current = getattr(win.settings, field)
-    for value in choices:
-        text = f"{value:g} s" if field == "window_s" else f"every {value:g} s ({1 / value:g} per second)"
-        act = QAction(text, win, checkable=True)
-        act.setChecked(abs(current - value) < 1e-9)
-        act.triggered.connect(lambda _c=False, v=value: set_analysis(win, **{field: v}))
-        group.addAction(act)
-        menu.addAction(act)
-
-
-def set_analysis(win: MainWindow, window_s: float | None = None, hop_s: float | None = None) -> None:
-    """Change the analysis window/hop: live tagging restarts with it, files opened later use it."""
-    from models.config import WindowConfig
-
-    w = window_s if window_s is not None else win.settings.window_s
-    h = min(hop_s if hop_s is not None else win.settings.hop_s, w)
-    win.settings = dataclasses.replace(win.settings, window_s=w, hop_s=h)
-    win.worker.set_window(WindowConfig(window_s=w, hop_s=h))
-    clear_live(win)
-    win.statusBar().showMessage(f"Analysis: {w:g} s windows every {h:g} s", 5000)
-
-
-def clear_live(win: MainWindow) -> None:
-    win.live.clear()
-    win._live_dirty = True
-
-
-def sync_live_actions(win: MainWindow) -> None:
-    win.act_live.setText("S&top listening" if win.live.running else "&Start listening")
-    win.device_combo.setEnabled(not win.live.running)
-
-
-# --- devices -------------------------------------------------------------------------------------------
-def refresh_devices(win: MainWindow) -> None:
-    """Fill the device combo (and menu) from PortAudio; the saved device is selected if present."""
-    combo = win.device_combo
-    combo.clear()
-    if win.source_factory is not None:
-        combo.addItem("Test input (synthetic)", None)
-        return
-    from app.audio_input import AudioInputError, list_input_devices
-
-    try:
-        devices = list_input_devices()
-    except AudioInputError as exc:
-        combo.addItem("No audio input available", None)
-        combo.setToolTip(str(exc))
-        return
-    combo.addItem("System default input", None)
-    for d in devices:
-        combo.addItem(f"{d.name} ({d.hostapi})" if d.hostapi else d.name, d.name)
-    want = win.settings.input_device
-    i = combo.findData(want) if want else 0
-    combo.setCurrentIndex(max(i, 0))
-    win.menu_devices.clear()
-    for i in range(combo.count()):
-        act = win.menu_devices.addAction(combo.itemText(i))
-        act.triggered.connect(lambda _c=False, k=i: _pick_device(win, k))
-
-
-def _pick_device(win: MainWindow, index: int) -> None:
-    win.device_combo.setCurrentIndex(index)
-    _device_chosen(win)
-
-
-def _device_chosen(win: MainWindow) -> None:
-    name = win.device_combo.currentData()
-    win.settings = dataclasses.replace(win.settings, input_device=name)
-
-
-def device_source(win: MainWindow) -> Any:
-    """A SoundDeviceSource for the chosen device (raises AudioInputError)."""
+def device_source(device: str | None) -> Any:
+    """A SoundDeviceSource for ``device`` (None: the system default; raises AudioInputError)."""
     from app.audio_input import SoundDeviceSource
 
-    return SoundDeviceSource(win.device_combo.currentData() or None)
-
-
-# --- files ---------------------------------------------------------------------------------------------
-def _start_dir(win: MainWindow) -> str:
-    return win.settings.last_open_dir or str(Path.home())
-
-
-def open_dialog(win: MainWindow) -> None:
-    files, _ = QFileDialog.getOpenFileNames(win, "Open audio files", _start_dir(win), AUDIO_FILTER)
-    if files:
-        win.open_paths(files)
-
-
-def open_folder_dialog(win: MainWindow) -> None:
-    folder = QFileDialog.getExistingDirectory(win, "Open a folder of audio files", _start_dir(win))
-    if folder:
-        win.open_paths([folder])
-
-
-def remember_file(win: MainWindow, path: Path) -> None:
-    p = str(Path(path).resolve())
-    recent = (p, *[r for r in win.settings.recent_files if r != p])[:MAX_RECENT]
-    win.settings = dataclasses.replace(win.settings, recent_files=recent, last_open_dir=str(Path(p).parent))
-    _fill_recent(win)
-
-
-def _fill_recent(win: MainWindow) -> None:
-    win.menu_recent.clear()
-    for p in win.settings.recent_files:
-        act = win.menu_recent.addAction(p)
-        act.triggered.connect(lambda _c=False, q=p: win.open_paths([q]))
-    win.menu_recent.setEnabled(bool(win.settings.recent_files))
-
-
-# --- model packs ---------------------------------------------------------------------------------------
-def pack_dialog(win: MainWindow) -> None:
-    folder = QFileDialog.getExistingDirectory(
-        win, "Choose a model pack folder", win.pack_path or _start_dir(win)
-    )
-    if folder:
-        use_pack(win, folder)
-
-
-def use_pack(win: MainWindow, folder: str | None) -> None:
-    """Load another pack on the worker (None: the shipped default); remembered in the settings."""
-    win.pack_path = folder
-    win.pack_info = None
-    win.settings = dataclasses.replace(win.settings, pack_path=folder)
-    win.model_status.setText("Loading model…")
-    win.worker.load(folder)
+    return SoundDeviceSource(device or None)
 
 
 # --- export --------------------------------------------------------------------------------------------
@@ -284,7 +277,7 @@ def export_dialog(win: MainWindow) -> None:
         QMessageBox.information(win, "Export events", "Nothing to export yet: no tag reached the threshold.")
         return
     filters = ";;".join(EXPORT_FILTERS.values())
-    start = str(Path(_start_dir(win)) / f"{name}.events.csv")
+    start = str(Path(win.settings.last_open_dir or str(Path.home())) / f"{name}.events.csv")
     path, chosen = QFileDialog.getSaveFileName(win, "Export events", start, filters)
     if not path:
         return
@@ -297,25 +290,9 @@ def export_dialog(win: MainWindow) -> None:
     win.statusBar().showMessage(f"Exported {len(events)} events to {out}", 8000)
 
 
-# --- theme, about, settings ----------------------------------------------------------------------------
-def set_theme(win: MainWindow, name: str) -> None:
-    from app.gui.theme import apply_theme, restyle_plot
-
-    win.settings = dataclasses.replace(win.settings, theme=name)
-    app = QApplication.instance()
-    if isinstance(app, QApplication):
-        win.dark = apply_theme(app, name)
-    win.trajectory_view.dark = win.dark
-    plots = [win.topk, win.trajectory_view, win.live_tab.scope, win.live_tab.history]
-    for view in win.files.values():
-        plots += [view.wave, view.tags]
-    for plot in plots:
-        restyle_plot(plot, win.dark)
-    win._live_dirty = True
-
-
-def about(win: MainWindow) -> None:
-    info = win.pack_info
+# --- about, settings, extensions -----------------------------------------------------------------------
+def about(parent: QWidget, info: Any) -> None:
+    """The About box (``info``: the loaded ``PackInfo`` or None while loading)."""
     if info is None:
         pack = "<p>The model pack is still loading.</p>"
     else:
@@ -326,7 +303,7 @@ def about(win: MainWindow) -> None:
             + (f"<p><b>Provenance</b></p><ul>{prov}</ul>" if prov else "")
         )
     QMessageBox.about(
-        win,
+        parent,
         "About Encotag",
         f"<h3>Encotag {__version__}</h3><p>Tells you what you are hearing: EnCodec latents → MobileNetV3 →"
         f" AudioSet tags, with embeddings and personal heads.</p>{pack}"
@@ -338,29 +315,35 @@ def _open_folder(folder: Path) -> None:
     QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
 
-def save_window_settings(win: MainWindow) -> None:
-    """Store geometry, dock layout and choices in the versioned settings file (never raises)."""
-    win.settings = dataclasses.replace(
-        win.settings,
+def with_window_state(win: QMainWindow, settings: Settings) -> Settings:
+    """``settings`` with the window's geometry and dock layout."""
+    return dataclasses.replace(
+        settings,
         window_geometry=base64.b64encode(bytes(win.saveGeometry().data())).decode("ascii"),
         window_state=base64.b64encode(bytes(win.saveState().data())).decode("ascii"),
     )
+
+
+def store_settings(settings: Settings) -> None:
+    """Write the versioned settings file (never raises)."""
     try:
-        save_settings(win.settings)
+        save_settings(settings)
     except OSError as exc:
         log.warning("cannot save settings: %s", exc)
 
 
-def install_heads(win: MainWindow) -> None:
-    """Let ``app.gui.heads_dialog`` (when present) add its panel: it gets the window and uses
-    ``win.menu_heads`` and ``win.worker.set_head(head)``."""
+def install_heads(win: MainWindow, menu: QMenu) -> WindowExtension | None:
+    """Let ``app.gui.heads`` (when present) add its dock, dialog and menu entries to the window; it
+    returns the extension that the window keeps and shuts down from ``closeEvent``."""
     try:
-        module = importlib.import_module("app.gui.heads_dialog")
+        module = importlib.import_module(HEADS_MODULE)
     except ModuleNotFoundError as exc:
-        if exc.name != "app.gui.heads_dialog":
+        if exc.name != HEADS_MODULE:
             raise
-        return
+        return None
     install = getattr(module, "install", None)
-    if install is not None:
-        win.menu_heads.menuAction().setVisible(True)
-        install(win)
+    if install is None:
+        return None
+    menu.menuAction().setVisible(True)
+    ext: WindowExtension = install(win, menu)
+    return ext

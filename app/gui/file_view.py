@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from app.gui.playback import FilePlayer
 from app.gui.plots import ACCENT, TagHistoryPlot, _style_plot
-from app.gui.series import Overview, ResultBatch, ResultSeries
-from app.trajectory import Trajectory
+from app.gui.state.series import Overview, ResultBatch, ResultSeries
+from app.gui.state.trajectory import Trajectory
 
 AUTO_TAGS = 5  # curves drawn per file when the picker has nothing selected
 
@@ -139,6 +139,14 @@ class FileView(QWidget):
 
     def set_threshold(self, value: float) -> None:
         self.tags.set_threshold(value)
+
+    def mark_dirty(self) -> None:
+        """Redraw the curves, the tags at the cursor and the trajectory at the next drawing stages."""
+        self._dirty = self.bars_dirty = self.traj_dirty = True
+
+    @property
+    def curves_dirty(self) -> bool:
+        return self._dirty
 
     # --- playback ------------------------------------------------------------------------------------
     def toggle_play(self) -> None:

@@ -15,8 +15,8 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.gui.series import envelope
-from app.trajectory import TrajectorySnapshot, trail_colours
+from app.gui.state.series import envelope
+from app.gui.state.trajectory import TrajectorySnapshot, trail_colours
 
 ACCENT = QColor(0, 150, 200)
 TRAIL_LEVELS = 24  # colours of the trajectory trail (oldest → newest)

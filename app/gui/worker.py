@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
 
-from app.gui.series import Overview, ResultBatch, envelope
+from app.gui.jobs import JobGen, JobRunner, one_line
+from app.gui.state.live import LiveTap
+from app.gui.state.series import Overview, ResultBatch, envelope
 from models.config import WindowConfig
 from models.results import Progress, WindowResult
 
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 OVERVIEW_RATE = 8000  # Hz, decode rate of the waveform overview
 OVERVIEW_BINS_PER_S = 200
 BATCH_INTERVAL_S = 0.1  # file results are handed to the GUI at most this often
+COMMANDS = ("load", "set_window", "set_head", "start_live", "stop_live")
+BETWEEN_JOBS = frozenset({"load", "set_window"})  # never applied while a file job runs
 
 
 def inference_threads() -> int:
@@ -39,52 +43,29 @@ def inference_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
-class LiveTap:
-    """The audio-callback side of the live path (Qt-free, callback-safe).
+class InferenceWorker(JobRunner):
+    """Owns the Engine; serves the live stream and runs file jobs (a :class:`~app.gui.jobs.JobRunner`).
 
-    ``write(block)`` is what an input source calls for every block (float32 ``(n,)`` or ``(n, ch)``): it
-    copies the block into the display ring (level meter, scope) and, once the engine is ready, into the
-    ``StreamTagger``'s ring. Nothing else happens on the audio thread.
+    Create it, ``moveToThread``, then :meth:`post` commands (``load``, ``set_window``, ``set_head``,
+    ``start_live``, ``stop_live``) and :meth:`put` file paths. Commands are queued and applied on the
+    worker thread: while idle at once; during a file job at its yield points (between result batches)
+    for the live ones (``start_live``, ``stop_live``, ``set_head``), and *between* jobs for ``load`` and
+    ``set_window``, which change what a running job depends on. Nothing runs re-entrantly: the worker
+    thread never pumps the Qt event loop.
+
+    File jobs yield an :class:`~app.gui.state.series.Overview`, then
+    :class:`~app.gui.state.series.ResultBatch` es.
     """
-
-    def __init__(self, sample_rate: int, channels: int = 1, display_s: float = 10.0) -> None:
-        from models.pipeline import RingBuffer
-
-        self.sample_rate = int(sample_rate)
-        self.channels = int(channels)
-        self.display = RingBuffer(max(1, int(display_s * sample_rate)), channels)
-        self.tagger: Any = None  # models.pipeline.StreamTagger, attached by the worker
-
-    def write(self, block: np.ndarray) -> None:
-        self.display.write(block)
-        tagger = self.tagger
-        if tagger is not None:
-            tagger.push(block)
-
-    __call__ = write
-
-    def latest_mono(self, n: int) -> np.ndarray:
-        """The newest ``n`` frames as mono float32 (for display)."""
-        x, _ = self.display.read_latest(n)
-        return x if x.ndim == 1 else x.mean(axis=1)
-
-
-class InferenceWorker(QObject):
-    """Owns the Engine; serves the live stream and file jobs. Create it, ``moveToThread``, then ``load``."""
 
     engine_loading = Signal(str)  # pack path or "default"
     engine_ready = Signal(object)  # PackInfo
     engine_failed = Signal(str)  # one-line reason
     live_result = Signal(object)  # WindowResult
     live_error = Signal(str)
-    file_started = Signal(int, str)  # job id, path
-    file_overview = Signal(int, object)  # job id, Overview
-    file_batch = Signal(int, object)  # job id, ResultBatch
-    file_progress = Signal(int, object)  # job id, Progress
-    file_finished = Signal(int, str)  # job id, "done" | "cancelled" | "error: <reason>"
+    file_batch = Signal(int, object)  # job id, ResultBatch: the batches also yielded (for the GUI bench)
     jobs_idle = Signal()
 
-    _kick_jobs = Signal()
+    _wake = Signal()
 
     def __init__(self, window: WindowConfig | None = None) -> None:
         super().__init__()
@@ -92,16 +73,62 @@ class InferenceWorker(QObject):
         self.engine: Any = None
         self.head: Any = None
         self._tap: LiveTap | None = None
-        self._lock = threading.Lock()
-        self._jobs: collections.deque[tuple[int, Path]] = collections.deque()
-        self._cancel: dict[int, threading.Event] = {}
-        self._running_jobs = False
+        self._commands: collections.deque[tuple[str, Any]] = collections.deque()
+        self._busy = False  # the pending commands and jobs are being run (guards re-entrancy)
+        self.in_job = False  # a file job is running (read by tests)
         self._load_failed = False
         self._timer: QTimer | None = None
-        self._kick_jobs.connect(self._drain_jobs)
+        self._wake.connect(self._run_pending, Qt.ConnectionType.QueuedConnection)
+
+    # --- commands (any thread) ------------------------------------------------------------------------
+    def post(self, command: str, arg: Any = None) -> None:
+        """Queue ``command`` (one of ``COMMANDS``) with its argument; applied on the worker thread."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown worker command {command!r}")
+        with self._lock:
+            self._commands.append((command, arg))
+        self._wake.emit()
+
+    def _queued(self) -> None:
+        self._wake.emit()
+
+    def _apply_commands(self, mid_job: bool) -> None:
+        """Apply queued commands in order; during a job stop before the first one that must wait."""
+        while True:
+            with self._lock:
+                if not self._commands or (mid_job and self._commands[0][0] in BETWEEN_JOBS):
+                    return
+                command, arg = self._commands.popleft()
+            getattr(self, command)(*(() if command == "stop_live" else (arg,)))
+
+    @Slot()
+    def _run_pending(self) -> None:
+        """Apply the queued commands, then run the queued file jobs one after another (worker thread)."""
+        if self._busy:
+            return
+        self._busy = True
+        ran = False
+        try:
+            while True:
+                self._apply_commands(mid_job=False)
+                if self.engine is None:
+                    if self._load_failed:
+                        self.fail_queued("no model loaded (choose a model pack)")
+                    break
+                item = self.pop()
+                if item is None:
+                    break
+                self.in_job = ran = True
+                try:
+                    self.execute(*item)
+                finally:
+                    self.in_job = False
+        finally:
+            self._busy = False
+        if ran:
+            self.jobs_idle.emit()
 
     # --- engine ---------------------------------------------------------------------------------------
-    @Slot(object)
     def load(self, pack_path: str | None) -> None:
         """Load ``Engine.load(pack_path)`` on this thread (None = the shipped default pack)."""
         self.engine_loading.emit(pack_path or "default")
@@ -112,10 +139,10 @@ class InferenceWorker(QObject):
             engine = Engine.load(Path(pack_path) if pack_path else None, threads=inference_threads())
         except Exception as exc:  # noqa: BLE001 - any failure becomes a visible notice, never a crash
             log.exception("cannot load the model pack %s", pack_path or "(default)")
-            reason = " ".join(str(exc).split()) or type(exc).__name__
+            reason = one_line(exc)
             self.engine_failed.emit(reason)
             if self.engine is None:
-                self._fail_queued(f"error: no model ({reason})")
+                self.fail_queued(f"no model ({reason})")
             self._load_failed = True
             return
         self._load_failed = False
@@ -123,17 +150,13 @@ class InferenceWorker(QObject):
         log.info("pack %s loaded in %.2f s", engine.info.name, time.perf_counter() - t0)
         self.engine_ready.emit(engine.info)
         self._attach_tagger()
-        if self._jobs:
-            QTimer.singleShot(0, self._drain_jobs)  # after requests already queued (e.g. start_live)
 
-    @Slot(object)
     def set_head(self, head: Any) -> None:
         """Use a personal head (``models.heads.Head``) for ``head_probs``; None removes it."""
         self.head = head
         if self._tap is not None and self._tap.tagger is not None:
             self._tap.tagger.head = head
 
-    @Slot(object)
     def set_window(self, window: WindowConfig) -> None:
         self.window = window
         if self._tap is not None:
@@ -142,7 +165,6 @@ class InferenceWorker(QObject):
             self._timer.start(max(10, int(self.window.hop_s * 1000 / 4)))
 
     # --- live -----------------------------------------------------------------------------------------
-    @Slot(object)
     def start_live(self, tap: LiveTap) -> None:
         """Serve ``tap``: tag its newest window every hop (times are seconds since the tagger started)."""
         self._tap = tap
@@ -185,106 +207,62 @@ class InferenceWorker(QObject):
                           1000 * (time.perf_counter() - t0))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - shown to the user, live stops, the app keeps running
             log.exception("live inference failed")
-            self.live_error.emit(" ".join(str(exc).split()) or type(exc).__name__)
+            self.live_error.emit(one_line(exc))
             self.stop_live()
             return
         if result is not None:
             self.live_result.emit(result)
 
-    # --- files ----------------------------------------------------------------------------------------
-    def enqueue(self, job_id: int, path: str | Path) -> None:
-        """Queue a file job (thread-safe; callable from the GUI thread)."""
-        with self._lock:
-            self._cancel[job_id] = threading.Event()
-            self._jobs.append((job_id, Path(path)))
-        self._kick_jobs.emit()
+    # --- file jobs ------------------------------------------------------------------------------------
+    def describe(self, job: Any) -> str:
+        return str(job)
 
-    def cancel(self, job_id: int | None = None) -> None:
-        """Cancel one job, or every queued and running job when ``job_id`` is None (thread-safe)."""
-        with self._lock:
-            events = list(self._cancel.values()) if job_id is None else [self._cancel.get(job_id)]
-        for ev in events:
-            if ev is not None:
-                ev.set()
-
-    def _fail_queued(self, status: str) -> None:
-        """Finish every queued job with ``status`` (no model to run them)."""
-        with self._lock:
-            jobs = list(self._jobs)
-            self._jobs.clear()
-            for job_id, _ in jobs:
-                self._cancel.pop(job_id, None)
-        for job_id, _ in jobs:
-            self.file_finished.emit(job_id, status)
-
-    @Slot()
-    def _drain_jobs(self) -> None:
-        if self._running_jobs or self.engine is None:
-            if self.engine is None and self._load_failed:
-                self._fail_queued("error: no model loaded (choose a model pack)")
-            return
-        self._running_jobs = True
-        try:
-            while True:
-                with self._lock:
-                    if not self._jobs:
-                        break
-                    job_id, path = self._jobs.popleft()
-                    cancel = self._cancel[job_id]
-                status = self._run_file(job_id, path, cancel)
-                with self._lock:
-                    self._cancel.pop(job_id, None)
-                self.file_finished.emit(job_id, status)
-        finally:
-            self._running_jobs = False
-        self.jobs_idle.emit()
-
-    def _run_file(self, job_id: int, path: Path, cancel: threading.Event) -> str:
+    def is_expected(self, exc: BaseException) -> bool:
         from models.audio import AudioError
+
+        return isinstance(exc, AudioError)
+
+    def error_message(self, job: Any, exc: BaseException) -> str:
+        return str(exc) if self.is_expected(exc) else f"{job}: {one_line(exc)}"
+
+    def work(self, job_id: int, job: Any, cancel: threading.Event) -> JobGen:
+        """Tag the file ``job`` (a path): yields its Overview, then ResultBatches at most every
+        ``BATCH_INTERVAL_S``; the live stream and the live commands are served between batches."""
         from models.pipeline import tag_file
 
-        self.file_started.emit(job_id, str(path))
-        if cancel.is_set():
-            return "cancelled"
-        try:
-            self.file_overview.emit(job_id, self._overview(path, cancel))
-            pending: list[WindowResult] = []
-            last_emit = time.perf_counter()
+        path = Path(job)
+        yield self._overview(path, cancel)
+        pending: list[WindowResult] = []
+        last_emit = time.perf_counter()
 
-            def progress(p: Progress) -> None:
-                self.file_progress.emit(job_id, p)
+        def progress(p: Progress) -> None:
+            self.progress.emit(job_id, p)
 
-            for result in tag_file(
-                self.engine,
-                path,
-                window=self.window,
-                head=self.head,
-                progress=progress,
-                cancel=cancel,
-                batch_size=4,
-            ):
-                pending.append(result)
-                now = time.perf_counter()
-                if now - last_emit >= BATCH_INTERVAL_S:
-                    self.file_batch.emit(job_id, ResultBatch.from_results(pending))
-                    pending = []
-                    last_emit = now
-                    self._service()
-                if cancel.is_set():
-                    break
-            if pending:
-                self.file_batch.emit(job_id, ResultBatch.from_results(pending))
-        except AudioError as exc:
-            log.warning("%s", exc)
-            return f"error: {exc}"
-        except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
-            log.exception("tagging %s failed", path)
-            return f"error: {path}: {' '.join(str(exc).split()) or type(exc).__name__}"
-        return "cancelled" if cancel.is_set() else "done"
+        for result in tag_file(
+            self.engine, path, window=self.window, head=self.head, progress=progress, cancel=cancel,
+            batch_size=4,
+        ):  # fmt: skip
+            pending.append(result)
+            now = time.perf_counter()
+            if now - last_emit >= BATCH_INTERVAL_S:
+                yield self._batch(job_id, pending)
+                pending = []
+                last_emit = now
+                self._service()
+            if cancel.is_set():
+                break
+        if pending:
+            yield self._batch(job_id, pending)
+        return None
+
+    def _batch(self, job_id: int, results: list[WindowResult]) -> ResultBatch:
+        batch = ResultBatch.from_results(results)
+        self.file_batch.emit(job_id, batch)
+        return batch
 
     def _service(self) -> None:
-        """Between file windows: run queued requests (live start/stop, head) and serve the live stream."""
-        QCoreApplication.processEvents()
+        """At a job's yield points: apply the live commands and serve the live stream (no event loop)."""
+        self._apply_commands(mid_job=True)
         self.poll_live()
 
     def _overview(self, path: Path, cancel: threading.Event) -> Overview:
@@ -315,17 +293,11 @@ class InferenceWorker(QObject):
 
 
 class WorkerThread(QObject):
-    """Runs an :class:`InferenceWorker` in its own QThread; requests reach it through queued signals.
+    """Runs an :class:`InferenceWorker` in its own QThread (lives in the GUI thread).
 
-    Lives in the GUI thread. ``request_*`` signals are connected to the worker's slots, so calling e.g.
-    ``load(path)`` from the GUI thread runs ``Engine.load`` on the worker thread.
+    Its methods post commands to the worker (thread-safe), so e.g. ``load(path)`` called on the GUI
+    thread runs ``Engine.load`` on the worker thread.
     """
-
-    request_load = Signal(object)
-    request_start_live = Signal(object)
-    request_stop_live = Signal()
-    request_head = Signal(object)
-    request_window = Signal(object)
 
     def __init__(self, window: WindowConfig | None = None) -> None:
         super().__init__()
@@ -333,30 +305,25 @@ class WorkerThread(QObject):
         self.qthread.setObjectName("encotag-inference")
         self.worker = InferenceWorker(window)
         self.worker.moveToThread(self.qthread)
-        self.request_load.connect(self.worker.load)
-        self.request_start_live.connect(self.worker.start_live)
-        self.request_stop_live.connect(self.worker.stop_live)
-        self.request_head.connect(self.worker.set_head)
-        self.request_window.connect(self.worker.set_window)
         self.qthread.start()
 
     def load(self, pack_path: str | None) -> None:
-        self.request_load.emit(pack_path)
+        self.worker.post("load", pack_path)
 
     def start_live(self, tap: LiveTap) -> None:
-        self.request_start_live.emit(tap)
+        self.worker.post("start_live", tap)
 
     def stop_live(self) -> None:
-        self.request_stop_live.emit()
+        self.worker.post("stop_live")
 
     def set_head(self, head: Any) -> None:
-        self.request_head.emit(head)
+        self.worker.post("set_head", head)
 
     def set_window(self, window: WindowConfig) -> None:
-        self.request_window.emit(window)
+        self.worker.post("set_window", window)
 
     def enqueue(self, job_id: int, path: str | Path) -> None:
-        self.worker.enqueue(job_id, path)
+        self.worker.put(Path(path), job_id)
 
     def cancel(self, job_id: int | None = None) -> None:
         self.worker.cancel(job_id)

@@ -15,6 +15,22 @@ from models.results import WindowResult
 
 
 @dataclass(frozen=True)
+class TagLabels:
+    """The loaded pack's tag names, which are trusted, and the names drawn in plot legends (a † marks
+    untrusted ones)."""
+
+    names: tuple[str, ...] = ()
+    trusted: tuple[bool, ...] = ()
+
+    @property
+    def curve(self) -> tuple[str, ...]:
+        return tuple(n if ok else f"{n} †" for n, ok in zip(self.names, self.trusted, strict=True))
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+
+@dataclass(frozen=True)
 class ResultBatch:
     """Consecutive window results stacked: starts/ends (N,) float64 seconds, probs (N, C) float32,
     embeddings (N, D) float32, head_probs (N, K) float32 or None."""

@@ -10,9 +10,10 @@ queued jobs one after another:
 - :class:`TrainJob`: ``models.heads.train_head`` on an example set (progress and cancel), then an
   atomic save into the head store.
 
-Results come back through Qt signals (queued to the GUI thread): ``progress(job_id, Progress)``,
-``done(job_id, EmbedResult | TrainResult)`` and ``failed(job_id, message)`` (message ``"cancelled"``
-after a cancel). A separate engine costs one more copy of the model in memory, but keeps the live
+Results come back through the signals of the one job model (``app.gui.jobs``, queued to the GUI
+thread): ``progress(job_id, Progress)`` and ``finished(job_id, JobOutcome)`` whose ``result`` is an
+:class:`EmbedResult` or a :class:`TrainResult` (status DONE), or whose status is ERROR or CANCELLED.
+A separate engine costs one more copy of the model in memory, but keeps the live
 stream and file tagging of the inference worker undisturbed and makes the dialog independent of it.
 """
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
 
+from app.gui.jobs import JobCancelledError, JobRunner
 from models.config import WindowConfig
 from models.results import Progress
 
@@ -81,11 +81,6 @@ class TrainResult:
     path: Path
 
 
-def audio_dir(store: Any, name: str) -> Path:
-    """Folder for a head's kept raw recordings (only used when the user opts in): ``<heads>/NAME.audio``."""
-    return Path(store.root) / f"{name}.audio"
-
-
 def keep_recording(
     folder: str | os.PathLike[str], class_name: str, audio: np.ndarray, sample_rate: int
 ) -> Path:
@@ -111,95 +106,75 @@ def keep_recording(
     return path
 
 
-class CancelledJobError(Exception):
-    pass
+class HeadJobRunner(JobRunner):
+    """Head jobs run one after another on one background thread with its own Engine (module docstring).
 
-
-class HeadJobRunner(QObject):
-    """A queue of head jobs run on one background thread with its own Engine (see module docstring)."""
-
-    progress = Signal(int, object)
-    done = Signal(int, object)
-    failed = Signal(int, str)
+    A :class:`~app.gui.jobs.JobRunner`: ``progress`` while embedding or training, then ``finished`` with a
+    :class:`~app.gui.jobs.JobOutcome` whose ``result`` is an :class:`EmbedResult` or :class:`TrainResult`.
+    """
 
     def __init__(self, pack_path: str | None, window: WindowConfig | None = None) -> None:
         super().__init__()
         self.pack_path = pack_path
         self.window = window
         self.engine: Any = None
-        self._queue: queue.Queue[tuple[int, Any, threading.Event] | None] = queue.Queue()
-        self._cancel: dict[int, threading.Event] = {}
-        self._lock = threading.Lock()
-        self._next = 0
+        self._wakeup = threading.Event()
+        self._stopping = False
         self._thread: threading.Thread | None = None
-        self.busy: set[int] = set()
+
+    @property
+    def busy(self) -> set[int]:
+        """Ids of the jobs queued or running."""
+        return self.pending()
 
     # --- GUI thread -----------------------------------------------------------------------------------
     def submit(self, job: EmbedJob | TrainJob) -> int:
         """Queue ``job``; returns its id (results arrive through the signals)."""
-        with self._lock:
-            self._next += 1
-            job_id = self._next
-            ev = threading.Event()
-            self._cancel[job_id] = ev
-            self.busy.add(job_id)
+        return self.put(job)
+
+    def _queued(self) -> None:
         if self._thread is None or not self._thread.is_alive():
+            self._stopping = False
             self._thread = threading.Thread(target=self._loop, name="encotag-heads", daemon=True)
             self._thread.start()
-        self._queue.put((job_id, job, ev))
-        return job_id
-
-    def cancel(self, job_id: int | None = None) -> None:
-        """Cancel one job, or all when ``job_id`` is None (thread-safe)."""
-        with self._lock:
-            events = list(self._cancel.values()) if job_id is None else [self._cancel.get(job_id)]
-        for ev in events:
-            if ev is not None:
-                ev.set()
+        self._wakeup.set()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Cancel everything and join the thread (idempotent)."""
         self.cancel(None)
         thread, self._thread = self._thread, None
         if thread is not None and thread.is_alive():
-            self._queue.put(None)
+            self._stopping = True
+            self._wakeup.set()
             thread.join(timeout_s)
             if thread.is_alive():
                 log.warning("head job thread did not stop within %.0f s", timeout_s)
 
     # --- job thread -----------------------------------------------------------------------------------
     def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
+        while not self._stopping:
+            item = self.pop()
             if item is None:
-                return
-            job_id, job, cancel = item
-            try:
-                if cancel.is_set():
-                    raise CancelledJobError
-                result: Any = self._embed(job_id, job, cancel) if isinstance(job, EmbedJob) else None
-                if isinstance(job, TrainJob):
-                    result = self._train(job_id, job, cancel)
-                self._finish(job_id)
-                self.done.emit(job_id, result)
-            except CancelledJobError:
-                self._finish(job_id)
-                self.failed.emit(job_id, "cancelled")
-            except Exception as exc:  # noqa: BLE001 - every failure is shown in the dialog
-                from models.heads import TrainingCancelledError
+                self._wakeup.wait()
+                self._wakeup.clear()
+                continue
+            self.execute(*item)
+        while (item := self.pop()) is not None:  # cancelled by stop(): finish them as cancelled
+            self.execute(*item)
 
-                self._finish(job_id)
-                if isinstance(exc, TrainingCancelledError):
-                    self.failed.emit(job_id, "cancelled")
-                    continue
-                if not isinstance(exc, (ValueError, OSError)):
-                    log.exception("head job %d failed", job_id)
-                self.failed.emit(job_id, " ".join(str(exc).split()) or type(exc).__name__)
+    def describe(self, job: Any) -> str:
+        return f"{type(job).__name__} {getattr(job, 'head', '')}"
 
-    def _finish(self, job_id: int) -> None:
-        with self._lock:
-            self._cancel.pop(job_id, None)
-            self.busy.discard(job_id)
+    def is_cancel(self, exc: BaseException) -> bool:
+        from models.heads import TrainingCancelledError
+
+        return super().is_cancel(exc) or isinstance(exc, TrainingCancelledError)
+
+    def work(self, job_id: int, job: Any, cancel: threading.Event) -> EmbedResult | TrainResult:
+        """A function job (no partial results): embed or train; progress through ``progress``."""
+        if isinstance(job, EmbedJob):
+            return self._embed(job_id, job, cancel)
+        return self._train(job_id, job, cancel)
 
     def _engine(self) -> Any:
         if self.engine is None:
@@ -250,7 +225,7 @@ class HeadJobRunner(QObject):
                 parts.append(emb)
                 sources += [os.fspath(path)] * len(emb)
         if cancel.is_set():
-            raise CancelledJobError
+            raise JobCancelledError
         parts = [p for p in parts if len(p)]
         emb = np.concatenate(parts) if parts else np.zeros((0, engine.embedding_size), np.float32)
         return EmbedResult(job, emb, tuple(sources), tuple(errors), files, PackStamp.of(engine.info))

@@ -1,4 +1,7 @@
-"""Widgets of the head editor: the class table (a drop target per class) and the microphone recorder.
+"""Widgets of the head editor: the class panel, its class table (a drop target per class) and the
+microphone recorder.
+
+- :class:`ClassPanel`: the edited head's classes and the buttons to change them (emits requests).
 
 - :class:`ClassTable`: one row per class (name, example count, where the examples came from); dropping
   files or folders on a row emits ``files_dropped(class_name, paths)``.
@@ -11,13 +14,29 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
+from app.gui.heads.manage import ask, button
 from models.head_store import ExampleSet
 from models.heads import BACKGROUND
 
@@ -113,6 +132,111 @@ class ClassTable(QTableWidget):
         self.files_dropped.emit(name, paths)
 
 
+class ClassPanel(QGroupBox):
+    """The edited head's classes: the class table (drop files or folders on a class), class buttons,
+    Add files / Add folder, Keep audio and Record N seconds. It emits what the user asked for."""
+
+    add_class = Signal(str)
+    add_background = Signal()
+    rename_class = Signal(str, str)  # old, new
+    remove_class = Signal(str)
+    clear_class = Signal(str)
+    add_files = Signal(str, list)  # class name, list[str] files or folders
+    record = Signal(str, float)  # class name, seconds
+
+    def __init__(self) -> None:
+        super().__init__("Classes")
+        self.class_table = ClassTable()
+        self.class_table.files_dropped.connect(self.add_files)
+        self.record_seconds = QSpinBox()
+        self.record_seconds.setRange(1, 120)
+        self.record_seconds.setValue(5)
+        self.record_seconds.setSuffix(" s")
+        self.record_button = button(
+            "Record", self._record_clicked, "Record from the input into the selected class"
+        )
+        eb = QVBoxLayout(self)
+        eb.addWidget(QLabel("Drop audio files or folders on a class, record into it, or mark a span in the "
+                            "Personal head dock and press “That was…”."))  # fmt: skip
+        eb.addWidget(self.class_table, 1)
+        row1, row2 = QHBoxLayout(), QHBoxLayout()
+        for b in (
+            button("Add class…", self._add_class_clicked),
+            button(
+                "Background class",
+                self.add_background.emit,
+                "A 'none of these' class: record the room into it",
+            ),
+            button("Rename class…", self._rename_class_clicked),
+            button("Remove class", lambda: self._with_class(self.remove_class.emit)),
+        ):
+            row1.addWidget(b)
+        row2.addWidget(button("Add files…", self._add_files_clicked))
+        row2.addWidget(button("Add folder…", self._add_folder_clicked))
+        row2.addWidget(button("Clear examples", lambda: self._with_class(self.clear_class.emit)))
+        row2.addStretch(1)
+        self.keep_audio = QCheckBox("Keep audio")
+        self.keep_audio.setToolTip(
+            "Also keep recordings as FLAC files next to the head (by default only embeddings are kept)"
+        )
+        row2.addWidget(self.keep_audio)
+        row2.addWidget(self.record_seconds)
+        row2.addWidget(self.record_button)
+        eb.addLayout(row1)
+        eb.addLayout(row2)
+
+    def show_head(self, current: str | None, examples: ExampleSet) -> None:
+        self.setEnabled(current is not None)
+        self.setTitle(f"Classes of '{current}'" if current is not None else "Classes (choose or make a head)")
+        self.class_table.set_examples(examples)
+
+    def sync(self, recording: bool) -> None:
+        self.record_button.setEnabled(not recording and self.class_table.current_class() is not None)
+        if not recording:
+            self.record_button.setText("Record")
+
+    def _with_class(self, fn: Callable[[str], object]) -> None:
+        name = self.class_table.current_class()
+        if name:
+            fn(name)
+
+    def _add_class_clicked(self) -> None:
+        name = ask(self, "Add class", "Class name (e.g. my doorbell):")
+        if name:
+            self.add_class.emit(name)
+
+    def _rename_class_clicked(self) -> None:
+        old = self.class_table.current_class()
+        new = ask(self, "Rename class", "New name:", old or "") if old else None
+        if old and new:
+            self.rename_class.emit(old, new)
+
+    def _add_files_clicked(self) -> None:
+        name = self.class_table.current_class()
+        if name:
+            from app.gui.actions import AUDIO_FILTER
+
+            files, _ = QFileDialog.getOpenFileNames(
+                self, f"Examples of '{name}'", str(Path.home()), AUDIO_FILTER
+            )
+            if files:
+                self.add_files.emit(name, list(files))
+
+    def _add_folder_clicked(self) -> None:
+        name = self.class_table.current_class()
+        if name:
+            folder = QFileDialog.getExistingDirectory(
+                self, f"A folder of '{name}' examples", str(Path.home())
+            )
+            if folder:
+                self.add_files.emit(name, [folder])
+
+    def _record_clicked(self) -> None:
+        name = self.class_table.current_class()
+        if name:
+            self.record.emit(name, float(self.record_seconds.value()))
+
+
 class Recorder(QObject):
     """Records ``seconds`` of mono audio from the window's input (see module docstring)."""
 
@@ -151,10 +275,7 @@ class Recorder(QObject):
             self._ring, self.sample_rate = tap.display, int(tap.sample_rate)
             self._pos = self._ring.total
         else:
-            from app.gui import actions
-
-            factory = self.win.source_factory
-            source = factory() if factory is not None else actions.device_source(self.win)
+            source = self.win.input_source()
             self.sample_rate = int(source.sample_rate)
             ring = RingBuffer(int((seconds + 2) * self.sample_rate), int(getattr(source, "channels", 1)))
             self._pos = 0

@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.heads_logic import head_events, span_rows
 from app.gui.plots import _style_plot, curve_colour
+from app.gui.state.heads import head_events, span_rows
 from models.heads import BACKGROUND, Head
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class HeadOutputPanel(QWidget):
         super().__init__(parent)
         self.win = win
         self.head: Head | None = None
-        self.dock: QDockWidget | None = None  # the dock holding this panel (set by heads_dialog.install)
+        self.dock: QDockWidget | None = None  # its dock (set by app.gui.heads.dialog.install)
         self.title = QLabel("No personal head active. Heads ▸ Manage heads… to make or choose one.")
         self.title.setWordWrap(True)
         self.plot = pg.PlotWidget()
