@@ -15,6 +15,7 @@ import soundfile as sf
 
 from models.training.corpus import BuildOptions, build
 from models.training.corpus_snapshots import (
+    SNAPSHOTS,
     SnapshotSpec,
     normalise_licence,
     snapshot_entries,
@@ -23,6 +24,7 @@ from models.training.corpus_snapshots import (
 )
 from models.training.corpus_stretch import mix_source, split_for, variant_source
 from models.training.snapshot_extract import extract_snapshot, read_snapshot
+from models.training.snapshot_licences import LICENCE_DIR, csv_licence, read_licence_csv
 
 CREDITS = """# Sounds
 
@@ -113,6 +115,44 @@ def test_snapshot_entries_per_file_licences_and_exclusions(bare_repo: Path, tmp_
     names = {Path(p).name: lic for p, lic, _ in entries}
     assert set(names) == {"dog_bark.wav"}  # banned by Freesound ID, NC refused
     assert names["dog_bark.wav"].startswith("CC0-1.0|owner/sounds:sfx/credits table")
+
+
+def test_snapshot_entries_from_a_licence_csv(bare_repo: Path, tmp_path: Path) -> None:
+    root = tmp_path / "snapshots"
+    extract_snapshot(bare_repo, root)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "EXCLUDE_FREESOUND_IDS.txt").write_text("4201\n", encoding="utf-8")
+    table = tmp_path / "owner+sounds.csv"
+    table.write_text(
+        "path,licence,stated_in,freesound_id,note\n"
+        "sfx/dog_bark.wav,CC0-1.0,sfx/credits.md,111,dog_bark row\n"
+        "sfx/banned.wav,CC-BY-3.0,sfx/credits.md,999 4201,one of two recordings is excluded\n"
+        "sfx/nc_one.wav,CC-BY-NC-3.0,sfx/credits.md,,non-commercial\n"
+        "sfx/gone.wav,CC0-1.0,sfx/credits.md,,not in the snapshot\n",
+        encoding="utf-8",
+    )
+    spec = SnapshotSpec("t-csv", "owner/sounds", "environment", r".", licence_csv=str(table))
+    entries, _ = snapshot_entries(root / "owner+sounds", spec, shared)
+    names = {Path(p).name: lic for p, lic, _ in entries}
+    assert names == {"dog_bark.wav": "CC0-1.0|owner/sounds:sfx/credits.md"}  # forest.wav is not listed
+    rows = read_licence_csv(table)
+    assert rows["sfx/banned.wav"].freesound_ids == ("999", "4201")
+    assert csv_licence("sfx/dog_bark.wav", rows, frozenset(), {"README.md"}) == ("", "")  # no stating file
+    assert read_licence_csv(tmp_path / "absent.csv") == {}
+    table.write_text("path,licence\nsfx/dog_bark.wav,CC0-1.0\n", encoding="utf-8")
+    with pytest.raises(ValueError):
+        read_licence_csv(table)
+
+
+def test_committed_licence_csvs_are_well_formed_and_approved() -> None:
+    named = {s.licence_csv for s in SNAPSHOTS if s.licence_csv}
+    assert named and named <= {p.name for p in LICENCE_DIR.glob("*.csv")}
+    for name in named:
+        rows = read_licence_csv(LICENCE_DIR / name)
+        assert rows, name
+        for rel, row in rows.items():
+            assert usable_licence(row.licence) and row.stated_in and not rel.startswith("/"), (name, rel)
 
 
 def test_variants_keep_the_split_of_their_recording_and_mixtures_are_train() -> None:

@@ -4,8 +4,10 @@ A snapshot is a folder ``ROOT/<owner>+<name>/`` made by ``encotag corpus snapsho
 :mod:`models.training.snapshot_extract`): the audio and licence files of one commit and ``SNAPSHOT.json``
 (repository, commit). :data:`SNAPSHOTS` lists the repositories whose *audio* licences were read by hand
 (``../shared/docs/AUDIO_SOURCES.md`` and ``docs/CORPUS.md``): which paths to take, the domain, and the
-licence: one for the whole selection (with the file that states it), or per file from a credits table
-in the snapshot (Markdown tables with a file column and a licence column). Every clip's manifest row
+licence: one for the whole selection (with the file that states it), per file from a credits table
+in the snapshot (Markdown tables with a file column and a licence column), or per file from a hand-made
+licence CSV committed in ``models/training/licences/`` (see :mod:`models.training.snapshot_licences`;
+only the files it lists are used). Every clip's manifest row
 records repository, commit, path and licence. Files whose Freesound ID (from a credits link or a
 ``<id>__`` file name) is listed in ``EXCLUDE_FREESOUND_IDS.txt`` are left out, and so is anything whose
 licence is non-commercial, no-derivatives or unknown.
@@ -29,6 +31,7 @@ from models.training.corpus_sources import (
     file_units,
 )
 from models.training.snapshot_extract import read_snapshot
+from models.training.snapshot_licences import LICENCE_DIR, csv_licence, read_licence_csv
 
 FORBIDDEN_ND = re.compile(r"(^|[-_ ])ND([-_ ]|$)|no.?deriv", re.IGNORECASE)
 ALLOWED = re.compile(r"^(CC0-1\.0|CC-BY(-SA)?(-\d\.\d)?|public-domain|L?GPL-\d\+?|MIT|BSD)$")
@@ -49,7 +52,9 @@ INSTRUMENT_NAMES = (
 class SnapshotSpec:
     """One source taken from a repository snapshot: ``include``/``exclude`` are regexes on the path
     inside the repository (case-insensitive); ``licence`` applies to every file unless ``table`` names
-    the credits files (a glob inside the snapshot) whose rows give a licence per file."""
+    the credits files (a glob inside the snapshot) whose rows give a licence per file, or
+    ``licence_csv`` names a licence CSV (in :data:`LICENCE_DIR`, or an absolute path) listing the files
+    to use with their licences."""
 
     name: str
     repo: str
@@ -59,6 +64,7 @@ class SnapshotSpec:
     licence_file: str = ""
     exclude: str = r"$^"
     table: str = ""
+    licence_csv: str = ""
 
 
 SNAPSHOTS: tuple[SnapshotSpec, ...] = (
@@ -110,6 +116,40 @@ SNAPSHOTS: tuple[SnapshotSpec, ...] = (
     SnapshotSpec("opensfx", "OpenTTD/OpenSFX", "environment", r".", "CC-BY-SA-3.0", "README.md"),
     SnapshotSpec(
         "body-percussion", "sfzinstruments/body_percussion", "environment", r".", "CC0-1.0", "LICENSE",
+    ),
+    SnapshotSpec(
+        "ambientsounds", "Muges/ambientsounds", "environment", r"\.ogg$",
+        licence_csv="Muges+ambientsounds.csv",
+    ),
+    SnapshotSpec(
+        "alarm-clock-sfx", "jtgsystems/modern-alarm-clock", "environment", r"^public/sfx/",
+        licence_csv="jtgsystems+modern-alarm-clock.csv",
+    ),
+    SnapshotSpec("everness", "z-op/everness", "environment", r"^sounds/", licence_csv="z-op+everness.csv"),
+    SnapshotSpec(
+        "dfcaverns-ambience", "MeseCraft/MeseCraft", "environment",
+        r"^mods/MODULES/dfcaverns/df_ambience/sounds/", exclude=r"whispers|drums",
+        licence_csv="MeseCraft+MeseCraft.csv",
+    ),
+    SnapshotSpec(
+        "mesecraft-soundscapes", "MeseCraft/MeseCraft", "environment", r"^mods/mesecraft_soundscapes/sounds/",
+        licence_csv="MeseCraft+MeseCraft.csv",
+    ),
+    SnapshotSpec(
+        "noisekun", "mateusfg7/Noisekun", "environment", r"^\.github/assets/sounds/",
+        licence_csv="mateusfg7+Noisekun.csv",
+    ),
+    SnapshotSpec(
+        "brunobord-relax", "brunobord/relax", "environment", r"^sounds/", licence_csv="brunobord+relax.csv",
+    ),
+    SnapshotSpec(
+        "gui-project-sounds", "DrunkenToast/gui-project", "environment", r"^sounds/",
+        licence_csv="DrunkenToast+gui-project.csv",
+    ),
+    SnapshotSpec(
+        "dsurround", "OreCruncher/DynamicSurroundingsFabric", "environment",
+        r"^common/src/main/resources/assets/dsurround/sounds/",
+        licence_csv="OreCruncher+DynamicSurroundingsFabric.csv",
     ),
 )  # fmt: skip
 
@@ -196,6 +236,8 @@ def snapshot_entries(folder: Path, spec: SnapshotSpec, shared_root: Path) -> tup
     files = [str(f) for f in doc.get("files", []) if isinstance(f, str)]  # type: ignore[attr-defined]
     inc, exc = re.compile(spec.include, re.I), re.compile(spec.exclude, re.I)
     picked = [f for f in files if f.lower().endswith(AUDIO_EXT) and inc.search(f) and not exc.search(f)]
+    rows = read_licence_csv(LICENCE_DIR / spec.licence_csv) if spec.licence_csv else {}
+    present = set(files)
     tables: dict[str, dict[str, tuple[str, str]]] = {}
     if spec.table:
         for t in sorted(folder.glob(spec.table)):
@@ -207,7 +249,9 @@ def snapshot_entries(folder: Path, spec: SnapshotSpec, shared_root: Path) -> tup
         m = FREESOUND_NAME.match(name)
         if m and m.group(1) in banned:
             continue
-        if spec.table:
+        if spec.licence_csv:
+            lic, stated = csv_licence(rel, rows, banned, present)
+        elif spec.table:
             lic, stated = _table_licence(rel, tables, banned)
         else:
             lic, stated = spec.licence, spec.licence_file
