@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.commands.tag import open_probability, thread_count
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("head", help="personal heads: teach Encotag your own sounds")
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--kind", choices=("logreg", "mlp"), default="logreg")
     t.add_argument(
         "--false-alarm-rate",
-        type=float,
+        type=open_probability,
         default=0.01,
         help="calibrate thresholds on the 'background' class to this rate (default 0.01)",
     )
@@ -78,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pack", metavar="DIR", help="model pack (default: the bundled pack)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch threads (1 to 256)")
 
 
 def _store():
