@@ -300,7 +300,10 @@ def list_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         else:
             found = (p,)
         for q in found:
-            key = q.resolve() if q.exists() else q
+            try:
+                key = q.resolve() if q.exists() else q
+            except (OSError, RuntimeError):  # a symlink loop: reported by name when it is read
+                key = q
             if key not in seen:
                 seen.add(key)
                 out.append(q)

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,8 +218,16 @@ def open_folder_dialog(win: MainWindow) -> None:
         win.open_paths([folder])
 
 
+def _absolute(path: str | Path) -> str:
+    """``path`` resolved, or made absolute when it cannot be (a symlink loop must not abort the GUI)."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return os.path.abspath(path)
+
+
 def remember_file(win: MainWindow, path: Path) -> None:
-    p = str(Path(path).resolve())
+    p = _absolute(path)
     recent = (p, *[r for r in win.settings.recent_files if r != p])[:MAX_RECENT]
     win.settings = dataclasses.replace(win.settings, recent_files=recent, last_open_dir=str(Path(p).parent))
     _fill_recent(win)

@@ -161,7 +161,10 @@ class HeadListMixin:
     def delete_head(self, name: str) -> None:
         if self.active_name == name:
             self.activate(None)
-        self.store.delete(name)
+        try:
+            self.store.delete(name)
+        except (HeadError, OSError) as exc:
+            self.message(str(exc))
         kept = audio_dir(self.store, name)
         if kept.is_dir():
             for f in kept.glob("*.flac"):
