@@ -111,8 +111,15 @@ class InferenceWorker(QObject):
             t0 = time.perf_counter()
             engine = Engine.load(Path(pack_path) if pack_path else None, threads=inference_threads())
         except Exception as exc:  # noqa: BLE001 - any failure becomes a visible notice, never a crash
-            log.exception("cannot load the model pack %s", pack_path or "(default)")
-            reason = " ".join(str(exc).split()) or type(exc).__name__
+            from models.engine import EngineError
+            from models.pack import PackError
+            from models.safeio import printable
+
+            reason = printable(" ".join(str(exc).split()) or type(exc).__name__)
+            if isinstance(exc, PackError | EngineError | OSError):  # an ordinary bad pack: one line
+                log.warning("cannot load the model pack: %s", reason)
+            else:
+                log.exception("cannot load the model pack %s", pack_path or "(default)")
             self.engine_failed.emit(reason)
             if self.engine is None:
                 self._fail_queued(f"error: no model ({reason})")
