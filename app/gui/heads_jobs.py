@@ -186,13 +186,14 @@ class HeadJobRunner(QObject):
                 self._finish(job_id)
                 self.failed.emit(job_id, "cancelled")
             except Exception as exc:  # noqa: BLE001 - every failure is shown in the dialog
-                from models.heads import TrainingCancelledError
+                from models.audio import AudioError
+                from models.heads import HeadError, TrainingCancelledError
 
                 self._finish(job_id)
                 if isinstance(exc, TrainingCancelledError):
                     self.failed.emit(job_id, "cancelled")
                     continue
-                if not isinstance(exc, (ValueError, OSError)):
+                if not isinstance(exc, ValueError | OSError | HeadError | AudioError):  # ordinary: one line
                     log.exception("head job %d failed", job_id)
                 self.failed.emit(job_id, " ".join(str(exc).split()) or type(exc).__name__)
 
