@@ -115,3 +115,20 @@ def test_gui_logs_an_ordinary_pack_error_as_one_line(
     records = [r for r in caplog.records if "model pack" in r.getMessage()]
     assert records and all(r.exc_info is None for r in records)  # was: a full traceback
     assert any("TaggerConfig.width" in r.getMessage() for r in records)
+
+
+def test_gui_marks_a_truncated_file(qtbot, tmp_path: Path, tiny_mel_pack: Path) -> None:
+    pytest.importorskip("pytestqt")
+    from app.gui.main_window import MainWindow
+
+    full = wav(tmp_path / "full.wav", seconds=3.0)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    win = MainWindow(Settings(), pack_path=str(tiny_mel_pack))
+    qtbot.addWidget(win)
+    try:
+        (job,) = win.open_paths([cut])
+        qtbot.waitUntil(lambda: win.files[job].status.startswith("done"), timeout=60000)
+        assert "truncated" in win.files[job].status  # was a plain "done"
+    finally:
+        win.shutdown()

@@ -262,7 +262,7 @@ class MainWindow(QMainWindow):
         self._progress.pop(job, None)
         self._file(job, lambda v: v.set_finished(status))
         self._jobs_open.discard(job)
-        if status.startswith("error"):
+        if status.startswith("error") or "truncated" in status:
             self.statusBar().showMessage(status, 10000)
         self._update_job_status()
         if self.current_file() is self.files.get(job):

@@ -81,7 +81,7 @@ class InferenceWorker(QObject):
     file_overview = Signal(int, object)  # job id, Overview
     file_batch = Signal(int, object)  # job id, ResultBatch
     file_progress = Signal(int, object)  # job id, Progress
-    file_finished = Signal(int, str)  # job id, "done" | "cancelled" | "error: <reason>"
+    file_finished = Signal(int, str)  # job id, "done" [(truncated: …)] | "cancelled" | "error: <reason>"
     jobs_idle = Signal()
 
     _kick_jobs = Signal()
@@ -248,8 +248,9 @@ class InferenceWorker(QObject):
 
     def _run_file(self, job_id: int, path: Path, cancel: threading.Event) -> str:
         from models.audio import AudioError
-        from models.pipeline import tag_file
+        from models.pipeline import TagStats, tag_file
 
+        stats = TagStats()
         self.file_started.emit(job_id, str(path))
         if cancel.is_set():
             return "cancelled"
@@ -269,6 +270,7 @@ class InferenceWorker(QObject):
                 progress=progress,
                 cancel=cancel,
                 batch_size=4,
+                stats=stats,
             ):
                 pending.append(result)
                 now = time.perf_counter()
@@ -287,7 +289,12 @@ class InferenceWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
             log.exception("tagging %s failed", path)
             return f"error: {path}: {' '.join(str(exc).split()) or type(exc).__name__}"
-        return "cancelled" if cancel.is_set() else "done"
+        if cancel.is_set():
+            return "cancelled"
+        if stats.truncated:  # tagged as far as it decodes, but the user must know the rest is missing
+            log.warning("%s: truncated: only the part that decoded was tagged", path)
+            return "done (truncated: only the part that decoded was tagged)"
+        return "done"
 
     def _service(self) -> None:
         """Between file windows: run queued requests (live start/stop, head) and serve the live stream."""
