@@ -176,7 +176,7 @@ def _fsync_dir(folder: Path) -> None:
 def resolve_target(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result | None]:
     """Where writing ``path`` really goes: symlinks followed; with the target's ``stat`` (None: new file).
 
-    Raises :class:`UnsafeTargetError` for a symlink loop or a dangling link into a missing folder."""
+    Raises :class:`UnsafeTargetError` for a symlink loop or a target that cannot be examined."""
     p = Path(path)
     try:
         real = Path(os.path.realpath(p, strict=False)) if p.is_symlink() else p

@@ -28,7 +28,7 @@ def run_cli(capsys: Cap, *argv: object) -> tuple[int, str, str]:
 
 def run_child(*argv: object, timeout: float = 60.0, home: Path | None = None) -> tuple[int, str, str, int]:
     """``python -m app ARGS`` in a child process (``timeout`` only guards against hangs): exit code,
-    stdout, stderr and the child's peak RSS in bytes."""
+    stdout, stderr and the child's peak RSS in bytes (``VmHWM`` of its own image)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
     if home is not None:
         env["ENCOTAG_HOME"] = str(home)
@@ -41,6 +41,11 @@ def run_child(*argv: object, timeout: float = 60.0, home: Path | None = None) ->
         "    rc = e.code if isinstance(e.code, int) else 1\n"
         "    sys.stdout.flush()\n"
         "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "    try:  # VmHWM: this process image only (ru_maxrss keeps the forked parent's peak across exec)\n"
+        "        with open('/proc/self/status') as fh:\n"
+        "            peak = next(int(l.split()[1]) for l in fh if l.startswith('VmHWM:'))\n"
+        "    except (OSError, StopIteration, ValueError):\n"
+        "        pass\n"
         "    print(f'@@PEAK_KB {peak}', file=sys.stderr)\n"
         "    sys.exit(rc)\n"
     )
