@@ -9,8 +9,9 @@ with one line; ``head list`` marks a damaged head; a FIFO or ``/dev/zero`` given
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 
 from models.head_store import ExampleSet, HeadStore, PackStamp
 from models.heads import Head, HeadError, layout_hash, load_head, save_head, train_head
-from tests.hostile import GIB, Cap, one_line, run_child, run_cli, wav
+from tests.hostile import GIB, REPO, Cap, one_line, run_child, run_cli, wav
 
 LAYOUT = (("block5", 4), ("block11", 4))
 
@@ -85,22 +86,34 @@ def test_stale_temp_files_are_cleaned_on_the_next_write(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "dog.safetensors"]
 
 
-def _writer(root: str, k: int) -> None:
-    store = HeadStore(root)
-    for i in range(6):
-        classes = tuple(f"c{k}{i}{j}" for j in range(2 + (i + k) % 3))
-        head = small_head("race", classes)
-        store.save(head, examples=examples_for(head))
+_WRITER = """
+import sys
+import numpy as np
+from models.head_store import ExampleSet, HeadStore, PackStamp
+from models.heads import Head, HeadCard
+
+store, k = HeadStore(sys.argv[1]), int(sys.argv[2])
+for i in range(8):
+    classes = tuple(f"c{k}{i}{j}" for j in range(2 + (i + k) % 3))
+    n, d = len(classes), 8
+    card = HeadCard(name="race", classes=classes, kind="logreg", example_counts=(3,) * n, cv_accuracy=0.5,
+                    c=1.0, pack_id="p" * 64, layout_hash="", embedding_size=d, created="now")
+    head = Head(card, np.zeros(d, np.float32), np.ones(d, np.float32),
+                {"w": np.ones((n, d), np.float32), "b": np.zeros(n, np.float32)}, np.full(n, 0.5, np.float32))
+    ex = ExampleSet.empty()
+    for c in classes:
+        ex = ex.add(c, np.ones((3, d)), "x.wav", PackStamp("p" * 64, "l"))
+    store.save(head, examples=ex)
+"""
 
 
 def test_concurrent_writers_never_leave_a_mismatched_pair(tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), k)) for k in range(2)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), str(k)], env=env) for k in range(3)
+    ]
     for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+        assert p.wait(timeout=120) == 0
     store = HeadStore(tmp_path)
     head, ex = store.load("race"), store.load_examples("race")
     assert ex.classes == head.classes  # one unit: the examples are the head's own
