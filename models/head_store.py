@@ -262,7 +262,7 @@ class HeadStore:
         with self.locked():
             if not force and (self._exists(self.path(name)) or self._exists(self.examples_path(name))):
                 raise HeadError(
-                    f"a head named {name!r} already exists; choose another name or use --force to replace it"
+                    f"a head named {name!r} already exists: choose another name (or replace it: --force)"
                 )
             return self._write(name, head, None)
 
