@@ -58,7 +58,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     setup_logging(verbose=args.verbose, command=args.command)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()
+        return code
     except KeyboardInterrupt:
         print("encotag: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `encotag tag … | head -1`: the reader went away; nothing more to say there
+        _silence_stdout()
+        print("encotag: output closed early (broken pipe)", file=sys.stderr)
+        return 1
+    except (Exception, MemoryError, RecursionError) as exc:  # never a traceback: one line, details in the log
+        from models.safeio import printable
+
+        log.debug("unexpected error in %s", args.command, exc_info=True)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        where = f" {exc.filename}:" if isinstance(exc, OSError) and exc.filename else ""
+        text = f"encotag:{where} {exc.strerror or reason}" if isinstance(exc, OSError) else None
+        text = text or f"encotag: error ({type(exc).__name__}{': ' + reason if reason else ''})"
+        print(printable(text), file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

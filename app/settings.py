@@ -1,8 +1,12 @@
 """Versioned user settings: a frozen dataclass stored as JSON in the user config folder.
 
-``load_settings`` never raises: a missing file gives the defaults; an unreadable or corrupt file gives the
-defaults (logged, the bad file is kept as ``settings.json.corrupt``); a file written by an older or newer
-Encotag keeps every field this version knows and can validate, and resets the rest (logged).
+``load_settings`` never raises and never blocks: a missing file gives the defaults; a file that is not a
+regular file (a FIFO, a folder, a device, a symlink loop), larger than :data:`MAX_SETTINGS_BYTES`, not
+UTF-8, not JSON, nested too deeply or not a JSON object gives the defaults (logged, the bad entry is moved
+aside to ``settings.json.corrupt``, so the next save does not overwrite it); a file written by an older or
+newer Encotag keeps every field this version knows and can validate, and resets the rest (logged).
+Lists are capped (:data:`MAX_RECENT` recent files, :data:`MAX_TOP_K` pinned tags) and strings limited to
+:data:`MAX_TEXT` characters, so no settings file can make the GUI slow to start.
 ``save_settings`` is atomic: it writes a temporary file in the same folder, flushes and fsyncs it, then
 ``os.replace``-s it over the old file, so an interrupted save leaves the previous settings intact.
 """
@@ -15,18 +19,21 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app import paths
+from models.safeio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 SETTINGS_VERSION = 1
 THEMES = ("system", "light", "dark")
 MAX_TOP_K = 527
+MAX_RECENT = 10
+MAX_TEXT = 8192  # paths, device names; window geometry/state as base64 are a few hundred characters
+MAX_SETTINGS_BYTES = 1 << 20  # a real file is about 2 KiB
 
 
 @dataclass(frozen=True)
@@ -75,11 +82,14 @@ def _is_number(value: Any) -> bool:
 
 
 def _optional_str(value: Any) -> bool:
-    return value is None or isinstance(value, str)
+    return value is None or (isinstance(value, str) and len(value) <= MAX_TEXT)
 
 
 def _str_tuple(value: Any) -> bool:
-    return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+    return isinstance(value, list | tuple) and all(isinstance(v, str) and len(v) <= MAX_TEXT for v in value)
+
+
+_LIST_CAPS = {"recent_files": MAX_RECENT, "selected_tags": MAX_TOP_K}
 
 
 _VALIDATORS: dict[str, Any] = {
@@ -94,8 +104,8 @@ _VALIDATORS: dict[str, Any] = {
     "head_path": _optional_str,
     "last_open_dir": _optional_str,
     "recent_files": _str_tuple,
-    "window_geometry": lambda v: isinstance(v, str),
-    "window_state": lambda v: isinstance(v, str),
+    "window_geometry": lambda v: isinstance(v, str) and len(v) <= MAX_TEXT,
+    "window_state": lambda v: isinstance(v, str) and len(v) <= MAX_TEXT,
 }
 
 
@@ -109,12 +119,17 @@ def settings_from_dict(data: dict[str, Any], source: str = "settings") -> Settin
     for key, value in data.items():
         if key == "version":
             continue
+        if key in _LIST_CAPS and isinstance(value, list) and len(value) > _LIST_CAPS[key]:
+            log.warning(
+                "%s: %r has %d entries; keeping the first %d", source, key, len(value), _LIST_CAPS[key]
+            )
+            value = value[: _LIST_CAPS[key]]
         check = _VALIDATORS.get(key)
         if check is None:
-            log.info("%s: ignoring unknown setting %r", source, key)
+            log.info("%s: ignoring unknown setting %r", source, key[:100])
             continue
         if not check(value):
-            log.warning("%s: invalid value for %r (%r); using the default", source, key, value)
+            log.warning("%s: invalid value for %r (%.100r); using the default", source, key, value)
             continue
         if isinstance(value, list):
             value = tuple(value)
@@ -136,28 +151,38 @@ def _keep_corrupt(path: Path) -> None:
 
 
 def load_settings(path: Path | None = None) -> Settings:
-    """Read settings from ``path`` (default: ``paths.settings_path()``); never raises.
+    """Read settings from ``path`` (default: ``paths.settings_path()``); never raises, never blocks.
 
-    Returns the defaults for a missing, unreadable or corrupt file, and a best-effort migration
-    (known, valid fields kept) for a file of another version.
+    Returns the defaults for a missing, unreadable or corrupt file (a corrupt one, or anything that is
+    not a regular file, is moved aside to ``.corrupt``), and a best-effort migration (known, valid
+    fields kept) for a file of another version.
     """
+    from models.safeio import InputFileError, read_regular
+
     path = paths.settings_path() if path is None else Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         log.info("%s: no settings file yet; using defaults", path)
         return Settings()
-    except (OSError, UnicodeDecodeError) as exc:
-        log.warning("%s: cannot read settings (%s); using defaults", path, exc)
+    try:
+        blob = read_regular(path, MAX_SETTINGS_BYTES)
+    except InputFileError as exc:
+        if exc.reason == "permission denied":
+            log.warning("%s; using defaults", exc)
+            return Settings()
+        log.warning("%s; using defaults, moved aside as .corrupt", exc)
+        _keep_corrupt(path)
         return Settings()
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        log.warning("%s: corrupt settings (%s); using defaults, old file kept as .corrupt", path, exc)
+        data = json.loads(blob.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        log.warning("%s: corrupt settings (%s); using defaults, old file kept as .corrupt", path, reason)
         _keep_corrupt(path)
         return Settings()
     if not isinstance(data, dict):
-        log.warning("%s: corrupt settings (not a JSON object); using defaults", path)
+        log.warning(
+            "%s: corrupt settings (not a JSON object); using defaults, old file kept as .corrupt", path
+        )
         _keep_corrupt(path)
         return Settings()
     version = data.get("version")
@@ -185,32 +210,6 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = dataclasses.replace(settings, version=SETTINGS_VERSION).to_dict()
     text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-    fd, tmp_name = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
+    atomic_write_bytes(path, text.encode("utf-8"))  # a symlinked settings.json stays a symlink
     log.debug("%s: settings saved", path)
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist the rename on POSIX file systems (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

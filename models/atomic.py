@@ -1,30 +1,18 @@
-"""Atomic file writes: a temp file in the target folder, fsync, then ``os.replace``.
+"""Atomic file writes (kept for the existing imports): see :mod:`models.safeio`.
 
-A crash or a full disk mid-write leaves the previous file intact.
+A regular target is replaced atomically (temp file in its folder, fsync, ``os.replace``), so a crash or a
+full disk mid-write leaves the previous file intact; a symlink is followed, a character device or FIFO is
+written directly and never replaced, and the new file gets the user's umask mode.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from models.safeio import atomic_write_bytes, atomic_write_with
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with"]
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

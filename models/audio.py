@@ -20,6 +20,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from models import audio_header
+from models.safeio import InputFileError, check_regular, printable
+
 log = logging.getLogger(__name__)
 
 #: Extensions picked up when a folder is expanded (explicit files are tried whatever their name).
@@ -29,15 +32,22 @@ AUDIO_EXTENSIONS = frozenset(
 )  # fmt: skip
 
 RESAMPLE_QUALITY = "HQ"
+#: Header rates outside this range are refused: a 1 Hz header would turn a small file into days of
+#: audio to resample, a 2 GHz one would ask for a block of tens of GiB.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
+MAX_CHANNELS = 256
+#: Most samples (frames × channels) held in one decoded block: 4 Mi float32 = 16 MiB.
+MAX_BLOCK_SAMPLES = 1 << 22
 
 
 class AudioError(Exception):
     """A file that cannot be decoded; ``str(err)`` is ``"<path>: <reason>"`` on one line."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = str(path)
-        self.reason = " ".join(str(reason).split())  # one line, whatever libsndfile said
-        super().__init__(f"{self.path}: {self.reason}")
+        self.path = os.fspath(path)
+        self.reason = printable(" ".join(str(reason).split()))  # one line, whatever libsndfile said
+        super().__init__(f"{printable(self.path)}: {self.reason}")
 
 
 @dataclass(frozen=True)
@@ -63,10 +73,16 @@ def _libsndfile_reason(exc: Exception) -> str:
 
 
 def _soundfile(p: Path) -> sf.SoundFile:
-    """``sf.SoundFile(p)``; paths longer than libsndfile's limit (1024 bytes) go through a descriptor."""
-    if len(os.fsencode(p)) < 1000:
+    """``sf.SoundFile(p)``; paths longer than libsndfile's limit (1024 bytes) or not valid UTF-8 (bytes
+    kept as surrogate escapes, which soundfile cannot encode) go through a descriptor."""
+    try:
+        str(p).encode("utf-8")
+        plain = len(os.fsencode(p)) < 1000
+    except UnicodeEncodeError:
+        plain = False
+    if plain:
         return sf.SoundFile(str(p))
-    fd = os.open(p, os.O_RDONLY)
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
     try:
         return sf.SoundFile(fd, closefd=True)
     except BaseException:
@@ -78,15 +94,10 @@ def _open(path: str | os.PathLike[str]) -> sf.SoundFile:
     """Open ``path`` for reading or raise :class:`AudioError` with the reason."""
     p = Path(path)
     try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise AudioError(p, "no such file") from None
-    except PermissionError:
-        raise AudioError(p, "permission denied") from None
-    except OSError as exc:
-        raise AudioError(p, exc.strerror or str(exc)) from None
-    if p.is_dir():
-        raise AudioError(p, "is a folder, not an audio file")
+        st = check_regular(p)
+    except InputFileError as exc:
+        reason = exc.reason.replace("is a folder, not a regular file", "is a folder, not an audio file")
+        raise AudioError(p, reason) from None
     if st.st_size == 0:
         raise AudioError(p, "empty file")
     if not os.access(p, os.R_OK):
@@ -100,6 +111,13 @@ def _open(path: str | os.PathLike[str]) -> sf.SoundFile:
     if f.samplerate <= 0 or f.channels <= 0:
         f.close()
         raise AudioError(p, f"invalid header ({f.samplerate} Hz, {f.channels} channels)")
+    if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE or f.channels > MAX_CHANNELS:
+        f.close()
+        raise AudioError(
+            p,
+            f"implausible header ({f.samplerate} Hz, {f.channels} channels; Encotag reads "
+            f"{MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz, at most {MAX_CHANNELS} channels)",
+        )
     return f
 
 
@@ -179,6 +197,20 @@ class StreamResampler:
         return self.process(np.zeros(0, np.float32), last=True)
 
 
+def _expected_frames(p: Path, f: sf.SoundFile) -> int:
+    """Frames the header claims (0: unknown): the WAV ``data`` chunk, or libsndfile's count for the
+    formats where it comes from the header (MP3's Xing/Info frame count) rather than from the data."""
+    fmt = str(f.format)
+    if fmt == "WAV":
+        subtype_bytes = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
+                         "DOUBLE": 8, "ULAW": 1, "ALAW": 1}.get(str(f.subtype), 0)  # fmt: skip
+        claimed = audio_header.claimed_frames(p, subtype_bytes * int(f.channels))
+        return int(claimed or 0)
+    if fmt in ("MP3", "MPEG"):
+        return int(f.frames)
+    return 0
+
+
 def iter_audio(
     path: str | os.PathLike[str],
     sr_out: int,
@@ -192,14 +224,17 @@ def iter_audio(
     that block. NaN/inf samples become 0 (one warning per file). Raises :class:`AudioError` for files
     that cannot be opened, have no samples, or fail while decoding (truncated or corrupt data).
     ``stats``, if given, receives ``frames_in`` (frames read), ``peak_block_frames`` (largest input block,
-    frames) and ``nonfinite`` (samples replaced by 0).
+    frames), ``nonfinite`` (samples replaced by 0) and ``truncated`` (1 when the file ends before its
+    header says it should: a cut WAV/MP3/Ogg; what decoded is still yielded, with a warning logged) with
+    ``frames_expected`` (what the header claims; 0 if unknown).
     """
     p = Path(path)
     with _open(p) as f:
         sr_in, channels = int(f.samplerate), int(f.channels)
         if f.frames == 0:
             raise AudioError(p, "empty file (no audio samples)")
-        block_frames = max(1, int(round(block_s * sr_in)))
+        block_frames = max(1, min(int(round(block_s * sr_in)), MAX_BLOCK_SAMPLES // channels))
+        expected = _expected_frames(p, f)
         buf = np.empty((block_frames, channels), dtype=np.float32)  # reused for every block
         rs = StreamResampler(sr_in, sr_out)
         frames_in = nonfinite = peak = 0
@@ -224,11 +259,23 @@ def iter_audio(
                 break
         if frames_in == 0:
             raise AudioError(p, "truncated or corrupt (no decodable audio samples)")
+        slack = 0 if str(f.format) == "WAV" else max(2304, expected // 100)  # MP3 counts are estimates
+        truncated = (expected > frames_in + slack) or (
+            str(f.format) == "OGG" and audio_header.ogg_cut_short(p)
+        )
+        if truncated:
+            log.info(  # the caller decides how to tell the user (the CLI warns and counts the file)
+                "%s: truncated: decoded %.2f s%s", printable(p), frames_in / sr_in,
+                f" of the {expected / sr_in:.2f} s its header claims" if expected else "",
+            )  # fmt: skip
         tail = rs.flush()
         if len(tail):
             yield tail
         if stats is not None:
-            stats.update(frames_in=frames_in, peak_block_frames=peak, nonfinite=nonfinite)
+            stats.update(
+                frames_in=frames_in, peak_block_frames=peak, nonfinite=nonfinite,
+                truncated=int(truncated), frames_expected=max(expected, 0),
+            )  # fmt: skip
 
 
 def load_audio(path: str | os.PathLike[str], sr_out: int) -> np.ndarray:
@@ -253,7 +300,10 @@ def list_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         else:
             found = (p,)
         for q in found:
-            key = q.resolve() if q.exists() else q
+            try:
+                key = q.resolve() if q.exists() else q
+            except (OSError, RuntimeError):  # a symlink loop: reported by name when it is read
+                key = q
             if key not in seen:
                 seen.add(key)
                 out.append(q)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from models.codes import CodesError, CodeStream
+from models.codes import CodesError, CodeStream, check_stream
 from models.results import Progress, WindowResult
 
 ENCODE_BLOCK_S = 10.0
@@ -231,9 +231,10 @@ def tag_codes(
     """:class:`WindowResult` per window of a code stream made by ``engine``'s codec."""
     from models.pipeline import count_windows, window_samples
 
-    _codec(engine, "tag_codes")
+    codec = _codec(engine, "tag_codes")
     if stream.codec_id != engine.codec_id:
         raise CodesError(f"code stream made by codec {stream.codec_id}, not {engine.codec_id}")
+    check_stream(stream, codec, int(engine.sample_rate), "code stream")
     win_n, hop_n = window_samples(window or engine.window, int(engine.sample_rate))
     n = int(stream.n_samples)
     blocks = [np.asarray(stream.codes, np.int64)] if stream.codes.shape[1] else []
@@ -293,3 +294,5 @@ def tag_audio_codes(
         stats.samples = int(st.get("n_samples", 0))
         stats.frames_in = int(st.get("frames_in", 0))
         stats.peak_block_frames = int(st.get("peak_block_frames", 0))
+        stats.truncated = bool(st.get("truncated", 0))
+        stats.frames_expected = int(st.get("frames_expected", 0))

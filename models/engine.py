@@ -55,7 +55,7 @@ class Engine:
         codec_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         if threads is not None:
-            torch.set_num_threads(max(1, int(threads)))
+            torch.set_num_threads(max(1, min(int(threads), 256)))  # libgomp aborts far above
         self.pack = pack
         self.info: PackInfo = pack.info
         self.sample_rate: int = pack.info.sample_rate

@@ -8,6 +8,7 @@ the class with the highest mean probability over the file's windows.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,9 +68,14 @@ def from_labels_csv(
     folder: str | os.PathLike[str], split: str | None, label_column: str = "label"
 ) -> LabelledFiles:
     """A data-set folder with ``labels.csv`` (columns file, label, split, …) → labelled files of ``split``."""
+    from models.safeio import InputFileError, read_regular
+
     folder = Path(folder)
-    with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if split is None or r.get("split") == split]
+    try:  # a regular file of at most 64 MiB: a FIFO or a device must not hang or fill memory
+        text = read_regular(folder / "labels.csv", 64 << 20).decode("utf-8")
+    except (InputFileError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{folder / 'labels.csv'}: cannot read ({exc})") from None
+    rows = [r for r in csv.DictReader(io.StringIO(text)) if split is None or r.get("split") == split]
     if not rows:
         raise ValueError(f"{folder}: no rows for split {split!r}")
     if label_column not in rows[0]:

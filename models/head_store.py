@@ -1,6 +1,9 @@
-"""Where personal heads live: a folder of ``NAME.safetensors`` head files plus their example sets.
+"""Where personal heads live: a folder of ``NAME.safetensors`` files, each a head plus its example set.
 
-Example sets (``NAME.examples.safetensors``) keep the training examples as embeddings (``emb`` (N, D)
+A trained head and its examples are one file, written in one atomic replace under the store's lock;
+a head not trained yet keeps its examples in ``NAME.examples.safetensors`` (a draft; older Encotag kept
+every set there, and a head file without an ``examples`` record still reads it). Example sets keep
+the training examples as embeddings (``emb`` (N, D)
 float32, ``label`` (N,) int64; the class names, each row's source, the :class:`PackStamp` of the pack
 that made the embeddings and a sha256 ``checksum`` over all of it in the metadata), never raw audio, so
 a head can be retrained with more examples later. Embeddings of different packs never mix: adding
@@ -12,11 +15,14 @@ same-size embeddings of another pack would otherwise train a head that silently 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +30,18 @@ from typing import Any
 import numpy as np
 
 from models.atomic import atomic_write_bytes
-from models.heads import Head, HeadCard, HeadError, layout_hash, load_head, read_card, save_head
+from models.head_file import (
+    EXAMPLES_PREFIX,
+    MAX_HEAD_BYTES,
+    load_head,
+    read_head_file,
+    safetensors_header,
+    save_head,
+)
+from models.heads import Head, HeadCard, HeadError, layout_hash
+from models.safeio import InputFileError, clean_stale_temps, printable, read_regular
+
+log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^[\w][\w .+-]{0,63}$")
 EXAMPLES_SUFFIX = ".examples.safetensors"
@@ -129,8 +146,20 @@ class ExampleSet:
         return ExampleSet(tuple(classes), np.zeros((0, 0), np.float32), np.zeros(0, np.int64), ())
 
 
+class _Keep:
+    """The default of :meth:`HeadStore.save`'s ``examples``: keep the head's stored examples."""
+
+
+KEEP = _Keep()
+LOCK_FILE = ".lock"
+
+
 class HeadStore:
-    """A folder of heads. All writes are atomic; unreadable files are listed with their error."""
+    """A folder of heads: ``NAME.safetensors`` holds a trained head *and* its example set (one file, so
+    the two are always written together); ``NAME.examples.safetensors`` holds the examples of a head
+    not trained yet (a draft). Every write takes an exclusive lock on ``.lock`` in the folder (so two
+    trainings or an import racing an edit cannot interleave), removes temp files a killed writer left,
+    and replaces one file atomically. Unreadable files are listed with their error."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -141,49 +170,104 @@ class HeadStore:
     def examples_path(self, name: str) -> Path:
         return self.root / f"{check_name(name)}{EXAMPLES_SUFFIX}"
 
+    def _exists(self, p: Path) -> bool:
+        return p.exists() or p.is_symlink()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store's write lock (blocking until other writers are done); cleans stale temps."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            clean_stale_temps(self.root)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def list(self) -> list[StoredHead]:
+        """Every head file, fully verified (a corrupt or tampered head is listed with its error)."""
         if not self.root.is_dir():
             return []
         out = []
         for p in sorted(self.root.glob("*.safetensors")):
-            if p.name.endswith(EXAMPLES_SUFFIX):
+            if p.name.endswith(EXAMPLES_SUFFIX) or p.name.startswith("."):
                 continue
             name = p.name[: -len(".safetensors")]
             try:
-                out.append(StoredHead(name, p, read_card(p)))
+                out.append(StoredHead(name, p, load_head(p).card))
             except HeadError as exc:
                 out.append(StoredHead(name, p, None, str(exc)))
         return out
 
-    def save(self, head: Head, name: str | None = None) -> Path:
-        return save_head(head, self.path(name or head.card.name))
+    def _write(self, name: str, head: Head, examples: ExampleSet | None) -> Path:
+        """Write head + examples as one file (caller holds the lock), then drop the draft sidecar."""
+        if examples is None:
+            extra_t: dict[str, np.ndarray] = {}
+            extra_m = {"examples": "none"}
+        else:
+            tensors, meta = _examples_payload(examples)
+            extra_t = {EXAMPLES_PREFIX + k: v for k, v in tensors.items()}
+            extra_m = {"examples": json.dumps(meta, sort_keys=True)}
+        path = save_head(head, self.path(name), extra_t, extra_m)
+        self.examples_path(name).unlink(missing_ok=True)
+        return path
+
+    def save(self, head: Head, name: str | None = None, examples: ExampleSet | _Keep | None = KEEP) -> Path:
+        """Save ``head`` as ``name`` with ``examples`` in the same file: by default the examples stored for
+        that name now (the draft's or the previous head's); None drops them (a head trained elsewhere
+        must not be retrained later from examples of its predecessor)."""
+        name = check_name(name or head.card.name)
+        with self.locked():
+            if isinstance(examples, _Keep):
+                try:
+                    kept: ExampleSet | None = self._load_examples(name)
+                except HeadError as exc:
+                    log.warning("%s; not kept with the new head", exc)
+                    kept = None
+                examples = kept if kept is not None and (len(kept.label) or kept.classes) else None
+            return self._write(name, head, examples)
 
     def load(self, name: str, *, pack_id: str | None = None, layout: object = None) -> Head:
         p = self.path(name)
-        if not p.exists():
-            raise HeadError(f"{p}: no head named {name!r} (see 'encotag head list')")
+        if not self._exists(p):
+            raise HeadError(f"{printable(p)}: no head named {name!r} (see 'encotag head list')")
         return load_head(p, pack_id=pack_id, layout=layout)
 
     def delete(self, name: str) -> None:
-        for p in (self.path(name), self.examples_path(name)):
-            p.unlink(missing_ok=True)
+        """Remove head ``name`` and its examples; :class:`HeadError` if there is no such head."""
+        with self.locked():
+            paths = [p for p in (self.path(name), self.examples_path(name)) if self._exists(p)]
+            if not paths:
+                raise HeadError(f"no head named {name!r} (see 'encotag head list')")
+            for p in paths:
+                p.unlink(missing_ok=True)
 
     def rename(self, old: str, new: str) -> None:
-        src, dst = self.path(old), self.path(new)
-        if dst.exists():
-            raise ValueError(f"a head named {new!r} already exists")
-        if not src.exists():
-            raise HeadError(f"{src}: no head named {old!r}")
-        os.replace(src, dst)
-        if self.examples_path(old).exists():
-            os.replace(self.examples_path(old), self.examples_path(new))
+        with self.locked():
+            pairs = [(self.path(old), self.path(new)), (self.examples_path(old), self.examples_path(new))]
+            if any(self._exists(dst) for _, dst in pairs):
+                raise ValueError(f"a head named {new!r} already exists")
+            if not any(self._exists(src) for src, _ in pairs):
+                raise HeadError(f"{printable(self.path(old))}: no head named {old!r}")
+            for src, dst in pairs:
+                if self._exists(src):
+                    os.replace(src, dst)
 
-    def import_file(self, src: str | os.PathLike[str], name: str | None = None) -> Path:
-        """Verify ``src`` fully (refusing corrupt files) and copy it in atomically."""
+    def import_file(self, src: str | os.PathLike[str], name: str | None = None, force: bool = False) -> Path:
+        """Verify ``src`` fully (refusing corrupt files) and add it; an existing head of that name is
+        replaced (examples dropped) only with ``force``."""
         head = load_head(src)
-        return self.save(head, name or head.card.name)
+        name = check_name(name or head.card.name)
+        with self.locked():
+            if not force and (self._exists(self.path(name)) or self._exists(self.examples_path(name))):
+                raise HeadError(
+                    f"a head named {name!r} already exists: choose another name (or replace it: --force)"
+                )
+            return self._write(name, head, None)
 
     def export(self, name: str, dst: str | os.PathLike[str]) -> Path:
+        """Write head ``name`` (without its examples, which name the user's files) to ``dst``."""
         head = self.load(name)
         dst = Path(dst)
         return save_head(head, dst if dst.suffix == ".safetensors" else dst.with_suffix(".safetensors"))
@@ -191,65 +275,110 @@ class HeadStore:
     # ---------------------------------------------------------------- example sets
 
     def save_examples(self, name: str, examples: ExampleSet) -> Path:
-        """Write ``examples`` atomically as ``NAME.examples.safetensors`` (format version 2)."""
+        """Store ``examples`` for ``name``: inside the head file when the head exists (one file, one
+        atomic write), else as the draft ``NAME.examples.safetensors``."""
         from safetensors.numpy import save
 
-        emb = examples.emb if examples.emb.size else np.zeros((0, 0), np.float32)
-        tensors: dict[str, np.ndarray] = {
-            "emb": np.ascontiguousarray(emb, np.float32),
-            "label": np.ascontiguousarray(examples.label, np.int64),
-        }
-        meta = {
-            "format": EXAMPLES_FORMAT,
-            "format_version": EXAMPLES_VERSION,
-            "classes": json.dumps(list(examples.classes)),
-            "sources": json.dumps(list(examples.sources)),
-            "pack_id": examples.pack.pack_id if examples.pack else "",
-            "layout_hash": examples.pack.layout_hash if examples.pack else "",
-        }
-        meta["checksum"] = _examples_digest(tensors, meta)
-        path = self.examples_path(name)
-        atomic_write_bytes(path, save(tensors, metadata=meta))
-        return path
+        with self.locked():
+            p = self.path(name)
+            if self._exists(p):
+                return self._write(name, load_head(p), examples)
+            tensors, meta = _examples_payload(examples)
+            path = self.examples_path(name)
+            atomic_write_bytes(path, save(tensors, metadata=meta))
+            return path
 
     def load_examples(self, name: str) -> ExampleSet:
         """The example set of head ``name`` (empty if none). Raises :class:`HeadError` (one line, naming
-        the file) for a corrupt or tampered file; a version-1 file loads with ``pack`` None."""
+        the file) for a corrupt or tampered file; a version-1 set loads with ``pack`` None."""
+        return self._load_examples(name) or ExampleSet.empty()
+
+    def _load_examples(self, name: str) -> ExampleSet | None:
         from safetensors.numpy import load
 
+        p = self.path(name)
+        if self._exists(p):
+            _, _, meta, ex_t = read_head_file(p)
+            marker = meta.get("examples")
+            if marker == "none":
+                return None
+            if marker is not None:  # examples kept inside the head file
+                try:
+                    ex_meta = json.loads(marker)
+                    if not isinstance(ex_meta, dict):
+                        raise ValueError("examples metadata is not an object")
+                except (ValueError, RecursionError) as exc:
+                    raise HeadError(f"{printable(p)}: not a valid example set ({exc})") from None
+                return _examples_from(ex_t, ex_meta, p)
+            # a head written before examples moved into it: its sidecar, if any, is its set
         path = self.examples_path(name)
-        if not path.exists():
-            return ExampleSet.empty()
+        if not self._exists(path):
+            return None
         try:
-            blob = path.read_bytes()
+            blob = read_regular(path, MAX_HEAD_BYTES)
+            meta = safetensors_header(blob).get("__metadata__") or {}
             tensors = load(blob)
-            n = int.from_bytes(blob[:8], "little")
-            meta = json.loads(blob[8 : 8 + n]).get("__metadata__") or {}
-            pack = None
-            if "format_version" in meta:
-                if meta.get("format") != EXAMPLES_FORMAT or meta["format_version"] != EXAMPLES_VERSION:
-                    raise ValueError(f"unsupported format {meta.get('format')!r} {meta['format_version']!r}")
-                if meta.get("checksum") != _examples_digest(tensors, meta):
-                    raise HeadError(
-                        f"{path}: example set does not match its checksum (file tampered or damaged)"
-                    )
-                if meta.get("pack_id"):
-                    pack = PackStamp(str(meta["pack_id"]), str(meta.get("layout_hash", "")))
-            classes = tuple(str(c) for c in json.loads(meta["classes"]))
-            sources = tuple(str(c) for c in json.loads(meta.get("sources", "[]")))
-            emb, label = tensors["emb"], tensors["label"]
-            if emb.ndim != 2 or label.ndim != 1 or emb.dtype != np.float32 or label.dtype != np.int64:
-                raise ValueError("unexpected tensor shapes or types")
-            if len(emb) != len(label) or (len(label) and (label.min() < 0 or label.max() >= len(classes))):
-                raise ValueError("labels do not match the embeddings")
-            if len(sources) > len(label):
-                raise ValueError("more sources than examples")
-        except HeadError:
-            raise
+        except InputFileError as exc:
+            raise HeadError(str(exc)) from None
         except Exception as exc:  # safetensors and json raise several types on corrupt input
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise HeadError(f"{path}: not a valid example set ({reason})") from None
-        return ExampleSet(classes, emb, label, sources, pack)
+            raise HeadError(
+                f"{printable(path)}: not a valid example set ({printable(reason, 200)})"
+            ) from None
+        return _examples_from(tensors, meta, path)
+
+
+def _examples_payload(examples: ExampleSet) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Tensors and metadata (format version 2, with checksum) of an example set."""
+    emb = examples.emb if examples.emb.size else np.zeros((0, 0), np.float32)
+    tensors: dict[str, np.ndarray] = {
+        "emb": np.ascontiguousarray(emb, np.float32),
+        "label": np.ascontiguousarray(examples.label, np.int64),
+    }
+    meta = {
+        "format": EXAMPLES_FORMAT,
+        "format_version": EXAMPLES_VERSION,
+        "classes": json.dumps(list(examples.classes)),
+        "sources": json.dumps(list(examples.sources)),
+        "pack_id": examples.pack.pack_id if examples.pack else "",
+        "layout_hash": examples.pack.layout_hash if examples.pack else "",
+    }
+    meta["checksum"] = _examples_digest(tensors, meta)
+    return tensors, meta
+
+
+def _examples_from(tensors: dict[str, np.ndarray], meta: Any, path: Path) -> ExampleSet:
+    """An :class:`ExampleSet` from its tensors and metadata, every field checked (:class:`HeadError`)."""
+    try:
+        if not isinstance(meta, dict):
+            raise ValueError("metadata is not an object")
+        pack = None
+        if "format_version" in meta:
+            if meta.get("format") != EXAMPLES_FORMAT or meta["format_version"] != EXAMPLES_VERSION:
+                raise ValueError(f"unsupported format {meta.get('format')!r} {meta['format_version']!r}")
+            if meta.get("checksum") != _examples_digest(tensors, meta):
+                raise HeadError(
+                    f"{printable(path)}: example set does not match its checksum (file tampered or damaged)"
+                )
+            if meta.get("pack_id"):
+                pack = PackStamp(str(meta["pack_id"]), str(meta.get("layout_hash", "")))
+        classes = tuple(str(c) for c in json.loads(meta["classes"]))
+        sources = tuple(str(c) for c in json.loads(meta.get("sources", "[]")))
+        emb, label = tensors["emb"], tensors["label"]
+        if emb.ndim != 2 or label.ndim != 1 or emb.dtype != np.float32 or label.dtype != np.int64:
+            raise ValueError("unexpected tensor shapes or types")
+        if len(emb) != len(label) or (len(label) and (label.min() < 0 or label.max() >= len(classes))):
+            raise ValueError("labels do not match the embeddings")
+        if len(sources) > len(label):
+            raise ValueError("more sources than examples")
+        if len(label) and not np.isfinite(emb).all():
+            raise ValueError("embeddings contain NaN or infinity")
+    except HeadError:
+        raise
+    except Exception as exc:  # json and numpy raise several types on corrupt input
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HeadError(f"{printable(path)}: not a valid example set ({printable(reason, 200)})") from None
+    return ExampleSet(classes, emb, label, sources, pack)
 
 
 def _examples_digest(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> str:

@@ -8,8 +8,9 @@ linear probe) or a one-hidden-layer MLP. Everything here is Qt-free; torch is us
 
 File format (one ``.safetensors`` file): tensors ``mean``, ``scale``, ``thresholds`` and the model's
 parameters (``w``, ``b`` for logreg; ``w1``, ``b1``, ``w2``, ``b2`` for the MLP); the safetensors
-header metadata holds ``card`` (JSON, see :class:`HeadCard`) whose ``weights_sha256`` covers every tensor.
-Nothing is ever unpickled.
+header metadata holds ``card`` (JSON, see :class:`HeadCard`) whose ``weights_sha256`` covers every tensor
+and (format 2) every other card field.
+Nothing is ever unpickled. Files are read and written by :mod:`models.head_file`.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from models.atomic import atomic_write_bytes
 from models.head_fit import fit, predict_raw, standardise, stratified_folds
 from models.results import Progress
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the checksum covers the card too (1 still read)
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 BACKGROUND = "background"
 
@@ -78,9 +78,12 @@ class HeadCard:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("card is not a JSON object")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported head format version {data.get('format_version')!r}")
+        version = data.get("format_version")
+        if version not in (1, FORMAT_VERSION) or isinstance(version, bool):
+            raise ValueError(f"unsupported head format version {version!r}")
         for key in ("classes", "example_counts", "notes"):
+            if not isinstance(data.get(key, ()), list | tuple):
+                raise ValueError(f"card field {key} must be a list")
             data[key] = tuple(data.get(key, ()))
         return HeadCard(**data)
 
@@ -248,93 +251,23 @@ def calibrate(head: Head, x: np.ndarray, y: np.ndarray, false_alarm_rate: float)
 
 
 # ---------------------------------------------------------------------------------------------- files
-
-
-def _tensors(head: Head) -> dict[str, np.ndarray]:
-    out = {"mean": head.mean, "scale": head.scale, "thresholds": head.thresholds}
-    out.update(head.params)
-    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
-
-
-def _digest(tensors: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for key in sorted(tensors):
-        h.update(key.encode())
-        h.update(str(tensors[key].shape).encode())
-        h.update(tensors[key].tobytes())
-    return h.hexdigest()
-
-
+# Reading and writing live in models.head_file; these wrappers keep the existing imports working.
 def save_head(head: Head, path: str | os.PathLike[str]) -> Path:
-    """Write ``head`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
-    from safetensors.numpy import save
+    """Write ``head`` to ``path`` atomically (see :func:`models.head_file.save_head`)."""
+    from models import head_file
 
-    tensors = _tensors(head)
-    card = HeadCard(**{**asdict(head.card), "weights_sha256": _digest(tensors)})
-    blob = save(tensors, metadata={"card": card.to_json(), "format": "encotag-head"})
-    return atomic_write_bytes(path, blob)
+    return head_file.save_head(head, path)
 
 
 def read_card(path: str | os.PathLike[str]) -> HeadCard:
-    """Read only the card of a head file (cheap: the safetensors header)."""
-    return _read(Path(path))[0]
+    """The verified card of a head file (see :func:`models.head_file.read_card`)."""
+    from models import head_file
 
-
-def _read(path: Path) -> tuple[HeadCard, dict[str, np.ndarray]]:
-    from safetensors.numpy import load
-
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise HeadError(f"{path}: cannot read head file ({exc.strerror or exc})") from None
-    try:
-        tensors = load(blob)
-        meta = _metadata(blob)
-        if meta.get("format") != "encotag-head":
-            raise ValueError("not an Encotag head file")
-        card = HeadCard.from_json(meta["card"])
-    except HeadError:
-        raise
-    except Exception as exc:  # safetensors raises several types on corrupt input
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise HeadError(f"{path}: not a valid head file ({reason})") from None
-    return card, tensors
-
-
-def _metadata(blob: bytes) -> dict[str, str]:
-    n = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8 : 8 + n])
-    meta = header.get("__metadata__") or {}
-    if "card" not in meta:
-        raise ValueError("no card in the file")
-    return dict(meta)
+    return head_file.read_card(path)
 
 
 def load_head(path: str | os.PathLike[str], *, pack_id: str | None = None, layout: Any = None) -> Head:
-    """Load and verify a head. With ``pack_id``/``layout`` given, a head made for another pack is refused."""
-    path = Path(path)
-    card, tensors = _read(path)
-    if _digest(tensors) != card.weights_sha256:
-        raise HeadError(f"{path}: weights do not match their checksum (file tampered or damaged)")
-    kind_keys = {"logreg": {"w", "b"}, "mlp": {"w1", "b1", "w2", "b2"}}.get(card.kind)
-    if kind_keys is None or set(tensors) != kind_keys | {"mean", "scale", "thresholds"}:
-        raise HeadError(f"{path}: unexpected tensors for a {card.kind!r} head")
-    k, d = len(card.classes), card.embedding_size
-    out_w = tensors["w"] if card.kind == "logreg" else tensors["w2"]
-    if tensors["mean"].shape != (d,) or tensors["thresholds"].shape != (k,) or out_w.shape[0] != k:
-        raise HeadError(f"{path}: tensor shapes do not match the card ({k} classes, {d}-dim embeddings)")
-    if pack_id is not None and card.pack_id and card.pack_id != pack_id:
-        raise HeadError(
-            f"{path}: head '{card.name}' was made for another model pack ({card.pack_id[:12]}); "
-            f"retrain it with the current pack ({pack_id[:12]})"
-        )
-    if layout is not None and card.layout_hash and card.layout_hash != layout_hash(layout):
-        raise HeadError(f"{path}: head '{card.name}' expects a different embedding layout")
-    params = {key: v for key, v in tensors.items() if key not in ("mean", "scale", "thresholds")}
-    return Head(
-        card=card,
-        mean=tensors["mean"],
-        scale=tensors["scale"],
-        params=params,
-        thresholds=tensors["thresholds"],
-    )
+    """Load and verify a head (see :func:`models.head_file.load_head`)."""
+    from models import head_file
+
+    return head_file.load_head(path, pack_id=pack_id, layout=layout)

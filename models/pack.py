@@ -64,6 +64,8 @@ TAGGER_FILE = "tagger.safetensors"
 CODEC_FILE = "codec.safetensors"
 OFFICIAL_CODEC_ID = "official-encodec-24khz"
 TIMESTAMP_HOP_MS = 40.0  # ≤ 50 ms (HEAR)
+MAX_MANIFEST_BYTES = 4 << 20  # manifests and label files are a few hundred KiB
+MAX_WEIGHTS_BYTES = 512 << 20  # the largest tagger (width 4) is about 270 MB
 
 
 @dataclass(frozen=True)
@@ -223,9 +225,15 @@ def save_pack(
 
 
 def _verified_file(root: Path, files: dict[str, str], name: str) -> Path:
+    from models.safeio import InputFileError, check_regular
+
     path = root / name
     require(name in files, root / MANIFEST, f"{name} has no sha256 in 'files'")
-    require(path.is_file(), path, "missing file")
+    require(path.exists() or path.is_symlink(), path, "missing file")
+    try:
+        check_regular(path, MAX_WEIGHTS_BYTES)
+    except InputFileError as exc:
+        raise PackError(str(exc)) from None
     digest = sha256_file(path)
     require(
         digest == files[name], path, f"sha256 mismatch (file {digest[:12]}…, manifest {files[name][:12]}…)"
@@ -249,12 +257,18 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
     strictly, its decoder dropped) and keep no state dicts — about 150 MB less RSS for inference."""
     root = Path(path)
     mp = root / MANIFEST
+    from models.safeio import InputFileError, read_regular
+
     require(root.is_dir(), root, "not a pack folder")
-    require(mp.is_file(), mp, "missing file")
+    require(mp.exists() or mp.is_symlink(), mp, "missing file")
     try:
-        m = json.loads(mp.read_text(encoding="utf-8"))
+        m = json.loads(read_regular(mp, MAX_MANIFEST_BYTES).decode("utf-8"))
+    except InputFileError as exc:
+        raise PackError(str(exc)) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise PackError(f"{mp}: not valid JSON ({one_line(exc)})") from None
+    except RecursionError:
+        raise PackError(f"{mp}: not valid JSON (nested too deeply)") from None
     check_manifest(m, mp)
     tagger_cfg, codec_cfg, mel_cfg, window = configs(m, mp)
     files: dict[str, str] = m["files"]
@@ -264,8 +278,11 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
     require(set(files) == expected, mp, f"'files' must list exactly {sorted(expected)}")
     if "labels_file" in m:
         try:
-            labels = json.loads(_verified_file(root, files, m["labels_file"]).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+            lpath = _verified_file(root, files, m["labels_file"])
+            labels = json.loads(read_regular(lpath, MAX_MANIFEST_BYTES).decode("utf-8"))
+        except InputFileError as exc:
+            raise PackError(str(exc)) from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise PackError(f"{root / m['labels_file']}: not valid JSON ({one_line(exc)})") from None
     else:
         labels = m["labels"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from models.config import CodecConfig, MelConfig, TaggerConfig, WindowConfig, from_dict
+from models.config_checks import check_config
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -25,7 +26,13 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class PackError(ValueError):
-    """A pack that cannot be used; the message is one line, "<path>: <reason>"."""
+    """A pack that cannot be used; the message is one line, "<path>: <reason>" (control characters
+    escaped)."""
+
+    def __init__(self, message: str) -> None:
+        from models.safeio import printable
+
+        super().__init__(printable(message))
 
 
 def one_line(exc: BaseException) -> str:
@@ -57,7 +64,12 @@ def check_manifest(m: Any, mp: Path) -> None:
         require(isinstance(lf, str) and bool(_SAFE_NAME.match(lf)), mp, f"bad labels_file {lf!r}")
     for key in ("name", "description", "created", "licence", "frontend"):
         require(isinstance(m[key], str), mp, f"{key} must be a string")
-    require(isinstance(m["sample_rate"], int) and m["sample_rate"] > 0, mp, "sample_rate must be > 0")
+    rate = m["sample_rate"]
+    require(
+        isinstance(rate, int) and not isinstance(rate, bool) and 1000 <= rate <= 192_000,
+        mp,
+        "sample_rate must be an integer in [1000, 192000]",
+    )
     for key in ("tagger", "window", "embedding", "files", "provenance"):
         require(isinstance(m[key], dict), mp, f"{key} must be an object")
     require(m["mel"] is None or isinstance(m["mel"], dict), mp, "mel must be an object or null")
@@ -68,12 +80,38 @@ def check_manifest(m: Any, mp: Path) -> None:
         require(codec["source"] in ("pack", "official"), mp, f"unknown codec source {codec['source']!r}")
         require(isinstance(codec["config"], dict), mp, "codec.config must be an object")
     require(isinstance(m["trusted"], list), mp, "trusted must be a list")
+    require(len(m["trusted"]) <= 10_000, mp, "trusted has too many entries")
+    if "labels" in m:
+        require(isinstance(m["labels"], list) and len(m["labels"]) <= 10_000, mp, "labels must be a list")
     emb = m["embedding"]
     require(
         set(emb) == {"layout", "scene_size", "timestamp_size", "timestamp_hop_ms"},
         mp,
         "embedding needs layout, scene_size, timestamp_size, timestamp_hop_ms",
     )
+    layout = emb["layout"]
+    require(
+        isinstance(layout, list)
+        and 1 <= len(layout) <= 64
+        and all(
+            isinstance(part, list)
+            and len(part) == 2
+            and isinstance(part[0], str)
+            and isinstance(part[1], int)
+            and not isinstance(part[1], bool)
+            and 0 < part[1] <= 1 << 16
+            for part in layout
+        ),
+        mp,
+        "embedding.layout must be a list of [name, size] pairs",
+    )
+    for key in ("scene_size", "timestamp_size"):
+        require(
+            isinstance(emb[key], int) and not isinstance(emb[key], bool),
+            mp,
+            f"embedding.{key} must be an integer",
+        )
+    require(len(m["files"]) <= 8, mp, "files lists too many files")
     for name, digest in m["files"].items():
         require(bool(_SAFE_NAME.match(str(name))), mp, f"bad file name {name!r}")
         require(isinstance(digest, str) and bool(_HEX64.match(digest)), mp, f"bad sha256 for {name}")
@@ -85,6 +123,9 @@ def configs(m: dict[str, Any], mp: Path) -> tuple[TaggerConfig, CodecConfig | No
         codec_cfg = from_dict(CodecConfig, m["codec"]["config"]) if m["codec"] is not None else None
         mel_cfg = from_dict(MelConfig, m["mel"]) if m["mel"] is not None else MelConfig()
         window = from_dict(WindowConfig, m["window"])
+        for cfg in (tagger_cfg, codec_cfg, mel_cfg, window):
+            if cfg is not None:
+                check_config(cfg)
     except (TypeError, ValueError) as exc:
         raise PackError(f"{mp}: bad config: {one_line(exc)}") from None
     require(tagger_cfg.frontend == m["frontend"], mp, "frontend differs from tagger.frontend")

@@ -251,6 +251,8 @@ class TagStats:
     peak_buffer_samples: int = 0  # most engine-rate samples held in the window buffer
     buffer_capacity: int = 0
     windows: int = 0
+    truncated: bool = False  # the file ended before its header said (what decoded was tagged)
+    frames_expected: int = 0  # input frames the header claims (0: unknown)
 
 
 class _Windower:
@@ -387,6 +389,8 @@ def tag_file(
         st.peak_buffer_samples = max(st.peak_buffer_samples, wdw.peak)
     st.frames_in = io_stats.get("frames_in", 0)
     st.peak_block_frames = io_stats.get("peak_block_frames", 0)
+    st.truncated = bool(io_stats.get("truncated", 0))
+    st.frames_expected = io_stats.get("frames_expected", 0)
     last = wdw.finish()
     if last is not None:
         batch[len(starts)] = last[1]

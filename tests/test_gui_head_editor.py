@@ -45,6 +45,8 @@ def test_make_edit_rename_and_delete_heads(tmp_path: Path) -> None:
     assert audio_dir(ed.store, "bell").is_dir() and set(ed.entries) == {"bell"}
     ed.delete_head("bell")
     assert ed.entries == {} and ed.current is None and not audio_dir(ed.store, "bell").exists()
+    ed.delete_head("bell")  # gone already: the store's HeadError is a notice, never an exception
+    assert "no head named 'bell'" in notes[-1][0] and notes[-1][1]
 
 
 def test_examples_need_a_head_and_activation_waits_for_the_model(tmp_path: Path) -> None:

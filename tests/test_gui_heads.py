@@ -288,7 +288,9 @@ def test_record_span_manage_and_refusals(qtbot, tiny_codec_pack: Path, tmp_path:
         assert "refused" in dlg.msg.text() and not (heads_dir() / "tampered.safetensors").exists()
         assert dlg.import_head(out, "again") and (heads_dir() / "again.safetensors").is_file()
         assert dlg.rename_head("again", "twice") and dlg.current == "twice"
-        assert dlg.rename_head("doorbell", "bell") and (heads_dir() / "bell.examples.safetensors").is_file()
+        assert dlg.rename_head("doorbell", "bell") and (heads_dir() / "bell.safetensors").is_file()
+        # a trained head keeps its examples in its own file: one file renamed, no sidecar left behind
+        assert len(dlg.store.load_examples("bell").label) and not list(heads_dir().glob("*.examples.*"))
         assert (heads_dir() / "bell.audio").is_dir() and not (heads_dir() / "doorbell.audio").exists()
         dlg.delete_head("twice")
         names = {e.name for e in logic.list_entries(dlg.store)}

@@ -14,7 +14,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt  # noqa: E402
 
 from app.gui.heads.jobs import HeadJobRunner  # noqa: E402
-from app.gui.jobs import JobError, JobOutcome, JobRunner, JobStarted, JobStatus  # noqa: E402
+from app.gui.jobs import JobError, JobOutcome, JobRunner, JobStarted, JobStatus, Noted  # noqa: E402
 from app.gui.state.series import Overview, ResultBatch  # noqa: E402
 from app.gui.worker import InferenceWorker, WorkerThread  # noqa: E402
 from models.config import WindowConfig  # noqa: E402
@@ -75,6 +75,29 @@ def test_job_runner_signals_and_outcomes(qtbot) -> None:
     texts = [o.text for k, _, o in seen if k == "finished"]
     assert texts == ["done", "error: bad input here", "error: a bug", "cancelled"]
     assert JobStatus.DONE == "done" and isinstance(JobStatus.ERROR, str)
+
+
+def test_a_noted_result_is_done_with_a_note(qtbot) -> None:
+    """A job that succeeds with a caveat (a truncated file) stays DONE; its note is in the status line."""
+
+    class _Cut(JobRunner):
+        def work(self, job_id: int, job: Any, cancel: threading.Event) -> Any:
+            yield 1
+            return Noted(7, "truncated: only the part that decoded was tagged")
+
+    runner = _Cut()
+    seen = _record(runner)
+    job = runner.put(None)
+    item = runner.pop()
+    assert item is not None
+    outcome = runner.execute(*item)
+    assert outcome == JobOutcome(
+        job, JobStatus.DONE, result=7, note="truncated: only the part that decoded was tagged"
+    )
+    assert outcome.text == "done (truncated: only the part that decoded was tagged)" and outcome.notable
+    assert [k for k, _, _ in seen] == ["started", "yielded", "finished"]  # no "errored": it did not fail
+    plain = JobOutcome(job, JobStatus.DONE, result=7)
+    assert plain.text == "done" and not plain.notable and JobOutcome(job, JobStatus.ERROR, "x").notable
 
 
 def test_both_gui_workers_share_the_job_base() -> None:

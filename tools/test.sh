@@ -3,7 +3,7 @@
 #
 #   ./tools/test.sh [pytest arguments…]
 #
-# Calls tools/setup.sh without launching the app (test extras: pytest, pytest-qt, scikit-learn,
+# Calls tools/setup.sh without launching the app (test extras: pytest, pytest-qt, hypothesis, scikit-learn,
 # ruff, mypy; xvfb), then runs pytest with Qt offscreen and every user folder redirected into a
 # temporary ENCOTAG_HOME, so a test run never touches your settings, heads or caches.
 # Tests that need the shared teacher/data sets read ../shared and skip when it is absent.

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +53,14 @@ def register(sub: Any) -> None:
 
 
 def _atomic(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then move the temp file onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Call ``write(binary_file)`` on a temp file then move it onto ``path`` (``models.safeio``)."""
+    from models.safeio import atomic_write_with
+
+    def to_fd(fd: int) -> None:
+        with os.fdopen(os.dup(fd), "wb") as fh:
+            write(fh)
+
+    atomic_write_with(path, to_fd)
 
 
 def _write_npz(path: Path, meta: dict[str, Any], rows: Rows) -> None:
@@ -83,11 +80,7 @@ def _write_npz(path: Path, meta: dict[str, Any], rows: Rows) -> None:
         "hop_s": np.array(meta["hop_s"]),
     }
 
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-
-    _atomic(path, write)
+    _atomic(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
 
 
 def _write_parquet(path: Path, meta: dict[str, Any], rows: Rows) -> None:
@@ -110,17 +103,18 @@ def _write_parquet(path: Path, meta: dict[str, Any], rows: Rows) -> None:
             "embedding": pa.array([e.tolist() for e in embs], pa.list_(pa.float32())),
         }
     ).replace_schema_metadata({k: json.dumps(v) for k, v in meta.items()})
-    _atomic(path, lambda tmp: pq.write_table(table, tmp))
+    _atomic(path, lambda fh: pq.write_table(table, fh))
 
 
 def run(args: argparse.Namespace) -> int:
     from models.audio import list_audio_files
-    from models.pipeline import tag_file
+    from models.pipeline import TagStats, tag_file
+    from models.safeio import printable
 
     out: Path = args.out
     kind = out.suffix.lower()
     if kind not in (".npz", ".parquet"):
-        print(f"encotag: {out}: choose a .npz or .parquet output file", file=sys.stderr)
+        print(f"encotag: {printable(out)}: choose a .npz or .parquet output file", file=sys.stderr)
         return 2
     if kind == ".parquet":
         try:
@@ -135,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     for raw in args.paths:
         found = list_audio_files([raw])
         if Path(raw).is_dir() and not found:
-            print(f"encotag: {raw}: no audio files found", file=sys.stderr)
+            print(f"encotag: {printable(raw)}: no audio files found", file=sys.stderr)
             failures += 1
         files += [f for f in found if f not in files]
     if not files:
@@ -151,10 +145,15 @@ def run(args: argparse.Namespace) -> int:
         bar = ProgressLine(path.name)
         try:
             times, embs = [], []
-            for r in tag_file(engine, path, window=window, progress=bar):
+            stats = TagStats()
+            for r in tag_file(engine, path, window=window, progress=bar, stats=stats):
                 times.append((r.start, r.end))
                 embs.append(r.embedding)
             rows.append((str(path), np.asarray(times, np.float64), np.stack(embs)))
+            if stats.truncated:  # embedded, but counted: the exit code says not everything was there
+                print(f"encotag: {printable(path)}: warning: truncated: only the part that decoded was "
+                      "embedded", file=sys.stderr)  # fmt: skip
+                failures += 1
         except Exception as exc:  # one bad file never stops the batch
             report_failure(path, exc)
             failures += 1
@@ -175,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         (_write_npz if kind == ".npz" else _write_parquet)(out, meta, rows)
     except OSError as exc:
-        print(f"encotag: {out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+        print(f"encotag: {printable(out)}: cannot write ({exc.strerror or exc})", file=sys.stderr)
         return 1
     n = sum(len(r[1]) for r in rows)
     print(f"{out}: {len(rows)} file(s), {n} windows, {meta['embedding_size']}-dim embeddings")

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.commands.tag import thread_count
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     p.add_argument("--out", "-o", type=Path, required=True, help="output file (one input) or folder")
     p.add_argument("--pack", type=Path, help="codec model pack folder (default: the shipped pack)")
-    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    p.add_argument("--threads", type=thread_count, metavar="N", help="torch CPU threads (1 to 256)")
     p.set_defaults(func=run)
 
 
@@ -37,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from models.audio import list_audio_files
     from models.code_tagging import encode_file
     from models.codes import SUFFIX, save_codes
+    from models.safeio import printable
 
     files = list_audio_files(args.paths)
     if not files:
@@ -54,19 +57,31 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out: Path = args.out
     if len(files) > 1:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "is a file, not a folder" if out.exists() else exc.strerror or str(exc)
+            print(f"encotag: {printable(out)}: {why} (several inputs need an output folder)", file=sys.stderr)
+            return 2
     failures = 0
     for path, target in zip(files, output_paths(files, out, SUFFIX), strict=True):
         assert target is not None
         try:
             stream = encode_file(engine, path)
-            save_codes(target, stream)
         except Exception as exc:  # one bad file never stops the batch
             report_failure(path, exc)
             failures += 1
             continue
+        try:  # a full disk or an unwritable target is the output's fault, not the input's
+            save_codes(target, stream)
+        except OSError as exc:
+            print(f"encotag: {printable(target)}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+            failures += 1
+            continue
         print(
-            f"{path} → {target}  ({stream.duration:.2f} s, {stream.codes.shape[0]} codebooks, "
-            f"{stream.codes.shape[1]} frames)"
+            printable(
+                f"{path} → {target}  ({stream.duration:.2f} s, {stream.codes.shape[0]} codebooks, "
+                f"{stream.codes.shape[1]} frames)"
+            )
         )
     return 1 if failures else 0

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.commands.tag import open_probability, thread_count
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("head", help="personal heads: teach Encotag your own sounds")
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--kind", choices=("logreg", "mlp"), default="logreg")
     t.add_argument(
         "--false-alarm-rate",
-        type=float,
+        type=open_probability,
         default=0.01,
         help="calibrate thresholds on the 'background' class to this rate (default 0.01)",
     )
@@ -73,12 +75,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     im = hs.add_parser("import", help="verify and add a head file")
     im.add_argument("file")
     im.add_argument("--name")
+    im.add_argument(
+        "--force", action="store_true", help="replace a head of the same name (drops its examples)"
+    )
     p.set_defaults(func=run)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pack", metavar="DIR", help="model pack (default: the bundled pack)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch threads (1 to 256)")
 
 
 def _store():
@@ -135,10 +140,11 @@ def _train(args: argparse.Namespace) -> int:
         progress=_progress("training"),
     )
     store = _store()
-    path = store.save(head)
+    examples = None  # without --keep-examples an older example set must not survive beside the new head
     if args.keep_examples:
         sources = tuple(str(f) for f, e in zip(data.files, per_file, strict=False) for _ in range(len(e)))
-        store.save_examples(name, ExampleSet(data.classes, x, y, sources, PackStamp.of(engine.info)))
+        examples = ExampleSet(data.classes, x, y, sources, PackStamp.of(engine.info))
+    path = store.save(head, name, examples=examples)  # head and examples: one file, one atomic write
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"head '{name}' saved to {path}")
@@ -224,18 +230,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _list() -> int:
+    from models.safeio import printable
+
     heads = _store().list()
     if not heads:
         print("no heads yet: train one with 'encotag head train --class NAME=PATH … --out NAME'")
     for h in heads:
         if h.card is None:
-            print(f"{h.name}\tUNREADABLE: {h.error}")
+            print(f"{printable(h.name)}\tUNREADABLE: {printable(h.error)}")
         else:
             c = h.card
-            print(
-                f"{h.name}\t{c.kind}\t{len(c.classes)} classes ({', '.join(c.classes)})\t"
-                f"cv acc {c.cv_accuracy:.3f}\tpack {c.pack_id[:12]}\t{c.created}"
-            )
+            fields = (h.name, c.kind, f"{len(c.classes)} classes ({', '.join(c.classes)})",
+                      f"cv acc {c.cv_accuracy:.3f}", f"pack {c.pack_id[:12]}", c.created)  # fmt: skip
+            print("\t".join(printable(f) for f in fields))
     return 0
 
 
@@ -244,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
     from models.evaluation.tasks import TaskError
     from models.heads import HeadError
     from models.pack import PackError
+    from models.safeio import printable
 
     store = _store()
     try:
@@ -259,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
         if cmd == "info":
             card = store.load(args.name).card
             for key, value in sorted(card.__dict__.items()):
-                print(f"{key}: {value}")
+                print(printable(f"{key}: {value}"))
         elif cmd == "delete":
             store.delete(args.name)
             print(f"deleted head '{args.name}'")
@@ -267,13 +275,17 @@ def run(args: argparse.Namespace) -> int:
             store.rename(args.old, args.new)
             print(f"renamed '{args.old}' to '{args.new}'")
         elif cmd == "export":
-            print(f"wrote {store.export(args.name, Path(args.file))}")
+            print(printable(f"wrote {store.export(args.name, Path(args.file))}"))
         elif cmd == "import":
-            print(f"imported to {store.import_file(args.file, args.name)}")
+            print(printable(f"imported to {store.import_file(args.file, args.name, force=args.force)}"))
         return 0
     except (HeadError, PackError, AudioError, TaskError) as exc:
-        print(f"encotag: {exc}", file=sys.stderr)
+        print(printable(f"encotag: {exc}"), file=sys.stderr)
         return 1
     except ValueError as exc:
-        print(f"encotag: {exc}", file=sys.stderr)
+        print(printable(f"encotag: {exc}"), file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, an unwritable target: one line, naming the file
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(printable(f"encotag: {where}cannot write ({exc.strerror or exc})"), file=sys.stderr)
+        return 1

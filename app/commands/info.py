@@ -25,8 +25,10 @@ def register(sub: Any) -> None:
 
 
 def _short(value: Any) -> str:
+    from models.safeio import printable
+
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
+    return printable(text, MAX_VALUE)
 
 
 def describe(pack: Any, show_labels: bool = False) -> str:
@@ -43,8 +45,8 @@ def describe(pack: Any, show_labels: bool = False) -> str:
         n_params += sum(int(t.numel()) for t in pack.codec_state.values())
     layout = ", ".join(f"{name} {size}" for name, size in info.embedding_layout)
     lines = [
-        f"pack:        {info.name}",
-        f"folder:      {pack.path}",
+        f"pack:        {_short(info.name)}",
+        f"folder:      {_short(str(pack.path))}",
         f"pack id:     {info.pack_id}",
         f"format:      {info.format_version}",
         f"kind:        {kind}",
@@ -53,15 +55,16 @@ def describe(pack: Any, show_labels: bool = False) -> str:
         f"window:      {pack.window.window_s:g} s, hop {pack.window.hop_s:g} s",
         f"labels:      {len(info.labels)} ({n_trusted} trusted: trained/validated on)",
         f"embedding:   {info.embedding_size} dims = {layout}",
-        f"licence:     {info.licence}",
+        f"licence:     {_short(info.licence)}",
     ]
     if info.provenance:
         lines.append("provenance:")
-        lines += [f"  {key}: {_short(value)}" for key, value in info.provenance.items()]
+        lines += [f"  {_short(key)}: {_short(value)}" for key, value in info.provenance.items()]
     if show_labels:
         lines.append("labels (* = not trained on):")
         lines += [
-            f"  {i:3d}  {label}{'' if info.trusted[i] else '  *'}" for i, label in enumerate(info.labels)
+            f"  {i:3d}  {_short(label)}{'' if info.trusted[i] else '  *'}"
+            for i, label in enumerate(info.labels)
         ]
     return "\n".join(lines) + "\n"
 
@@ -77,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         pack = load_pack(path)
     except PackError as exc:
         print(f"encotag: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        from models.safeio import printable
+
+        print(printable(f"encotag: {exc.filename or path}: {exc.strerror or exc}"), file=sys.stderr)
         return 2
     sys.stdout.write(describe(pack, args.labels))
     return 0

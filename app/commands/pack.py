@@ -38,6 +38,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from models.pack import PackError, load_pack
+    from models.safeio import printable
     from models.teacher_pack import build_teacher_pack
 
     try:
@@ -52,11 +53,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"encotag: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"encotag: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(printable(f"encotag: {exc.filename or ''}: {exc.strerror or exc}"), file=sys.stderr)
         return 1
     n_trusted = sum(bool(t) for t in pack.info.trusted)
     print(
-        f"ok: {args.dir}: {pack.info.name}, pack id {pack.info.pack_id}, {len(pack.info.labels)} labels "
-        f"({n_trusted} trusted)"
+        printable(
+            f"ok: {args.dir}: {pack.info.name}, pack id {pack.info.pack_id}, {len(pack.info.labels)} labels "
+            f"({n_trusted} trusted)"
+        )
     )
     return 0

@@ -31,6 +31,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 TABLE_FORMATS = ("table", "csv", "json", "audacity", "srt", "vtt")
+MAX_WINDOW_S = 30.0  # longer windows only cost memory (a 300 s window took 2 GB for any file)
+MAX_THREADS = 256  # libgomp aborts the process when asked for far more threads than it can start
 
 
 class UsageError(Exception):
@@ -48,6 +50,24 @@ def positive_float(text: str) -> float:
     return value
 
 
+def seconds(text: str) -> float:
+    """A window or hop length: > 0 and at most :data:`MAX_WINDOW_S` seconds."""
+    value = positive_float(text)
+    if value > MAX_WINDOW_S:
+        raise argparse.ArgumentTypeError(f"at most {MAX_WINDOW_S:g} s: {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number ≥ 0: {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -55,6 +75,24 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be ≥ 1: {text!r}")
+    return value
+
+
+def thread_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_THREADS}: {text!r}")
+    return value
+
+
+def open_probability(text: str) -> float:
+    """A rate strictly between 0 and 1 (e.g. a false-alarm rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1): {text!r}")
     return value
 
 
@@ -71,9 +109,9 @@ def probability(text: str) -> float:
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     """``--pack``, ``--window``, ``--hop``, ``--threads`` (shared by tag and embed)."""
     p.add_argument("--pack", type=Path, help="model pack folder (default: the pack shipped with Encotag)")
-    p.add_argument("--window", type=positive_float, metavar="S", help="window length in seconds")
-    p.add_argument("--hop", type=positive_float, metavar="S", help="hop between windows in seconds")
-    p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads")
+    p.add_argument("--window", type=seconds, metavar="S", help="window length in seconds (at most 30)")
+    p.add_argument("--hop", type=seconds, metavar="S", help="hop between windows in seconds")
+    p.add_argument("--threads", type=thread_count, metavar="N", help="torch CPU threads (1 to 256)")
 
 
 def register(sub: Any) -> None:
@@ -90,7 +128,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--threshold", type=probability, default=0.3, metavar="T", help="event on-threshold (off = 0.7 T)"
     )
-    p.add_argument("--min-duration", type=float, default=0.25, metavar="S", help="shortest event kept")
+    p.add_argument(
+        "--min-duration", type=non_negative_float, default=0.25, metavar="S", help="shortest event kept"
+    )
     p.add_argument("--out", "-o", type=Path, help="output file (one input) or folder (several inputs)")
     p.add_argument(
         "--head", metavar="NAME", help="also apply a personal head (a name or a .safetensors file)"
@@ -138,7 +178,9 @@ def load_head_arg(name: str, engine: Any) -> Any:
 
         return HeadStore(heads_dir()).load(name, **kw)
     except (HeadError, ValueError, OSError) as exc:
-        raise UsageError(f"head {name}: {exc}") from None
+        from models.safeio import printable
+
+        raise UsageError(printable(f"head {name}: {exc}")) from None
 
 
 class ProgressLine:
@@ -163,13 +205,14 @@ def report_failure(path: Path | str, exc: BaseException) -> None:
     """Name the file and the reason on stderr (one line); unexpected errors go to the log with a trace."""
     from models.audio import AudioError
     from models.codes import CodesError
+    from models.safeio import printable
 
     if isinstance(exc, AudioError | CodesError):
-        print(f"encotag: {exc}", file=sys.stderr)
+        print(f"encotag: {printable(exc)}", file=sys.stderr)
     else:
         log.debug("unexpected error on %s", path, exc_info=exc)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"encotag: {path}: failed ({type(exc).__name__}: {reason})", file=sys.stderr)
+        print(printable(f"encotag: {path}: failed ({type(exc).__name__}: {reason})"), file=sys.stderr)
 
 
 def output_paths(files: list[Path], out: Path | None, ext: str) -> list[Path | None]:
@@ -199,24 +242,28 @@ class FileTags:
     ends: np.ndarray  # (N,) s
     probs: np.ndarray  # (N, C) float32
     head_probs: np.ndarray | None  # (N, K) float32
+    truncated: str = ""  # "" or why only part of the file was tagged
 
 
 def tag_one(engine: Any, path: Path, window: Any, head: Any) -> FileTags:
     """Run the pipeline over one file, keeping only times and probabilities (not embeddings).
     ``.ecodes`` files are tagged from their codes (:func:`models.code_tagging.tag_codes`)."""
-    from models.pipeline import tag_file
+    from models.pipeline import TagStats, tag_file
 
+    stats = TagStats()
     starts, ends, probs, head_rows = [], [], [], []
     bar = ProgressLine(path.name)
     if path.suffix.lower() == ".ecodes":
         from models.code_tagging import tag_codes
-        from models.codes import CodesError, load_codes
+        from models.codes import CodesError, check_stream, load_codes
 
         if engine.codec is None:
             raise CodesError(f"{path}: a code stream needs the codec pack that made it, not a mel pack")
-        results = tag_codes(engine, load_codes(path, codec_id=engine.codec_id), window, head)
+        stream = load_codes(path, codec_id=engine.codec_id)
+        check_stream(stream, engine.codec, int(engine.sample_rate), str(path))
+        results = tag_codes(engine, stream, window, head)
     else:
-        results = tag_file(engine, path, window=window, head=head, progress=bar)
+        results = tag_file(engine, path, window=window, head=head, progress=bar, stats=stats)
     try:
         for r in results:
             starts.append(r.start)
@@ -226,6 +273,15 @@ def tag_one(engine: Any, path: Path, window: Any, head: Any) -> FileTags:
                 head_rows.append(r.head_probs)
     finally:
         bar.close()
+    if not probs:
+        from models.audio import AudioError
+
+        raise AudioError(path, "no audio to tag")
+    cut = ""
+    if stats.truncated:
+        cut = "truncated: only the part that decoded was tagged"
+        if stats.frames_expected and stats.frames_in:
+            cut += f" ({100 * stats.frames_in / stats.frames_expected:.0f} % of what the header claims)"
     return FileTags(
         path=path,
         duration=max(ends) if ends else 0.0,
@@ -233,6 +289,7 @@ def tag_one(engine: Any, path: Path, window: Any, head: Any) -> FileTags:
         ends=np.asarray(ends),
         probs=np.stack(probs),
         head_probs=np.stack(head_rows) if head_rows else None,
+        truncated=cut,
     )
 
 
@@ -257,19 +314,21 @@ def format_table(ft: FileTags, events: list[Any], engine: Any, head: Any, args: 
     labels, trusted = engine.labels, engine.info.trusted
     clip = ft.probs.mean(axis=0)
     top = np.argsort(-clip, kind="stable")[: args.top_k]
-    lines = [f"{ft.path}  ({ft.duration:.2f} s, {len(ft.starts)} windows)"]
+    from models.safeio import printable
+
+    lines = [f"{printable(ft.path)}  ({ft.duration:.2f} s, {len(ft.starts)} windows)"]
     lines.append(f"  top {len(top)} tags (mean over windows):")
     any_untrusted = False
     for i in top:
         mark = "" if trusted[i] else "  *"
         any_untrusted |= not trusted[i]
-        lines.append(f"    {clip[i]:.3f}  {labels[i]}{mark}")
+        lines.append(f"    {clip[i]:.3f}  {printable(labels[i])}{mark}")
     if any_untrusted:
         lines.append("    (* a label this pack was not trained on: treat with care)")
     if head is not None and ft.head_probs is not None:
         hp = ft.head_probs.mean(axis=0)
         lines.append("  personal head (mean over windows):")
-        lines += [f"    {hp[i]:.3f}  {head.classes[i]}" for i in np.argsort(-hp)]
+        lines += [f"    {hp[i]:.3f}  {printable(head.classes[i])}" for i in np.argsort(-hp)]
     lines.append(f"  events (on {args.threshold:.2f}, min {args.min_duration:g} s):")
     lines += ["    " + line for line in format_events(events, "table").splitlines()]
     return "\n".join(lines) + "\n"
@@ -279,6 +338,7 @@ def run(args: argparse.Namespace) -> int:
     from app.export import EXTENSIONS, format_events
     from models.atomic import atomic_write_text
     from models.audio import AUDIO_EXTENSIONS, list_audio_files
+    from models.safeio import printable
 
     failures = 0
     files: list[Path] = []
@@ -286,7 +346,7 @@ def run(args: argparse.Namespace) -> int:
         found = list_audio_files([raw])
         if Path(raw).is_dir() and not found:
             print(
-                f"encotag: {raw}: no audio files found ({', '.join(sorted(AUDIO_EXTENSIONS))})",
+                f"encotag: {printable(raw)}: no audio files found ({', '.join(sorted(AUDIO_EXTENSIONS))})",
                 file=sys.stderr,
             )
             failures += 1
@@ -313,16 +373,19 @@ def run(args: argparse.Namespace) -> int:
             report_failure(path, exc)
             failures += 1
             continue
+        if ft.truncated:  # tagged, but counted: the exit code says not everything was there
+            print(f"encotag: {printable(path)}: warning: {ft.truncated}", file=sys.stderr)
+            failures += 1
         if target is None:
             if len(files) > 1 and args.format != "table":
-                print(f"==> {path} <==")
+                print(f"==> {printable(path)} <==")
             sys.stdout.write(text)
             sys.stdout.flush()
         else:
             try:
                 atomic_write_text(target, text)
             except OSError as exc:
-                print(f"encotag: {target}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+                print(f"encotag: {printable(target)}: cannot write ({exc.strerror or exc})", file=sys.stderr)
                 failures += 1
                 continue
             log.info("%s → %s", path, target)

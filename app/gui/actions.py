@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import importlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -229,9 +230,17 @@ class WindowActions(QObject):
             self.pack_requested.emit(folder)
 
 
+def _absolute(path: str | Path) -> str:
+    """``path`` resolved, or made absolute when it cannot be (a symlink loop must not abort the GUI)."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return os.path.abspath(path)
+
+
 def remembered(settings: Settings, path: Path) -> Settings:
     """``settings`` with ``path`` first in the recent files (and its folder as the last open one)."""
-    p = str(Path(path).resolve())
+    p = _absolute(path)
     recent = (p, *[r for r in settings.recent_files if r != p])[:MAX_RECENT]
     return dataclasses.replace(settings, recent_files=recent, last_open_dir=str(Path(p).parent))
 

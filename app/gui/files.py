@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QTabWidget
 
 from app.gui.file_view import FileView
-from app.gui.jobs import JobOutcome, JobStarted, JobStatus
+from app.gui.jobs import JobOutcome, JobStarted
 from app.gui.layout import WindowParts
 from app.gui.state.series import Overview, ResultBatch
 from models.results import Progress
@@ -24,7 +24,7 @@ from models.results import Progress
 class FileViews(QObject):
     """Open file views by job id (a read-only mapping) and their job states."""
 
-    message = Signal(str)  # a status line for the window (a file that failed)
+    message = Signal(str)  # a status line for the window (a file that failed or was cut short)
     job_finished = Signal(int)  # job id, after its view shows the outcome
 
     def __init__(self, tabs: QTabWidget, ui: WindowParts) -> None:
@@ -93,7 +93,7 @@ class FileViews(QObject):
         if view is not None:
             view.set_finished(outcome.text)
         self._open.discard(job)
-        if outcome.status is JobStatus.ERROR:
+        if outcome.notable:  # an error, or a caveat such as "done (truncated: …)"
             self.message.emit(outcome.text)
         self.update_status()
         self.job_finished.emit(job)

@@ -4,7 +4,9 @@ The vocabulary is napari/superqt's ``thread_worker``: a job is a **generator** (
 run off the GUI thread; what it yields is emitted as ``yielded``, its ``Progress`` reports as
 ``progress``, and it ends with
 exactly one ``finished(job_id, JobOutcome)`` (status :class:`JobStatus`), preceded by ``errored`` when it
-raised or ``aborted`` when it was cancelled. ``started`` is emitted before the first step.
+raised or ``aborted`` when it was cancelled. ``started`` is emitted before the first step. A job that
+succeeded with a caveat the user must see (a file tagged only as far as it decodes) returns a
+:class:`Noted` result: the outcome stays DONE and carries the note (``"done (truncated: …)"``).
 
 :class:`JobRunner` is the one base class: a thread-safe queue of ``(job_id, job)`` with one cancel
 ``threading.Event`` per job, and :meth:`JobRunner.execute`, which drives one job's generator and emits the
@@ -57,18 +59,35 @@ class JobError:
 
 
 @dataclass(frozen=True)
+class Noted:
+    """What a job returns to succeed with a caveat: its ``result`` and a one-line ``note`` for the user."""
+
+    result: Any
+    note: str
+
+
+@dataclass(frozen=True)
 class JobOutcome:
-    """``finished`` payload: the status, the error message (ERROR) and the generator's return value."""
+    """``finished`` payload: the status, the error message (ERROR), the generator's return value and a
+    note on a DONE job that the user must see (e.g. ``"truncated: …"``; empty when there is none)."""
 
     job_id: int
     status: JobStatus
     message: str = ""
     result: Any = None
+    note: str = ""
 
     @property
     def text(self) -> str:
-        """``"done"``, ``"cancelled"`` or ``"error: <message>"`` (for status lines)."""
-        return f"error: {self.message}" if self.status is JobStatus.ERROR else str(self.status)
+        """``"done"``, ``"done (<note>)"``, ``"cancelled"`` or ``"error: <message>"`` (for status lines)."""
+        if self.status is JobStatus.ERROR:
+            return f"error: {self.message}"
+        return f"{self.status} ({self.note})" if self.note else str(self.status)
+
+    @property
+    def notable(self) -> bool:
+        """Whether the status line should be shown to the user (an error, or a note on a done job)."""
+        return self.status is JobStatus.ERROR or bool(self.note)
 
 
 class JobCancelledError(Exception):
@@ -169,7 +188,10 @@ class JobRunner(QObject):
                 self.yielded.emit(job_id, item)
             if cancel.is_set():
                 raise JobCancelledError
-            outcome = JobOutcome(job_id, JobStatus.DONE, result=result)
+            note = ""
+            if isinstance(result, Noted):
+                result, note = result.result, result.note
+            outcome = JobOutcome(job_id, JobStatus.DONE, result=result, note=note)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome, never a dead thread
             if self.is_cancel(exc):
                 self.aborted.emit(job_id)

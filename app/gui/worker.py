@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
 
-from app.gui.jobs import JobGen, JobRunner, one_line
+from app.gui.jobs import JobGen, JobRunner, Noted, one_line
 from app.gui.state.live import LiveTap
 from app.gui.state.series import Overview, ResultBatch, envelope
 from models.config import WindowConfig
@@ -138,8 +138,15 @@ class InferenceWorker(JobRunner):
             t0 = time.perf_counter()
             engine = Engine.load(Path(pack_path) if pack_path else None, threads=inference_threads())
         except Exception as exc:  # noqa: BLE001 - any failure becomes a visible notice, never a crash
-            log.exception("cannot load the model pack %s", pack_path or "(default)")
-            reason = one_line(exc)
+            from models.engine import EngineError
+            from models.pack import PackError
+            from models.safeio import printable
+
+            reason = printable(one_line(exc))
+            if isinstance(exc, PackError | EngineError | OSError):  # an ordinary bad pack: one line
+                log.warning("cannot load the model pack: %s", reason)
+            else:
+                log.exception("cannot load the model pack %s", pack_path or "(default)")
             self.engine_failed.emit(reason)
             if self.engine is None:
                 self.fail_queued(f"no model ({reason})")
@@ -227,10 +234,13 @@ class InferenceWorker(JobRunner):
 
     def work(self, job_id: int, job: Any, cancel: threading.Event) -> JobGen:
         """Tag the file ``job`` (a path): yields its Overview, then ResultBatches at most every
-        ``BATCH_INTERVAL_S``; the live stream and the live commands are served between batches."""
-        from models.pipeline import tag_file
+        ``BATCH_INTERVAL_S``; the live stream and the live commands are served between batches.
+        A file cut short (fewer frames than its header claims) is tagged as far as it decodes and
+        returns a :class:`~app.gui.jobs.Noted` result: its outcome reads ``"done (truncated: …)"``."""
+        from models.pipeline import TagStats, tag_file
 
         path = Path(job)
+        stats = TagStats()
         yield self._overview(path, cancel)
         pending: list[WindowResult] = []
         last_emit = time.perf_counter()
@@ -240,7 +250,7 @@ class InferenceWorker(JobRunner):
 
         for result in tag_file(
             self.engine, path, window=self.window, head=self.head, progress=progress, cancel=cancel,
-            batch_size=4,
+            batch_size=4, stats=stats,
         ):  # fmt: skip
             pending.append(result)
             now = time.perf_counter()
@@ -253,6 +263,9 @@ class InferenceWorker(JobRunner):
                 break
         if pending:
             yield self._batch(job_id, pending)
+        if stats.truncated and not cancel.is_set():  # the user must know the rest is missing
+            log.warning("%s: truncated: only the part that decoded was tagged", path)
+            return Noted(None, "truncated: only the part that decoded was tagged")
         return None
 
     def _batch(self, job_id: int, results: list[WindowResult]) -> ResultBatch:

@@ -251,20 +251,10 @@ def merge_report(existing: str | None, generated: str) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file and ``os.replace``."""
-    import os
-    import tempfile
+    """Write ``text`` to ``path`` safely (``models.safeio.atomic_write_bytes``)."""
+    from models.safeio import atomic_write_bytes
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 PROTOCOL = """

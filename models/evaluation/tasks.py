@@ -114,6 +114,8 @@ def load_task(
     csv_path = root / "labels.csv"
     if not csv_path.is_file():
         raise TaskError(f"{csv_path}: not found")
+    if csv_path.stat().st_size > 64 << 20:
+        raise TaskError(f"{csv_path}: too large (more than 64 MiB)")
     with open(csv_path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         cols = reader.fieldnames or []

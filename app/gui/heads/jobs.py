@@ -170,6 +170,14 @@ class HeadJobRunner(JobRunner):
 
         return super().is_cancel(exc) or isinstance(exc, TrainingCancelledError)
 
+    def is_expected(self, exc: BaseException) -> bool:
+        """Bad input, not a bug: one line in the dialog and the log, no traceback (head files that fail
+        their checks and unreadable audio included)."""
+        from models.audio import AudioError
+        from models.heads import HeadError
+
+        return isinstance(exc, ValueError | OSError | HeadError | AudioError)
+
     def work(self, job_id: int, job: Any, cancel: threading.Event) -> EmbedResult | TrainResult:
         """A function job (no partial results): embed or train; progress through ``progress``."""
         if isinstance(job, EmbedJob):

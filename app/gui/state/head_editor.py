@@ -123,7 +123,10 @@ class HeadEditor:
     def delete_head(self, name: str) -> None:
         if self.active_name == name:
             self.activate(None)
-        self.store.delete(name)
+        try:
+            self.store.delete(name)
+        except (HeadError, OSError) as exc:  # e.g. the heads folder is locked by another writer
+            self.notify(str(exc), True)
         kept = audio_dir(self.store, name)
         if kept.is_dir():
             for f in kept.glob("*.flac"):
