@@ -93,7 +93,7 @@ def load_codes(path: Path | str, codec_id: str | None = None) -> CodeStream:
             codes = fh.get_tensor("codes")
     except CodesError:
         raise
-    except Exception as exc:  # OSError or safetensors' own errors on a corrupt file
+    except Exception as exc:  # noqa: BLE001 - OSError or safetensors' own errors on a corrupt file
         raise CodesError(f"{path}: not a readable code-stream file ({exc})") from None
     if meta.get("format") != FORMAT:
         raise CodesError(f"{path}: not an Encotag code-stream file")

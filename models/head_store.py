@@ -246,7 +246,7 @@ class HeadStore:
                 raise ValueError("more sources than examples")
         except HeadError:
             raise
-        except Exception as exc:  # safetensors and json raise several types on corrupt input
+        except Exception as exc:  # noqa: BLE001 - safetensors and json raise several types on corrupt input
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise HeadError(f"{path}: not a valid example set ({reason})") from None
         return ExampleSet(classes, emb, label, sources, pack)

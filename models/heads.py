@@ -295,7 +295,7 @@ def _read(path: Path) -> tuple[HeadCard, dict[str, np.ndarray]]:
         card = HeadCard.from_json(meta["card"])
     except HeadError:
         raise
-    except Exception as exc:  # safetensors raises several types on corrupt input
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types on corrupt input
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HeadError(f"{path}: not a valid head file ({reason})") from None
     return card, tensors

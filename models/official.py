@@ -215,7 +215,7 @@ def _load_verified(cache_dir: Path, bandwidth: float | None):  # -> Codec
         cfg = dataclasses.replace(cfg, bandwidth=float(bandwidth))
     try:
         state = load_file(str(cache_dir / WEIGHTS_FILE))
-    except Exception as exc:  # safetensors raises its own error types on a corrupt header
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types on a corrupt header
         raise ValueError(f"{WEIGHTS_FILE} is not a valid safetensors file ({exc})") from None
     try:
         return Codec.from_state(cfg, state)

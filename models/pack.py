@@ -238,7 +238,7 @@ def _load_tensors(path: Path) -> dict[str, Tensor]:
 
     try:
         return load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types on a corrupt file
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types on a corrupt file
         raise PackError(f"{path}: not a readable safetensors file ({one_line(exc)})") from None
 
 

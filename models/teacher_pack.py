@@ -43,7 +43,7 @@ def build_teacher_pack(teacher_dir: Path | str, out_dir: Path | str) -> Path:
     labels = teacher_labels(tdir / TEACHER_LABELS)
     try:
         state = load_teacher_state(weights)
-    except Exception as exc:  # torch raises several exception types on a damaged file
+    except Exception as exc:  # noqa: BLE001 - torch raises several exception types on a damaged file
         raise PackError(f"{weights}: {one_line(exc)}") from None
     return save_pack(
         out_dir,

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 times.append((r.start, r.end))
                 embs.append(r.embedding)
             rows.append((str(path), np.asarray(times, np.float64), np.stack(embs)))
-        except Exception as exc:  # one bad file never stops the batch
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
             report_failure(path, exc)
             failures += 1
         finally:

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             stream = encode_file(engine, path)
             save_codes(target, stream)
-        except Exception as exc:  # one bad file never stops the batch
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
             report_failure(path, exc)
             failures += 1
             continue

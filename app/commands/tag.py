@@ -309,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
                 text = format_table(ft, events, engine, head, args)
             else:
                 text = format_events(events, args.format)
-        except Exception as exc:  # one bad file never stops the batch
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
             report_failure(path, exc)
             failures += 1
             continue
