@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from models.audio import AudioError, list_audio_files, load_audio, probe
-from models.code_tagging import ENCODE_BLOCK_S, CodeWindows
+from models.code_tagging import ENCODE_BLOCK_S, code_windower
 from models.config import WindowConfig
 from models.heads import Head
-from models.pipeline import CancelFlag, EngineLike, count_windows, is_cancelled, tag_file, window_samples
+from models.pipeline import tag_file
 from models.results import Progress
+from models.windows import CancelFlag, EngineLike, Windower, is_cancelled, uses_codes, window_samples
 
 LONG_S = 10.0  # clips up to this long are decoded whole and batched; longer files are streamed
 CHUNK_FILES = 64  # clips decoded and batched together (bounds memory: 64 × 10 s)
@@ -80,8 +81,7 @@ def from_labels_csv(
 
 def _codec_of(engine: EngineLike) -> object | None:
     """The engine's codec when it tags through codes (as ``tag_file`` decides), else None."""
-    codec = getattr(engine, "codec", None)
-    return codec if codec is not None and hasattr(engine, "infer_codes") else None
+    return engine.codec if uses_codes(engine) else None  # type: ignore[attr-defined]
 
 
 class _Batcher:
@@ -117,11 +117,9 @@ class _Batcher:
 
 def _audio_windows(x: np.ndarray, win_n: int, hop_n: int) -> list[np.ndarray]:
     """``tag_file``'s windows of a whole clip (n,): starts 0, hop, …; the tail window zero-padded."""
-    out = []
-    for k in range(count_windows(len(x), win_n, hop_n)):
-        w = x[k * hop_n : k * hop_n + win_n]
-        out.append(w if len(w) == win_n else np.pad(w, (0, win_n - len(w))))
-    return out
+    wdw = Windower(win_n, hop_n, capacity=len(x))
+    wins = [w.copy() for _, w in wdw.feed(np.asarray(x, np.float32))]
+    return wins + [w.copy() for _, w in wdw.finish(len(x))]
 
 
 def embed_files(
@@ -193,9 +191,9 @@ def embed_files(
             for group in by_len.values():
                 codes = engine.encode(np.stack([clips[i] for i in group]))  # type: ignore[attr-defined]
                 for i, c in zip(group, codes, strict=True):
-                    cw = CodeWindows(win_n, hop_n, int(codec.hop_length), lambda: engine.silence_codes(win_n))  # type: ignore[attr-defined]
-                    wins = [w for _, w in cw.feed(np.asarray(c, np.int64))]
-                    wins += [w for _, w in cw.finish(len(clips[i]))]
+                    cw = code_windower(engine, win_n, hop_n, os.fspath(files[i]))
+                    wins = [w.copy() for _, w in cw.feed(np.asarray(c, np.int64))]
+                    wins += [w.copy() for _, w in cw.finish(len(clips[i]))]
                     batcher.add(i, wins)
         batcher.flush()
         for i in clips:

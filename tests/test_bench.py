@@ -21,7 +21,8 @@ from models.code_tagging import encode_file, tag_codes
 from models.codes import load_codes
 from models.config import WindowConfig
 from models.engine import Engine
-from models.pipeline import count_windows, tag_file
+from models.pipeline import tag_file
+from models.windows import count_windows
 
 Cap = pytest.CaptureFixture[str]
 

@@ -11,8 +11,9 @@ import soundfile as sf
 
 from app.audio_input import SyntheticSource
 from models.config import WindowConfig
-from models.pipeline import RingBuffer, StreamTagger, TagStats, count_windows, tag_file
+from models.pipeline import RingBuffer, StreamTagger, TagStats, tag_file
 from models.results import Progress
+from models.windows import count_windows
 
 
 class EnergyEngine:
