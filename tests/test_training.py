@@ -131,7 +131,7 @@ def test_codec_warm_start_continues_from_trained_weights(tmp_path: Path) -> None
 
 
 def test_evenly_spaced_covers_the_whole_list() -> None:
-    from app.commands.train import evenly_spaced
+    from app.commands.train_data import evenly_spaced
 
     items = list(range(7001))
     pick = evenly_spaced(items, 1800)

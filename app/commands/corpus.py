@@ -170,7 +170,7 @@ def run_coverage(args: argparse.Namespace) -> int:
     wanted = {w for w in args.sources.split(",") if w}
     keep = [i for i, r in enumerate(rows) if not wanted or r.source in wanted]
     if args.max_clips > 0:
-        from app.commands.train import evenly_spaced
+        from app.commands.train_data import evenly_spaced
 
         train = evenly_spaced([i for i in keep if rows[i].split == "train"], args.max_clips)
         keep = sorted({*train, *(i for i in keep if rows[i].split != "train")})

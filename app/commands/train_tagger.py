@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.commands.train import clips_for, command_line, data_summary, evenly_spaced
+from app.commands.train_data import clips_for, command_line, data_summary, evenly_spaced
 
 log = logging.getLogger(__name__)
 
