@@ -47,7 +47,7 @@ SLOW = {
     "test_robustness.py::test_hour_long_file_streams_in_bounded_memory",
     "test_bench.py::test_bench_quick_cli",
     "test_bench.py::test_gui_probe_times_the_real_app",
-    "test_training.py::test_cli_codec_tagger_pack",
+    "test_distill.py::test_cli_codec_tagger_pack",
     "test_gui_packs.py::test_screenshot_tool_runs_the_real_window_under_xvfb",
     "test_gui.py::test_event_loop_stays_responsive_during_long_file",
     "test_qt_free.py::test_models_and_app_core_import_without_qt",
@@ -113,7 +113,7 @@ def _labels() -> tuple[str, ...]:
     return audioset_labels()
 
 
-def _init_codebooks(codec) -> None:  # codec: models.codec.Codec
+def _init_codebooks(codec) -> None:  # codec: models.codec.codec.Codec
     """Give a random codec usable codebooks: each RVQ stage's entries are frames of its own residual
     on tones and noise (random N(0, 1) codebooks sit far from the encoder's small outputs, so every
     frame would map to the same code and all audio would look alike)."""
@@ -134,10 +134,10 @@ def _init_codebooks(codec) -> None:  # codec: models.codec.Codec
 
 @pytest.fixture(scope="session")
 def tiny_codec_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.codec import Codec
+    from models.codec.codec import Codec
     from models.config import TaggerConfig, WindowConfig
-    from models.pack import save_pack
-    from models.tagger import Tagger
+    from models.nets.tagger import Tagger
+    from models.packs.pack import save_pack
 
     torch.manual_seed(0)
     codec_cfg = tiny_codec_config()
@@ -165,8 +165,8 @@ def tiny_codec_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_mel_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from models.config import TaggerConfig, WindowConfig
-    from models.pack import save_pack
-    from models.tagger import Tagger
+    from models.nets.tagger import Tagger
+    from models.packs.pack import save_pack
 
     torch.manual_seed(1)
     tagger_cfg = TaggerConfig(width=0.1, frontend="mel")
@@ -189,7 +189,7 @@ def tiny_mel_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def teacher_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The teacher as a mel pack, built from ``../shared`` (skips when the teacher is absent)."""
-    from models.teacher_pack import build_teacher_pack
+    from models.packs.teacher_pack import build_teacher_pack
 
     teacher_dir = require_shared("teachers", "efficientat_mn04_as", "mn04_as_mAP_432.pt").parent
     return build_teacher_pack(teacher_dir, tmp_path_factory.mktemp("packs") / "teacher")

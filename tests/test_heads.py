@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from models.head_store import ExamplePackError, ExampleSet, HeadStore, PackStamp, check_name
-from models.heads import (
+from models.heads.head_store import ExamplePackError, ExampleSet, HeadStore, PackStamp, check_name
+from models.heads.heads import (
     HeadError,
     TrainingCancelledError,
     layout_hash,

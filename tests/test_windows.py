@@ -1,6 +1,6 @@
-"""One windower for audio and codes (models/windows.py): the same windows as the whole-input definition
-that tagging used before (``tag_file``'s streamed windows, ``head_data``'s whole-clip windows and the
-code windows of ``code_tagging``), whatever the block sizes; and one codec-pack branch point."""
+"""One windower for audio and codes (models/tagging/windows.py): the same windows as the whole-input
+definition that tagging used before (``tag_file``'s streamed windows, ``head_data``'s whole-clip windows
+and the code windows of ``code_tagging``), whatever the block sizes; and one codec-pack branch point."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.windows import CODE_LOOKAHEAD, Windower, count_windows, uses_codes, window_samples
+from models.tagging.windows import CODE_LOOKAHEAD, Windower, count_windows, uses_codes, window_samples
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +99,7 @@ def test_window_arithmetic() -> None:
 
 def test_codec_branch_is_is_codec_pack(tiny_codec_pack: Path, tiny_mel_pack: Path) -> None:
     """``uses_codes`` reads ``Engine.is_codec_pack``; nothing else asks an engine for its codec."""
-    from models.engine import Engine
+    from models.tagging.engine import Engine
 
     assert uses_codes(Engine.load(tiny_codec_pack)) and not uses_codes(Engine.load(tiny_mel_pack))
 

@@ -146,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
 def run_coverage(args: argparse.Namespace) -> int:
     import torch
 
-    from models.tagger import teacher_tagger
-    from models.teacher_pack import TEACHER_FILE, TEACHER_LABELS, teacher_labels
+    from models.nets.tagger import teacher_tagger
+    from models.packs.teacher_pack import TEACHER_FILE, TEACHER_LABELS, teacher_labels
     from models.training.coverage import (
         coverage,
         coverage_markdown,

@@ -115,7 +115,7 @@ def _write_parquet(path: Path, meta: dict[str, Any], rows: Rows) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from models.audio import list_audio_files
-    from models.pipeline import tag_file
+    from models.tagging.pipeline import tag_file
 
     out: Path = args.out
     kind = out.suffix.lower()

@@ -37,8 +37,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.pack import PackError, load_pack
-    from models.teacher_pack import build_teacher_pack
+    from models.packs.pack import PackError, load_pack
+    from models.packs.teacher_pack import build_teacher_pack
 
     try:
         if args.pack_command == "teacher":

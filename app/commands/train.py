@@ -215,7 +215,7 @@ def _codec(args: argparse.Namespace) -> int:
         init_file = args.init / "codec.safetensors" if args.init.is_dir() else args.init
         if not init_file.is_file():
             raise FileNotFoundError(f"{args.init}: no codec.safetensors to warm-start from")
-        from models.codec import complete_state
+        from models.codec.codec import complete_state
 
         init_state = complete_state(load_file(str(init_file)))  # a pack leaves out the EMA buffers
         log.info("codec warm start from %s", init_file)

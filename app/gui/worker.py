@@ -27,7 +27,7 @@ from app.gui.jobs import JobGen, JobRunner, one_line
 from app.gui.state.live import LiveTap
 from app.gui.state.series import Overview, ResultBatch, envelope
 from models.config import WindowConfig
-from models.results import Progress, WindowResult
+from models.tagging.results import Progress, WindowResult
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class InferenceWorker(JobRunner):
         """Load ``Engine.load(pack_path)`` on this thread (None = the shipped default pack)."""
         self.engine_loading.emit(pack_path or "default")
         try:
-            from models.engine import Engine
+            from models.tagging.engine import Engine
 
             t0 = time.perf_counter()
             engine = Engine.load(Path(pack_path) if pack_path else None, threads=inference_threads())
@@ -152,7 +152,7 @@ class InferenceWorker(JobRunner):
         self._attach_tagger()
 
     def set_head(self, head: Any) -> None:
-        """Use a personal head (``models.heads.Head``) for ``head_probs``; None removes it."""
+        """Use a personal head (``models.heads.heads.Head``) for ``head_probs``; None removes it."""
         self.head = head
         if self._tap is not None and self._tap.tagger is not None:
             self._tap.tagger.head = head
@@ -178,7 +178,7 @@ class InferenceWorker(JobRunner):
         tap = self._tap
         if tap is None or self.engine is None:
             return
-        from models.pipeline import StreamTagger
+        from models.tagging.pipeline import StreamTagger
 
         tap.tagger = StreamTagger(
             self.engine, self.window, tap.sample_rate, self.head, channels=tap.channels
@@ -228,7 +228,7 @@ class InferenceWorker(JobRunner):
     def work(self, job_id: int, job: Any, cancel: threading.Event) -> JobGen:
         """Tag the file ``job`` (a path): yields its Overview, then ResultBatches at most every
         ``BATCH_INTERVAL_S``; the live stream and the live commands are served between batches."""
-        from models.pipeline import tag_file
+        from models.tagging.pipeline import tag_file
 
         path = Path(job)
         yield self._overview(path, cancel)

@@ -3,13 +3,14 @@
 - :class:`RingBuffer`: a preallocated, lock-protected float32 ring written from the audio callback.
 - :class:`StreamTagger`: live input at any rate / channel count → incremental resampling to the engine's
   rate → the newest complete window every hop (stale windows are skipped, never queued).
-- :func:`tag_file`: a generator of :class:`~models.results.WindowResult` over a file, decoded in blocks;
+- :func:`tag_file`: a generator of :class:`~models.tagging.results.WindowResult` over a file, decoded in
+  blocks;
   it holds one decoded block, one window buffer and one batch of windows, never the whole file.
 
-Windows follow :mod:`models.windows` (starts 0, hop, 2·hop, …; a zero-padded window covers the tail;
+Windows follow :mod:`models.tagging.windows` (starts 0, hop, 2·hop, …; a zero-padded window covers the tail;
 a file shorter than one window gives one padded window). ``start``/``end`` are seconds of the file
 (``end`` is clipped to the file's length for padded windows). The ``engine`` is any
-:class:`~models.windows.EngineLike` (see ``models.engine.Engine``).
+:class:`~models.tagging.windows.EngineLike` (see ``models.tagging.engine.Engine``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import numpy as np
 
 from models.audio import StreamResampler, iter_audio, probe, sanitize, to_mono
 from models.config import WindowConfig
-from models.results import Progress, WindowResult
-from models.windows import (
+from models.tagging.results import Progress, WindowResult
+from models.tagging.windows import (
     CancelFlag,
     EngineLike,
     HeadLike,
@@ -242,11 +243,11 @@ def tag_file(
     Decodes ``block_s`` seconds at a time, runs the engine on ``batch_size`` windows per call, reports
     ``progress`` after each batch and stops quietly (between batches) when ``cancel`` is set.
     Raises :class:`models.audio.AudioError` for unreadable files (possibly after some windows).
-    Codec packs (:func:`models.windows.uses_codes`) encode the file once and window its codes
-    (:func:`models.code_tagging.tag_audio_codes`: same windows, 4× less encoder work at a 0.25 s hop).
+    Codec packs (:func:`models.tagging.windows.uses_codes`) encode the file once and window its codes
+    (:func:`models.tagging.code_tagging.tag_audio_codes`: same windows, 4× less encoder work at a 0.25 s hop).
     """
     if uses_codes(engine):
-        from models.code_tagging import tag_audio_codes
+        from models.tagging.code_tagging import tag_audio_codes
 
         yield from tag_audio_codes(
             engine, path, window, head, progress, cancel, batch_size=batch_size, stats=stats

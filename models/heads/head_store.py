@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from models.atomic import atomic_write_bytes
-from models.heads import Head, HeadCard, HeadError, layout_hash, load_head, read_card, save_head
+from models.heads.heads import Head, HeadCard, HeadError, layout_hash, load_head, read_card, save_head
 
 _NAME_RE = re.compile(r"^[\w][\w .+-]{0,63}$")
 EXAMPLES_SUFFIX = ".examples.safetensors"
@@ -56,7 +56,7 @@ class StoredHead:
 @dataclass(frozen=True)
 class PackStamp:
     """Which model pack made some embeddings: its ``pack_id`` (sha256 of the weights) and the hash of
-    its embedding layout (``models.heads.layout_hash``)."""
+    its embedding layout (``models.heads.heads.layout_hash``)."""
 
     pack_id: str
     layout_hash: str

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from models.audio import AudioError, list_audio_files, load_audio, probe
-from models.code_tagging import ENCODE_BLOCK_S, code_windower
 from models.config import WindowConfig
-from models.heads import Head
-from models.pipeline import tag_file
-from models.results import Progress
-from models.windows import CancelFlag, EngineLike, Windower, is_cancelled, uses_codes, window_samples
+from models.heads.heads import Head
+from models.tagging.code_tagging import ENCODE_BLOCK_S, code_windower
+from models.tagging.pipeline import tag_file
+from models.tagging.results import Progress
+from models.tagging.windows import CancelFlag, EngineLike, Windower, is_cancelled, uses_codes, window_samples
 
 LONG_S = 10.0  # clips up to this long are decoded whole and batched; longer files are streamed
 CHUNK_FILES = 64  # clips decoded and batched together (bounds memory: 64 × 10 s)
@@ -133,7 +133,7 @@ def embed_files(
     batch_windows: int = BATCH_WINDOWS,
 ) -> tuple[list[np.ndarray], list[str]]:
     """Window embeddings per file: a list of (n_windows_i, D) float32 arrays (the windows of
-    :func:`models.pipeline.tag_file` with ``window``, default the pack's), and one error string per
+    :func:`models.tagging.pipeline.tag_file` with ``window``, default the pack's), and one error string per
     unreadable file (its entry is then an empty (0, D) array; the rest are still processed).
 
     Built for many short clips: clips up to ``LONG_S`` are decoded whole, ``chunk_files`` at a time;
@@ -149,7 +149,7 @@ def embed_files(
     dim = int(getattr(engine, "embedding_size", 0))
     codec = _codec_of(engine)
     long_n = round(LONG_S * sr)
-    if codec is not None:  # one encoder block, exactly as models.code_tagging.iter_codes cuts them
+    if codec is not None:  # one encoder block, exactly as models.tagging.code_tagging.iter_codes cuts them
         hop = int(codec.hop_length)  # type: ignore[attr-defined]
         long_n = max(1, round(ENCODE_BLOCK_S * sr / hop)) * hop
 

@@ -1,6 +1,6 @@
 """Model pack manifests: the format version, the error type and the strict checks of ``manifest.json``.
 
-The manifest's keys are listed in :mod:`models.pack`; this module checks a parsed manifest (a JSON
+The manifest's keys are listed in :mod:`models.packs.pack`; this module checks a parsed manifest (a JSON
 object) key by key and builds its frozen configs, raising :class:`PackError` "<path>: <reason>" on the
 first problem. Torch-free.
 """

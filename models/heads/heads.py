@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from models.atomic import atomic_write_bytes
-from models.head_fit import fit, predict_raw, standardise, stratified_folds
-from models.results import Progress
+from models.heads.head_fit import fit, predict_raw, standardise, stratified_folds
+from models.tagging.results import Progress
 
 FORMAT_VERSION = 1
 C_GRID = (0.01, 0.1, 1.0, 10.0)

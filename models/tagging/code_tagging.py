@@ -4,17 +4,18 @@ A codec pack's tagger reads the quantized latent, i.e. the codes. Tagging a file
 the codes **once**: :func:`iter_codes` encodes the file block by block (bounded memory; each block with
 ``context_s`` of the audio before it, whose frames are dropped, so joins see left context as in a
 whole-file encode — the encoder is causal), and :func:`code_windower` (a
-:class:`models.windows.Windower` over frames) cuts the code stream into the pack's windows, like
+:class:`models.tagging.windows.Windower` over frames) cuts the code stream into the pack's windows, like
 ``tag_file`` cuts audio. With overlapping windows (1 s every 0.25 s) this encodes
 each second of audio once instead of four times; the tagger was distilled on windows sliced from the
 codes of whole 10 s clips, which is what this gives.
 
-Window convention (:mod:`models.windows`, as ``models.pipeline.tag_file``): windows of ``win_n``
-samples start at 0, hop, 2·hop, …; one padded window covers an uncovered tail (or a stream shorter
-than a window). Window ``[s, s + win_n)`` uses latent frames ``[round(s / hop_length), … +
-round(win_n / hop_length))``; frames past the end are filled with the codes of silence.
+Window convention (:mod:`models.tagging.windows`, as ``models.tagging.pipeline.tag_file``):
+windows of ``win_n`` samples start at 0, hop, 2·hop, …; one padded window covers an uncovered tail
+(or a stream shorter than a window). Window ``[s, s + win_n)`` uses latent frames
+``[round(s / hop_length), … + round(win_n / hop_length))``; frames past the end are filled with the
+codes of silence.
 
-- :func:`encode_file` → :class:`~models.codes.CodeStream` (``encotag encode``),
+- :func:`encode_file` → :class:`~models.codec.codes.CodeStream` (``encotag encode``),
 - :func:`tag_codes` (a loaded ``.ecodes`` stream; ``encotag tag FILE.ecodes``),
 - :func:`tag_audio_codes` (an audio file through its codes; what ``tag_file`` runs for codec packs).
 """
@@ -28,9 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from models.codes import CodesError, CodeStream
-from models.results import Progress, WindowResult
-from models.windows import CODE_LOOKAHEAD, Windower, count_windows, is_cancelled, uses_codes, window_samples
+from models.codec.codes import CodesError, CodeStream
+from models.tagging.results import Progress, WindowResult
+from models.tagging.windows import (
+    CODE_LOOKAHEAD,
+    Windower,
+    count_windows,
+    is_cancelled,
+    uses_codes,
+    window_samples,
+)
 
 ENCODE_BLOCK_S = 10.0
 CONTEXT_S = 1.0
@@ -44,7 +52,7 @@ def _codec(engine: Any, what: str) -> Any:
 
 
 def code_windower(engine: Any, win_n: int, hop_n: int, what: str = "code windows") -> Windower:
-    """The :class:`~models.windows.Windower` of ``engine``'s codes (codec packs): windows of frames,
+    """The :class:`~models.tagging.windows.Windower` of ``engine``'s codes (codec packs): windows of frames,
     emitted once the audio covers them, padded with the codes of silence."""
     hop = int(_codec(engine, what).hop_length)
     return Windower(
@@ -223,7 +231,7 @@ def tag_audio_codes(
     stats: Any = None,
 ) -> Iterator[WindowResult]:
     """Tag an audio file through its codes (encoded once, see the module docstring); ``stats`` is a
-    ``models.pipeline.TagStats`` to fill. Raises ``models.audio.AudioError`` for unreadable files."""
+    ``models.tagging.pipeline.TagStats`` to fill. Raises ``models.audio.AudioError`` for unreadable files."""
     from models.audio import probe
 
     sr = int(engine.sample_rate)

@@ -15,7 +15,7 @@ with zeros; codes with the codes of silence.
   frames show that the audio covers the whole window (:data:`CODE_LOOKAHEAD`).
 
 :func:`uses_codes` is the one place that decides whether an engine tags through codes
-(:attr:`models.engine.Engine.is_codec_pack`).
+(:attr:`models.tagging.engine.Engine.is_codec_pack`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ CODE_LOOKAHEAD = 2  # frames up to a window's end + 1 exist and one more after t
 
 
 class EngineLike(Protocol):
-    """What tagging needs of an engine (:class:`models.engine.Engine` is one)."""
+    """What tagging needs of an engine (:class:`models.tagging.engine.Engine` is one)."""
 
     sample_rate: int
     window: WindowConfig
