@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -21,7 +22,15 @@ from models.heads.heads import Head
 from models.tagging.code_tagging import ENCODE_BLOCK_S, code_windower
 from models.tagging.pipeline import tag_file
 from models.tagging.results import Progress
-from models.tagging.windows import CancelFlag, EngineLike, Windower, is_cancelled, uses_codes, window_samples
+from models.tagging.windows import (
+    CancelFlag,
+    CodecEngineLike,
+    EngineLike,
+    Windower,
+    is_cancelled,
+    uses_codes,
+    window_samples,
+)
 
 LONG_S = 10.0  # clips up to this long are decoded whole and batched; longer files are streamed
 CHUNK_FILES = 64  # clips decoded and batched together (bounds memory: 64 × 10 s)
@@ -185,13 +194,14 @@ def embed_files(
             for i, x in clips.items():
                 batcher.add(i, _audio_windows(x, win_n, hop_n))
         else:
+            codec_engine = cast(CodecEngineLike, engine)  # uses_codes(engine) said so
             by_len: dict[int, list[int]] = {}
             for i, x in clips.items():
                 by_len.setdefault(len(x), []).append(i)
             for group in by_len.values():
-                codes = engine.encode(np.stack([clips[i] for i in group]))  # type: ignore[attr-defined]
+                codes = codec_engine.encode(np.stack([clips[i] for i in group]))
                 for i, c in zip(group, codes, strict=True):
-                    cw = code_windower(engine, win_n, hop_n, os.fspath(files[i]))
+                    cw = code_windower(codec_engine, win_n, hop_n, os.fspath(files[i]))
                     wins = [w.copy() for _, w in cw.feed(np.asarray(c, np.int64))]
                     wins += [w.copy() for _, w in cw.finish(len(clips[i]))]
                     batcher.add(i, wins)

@@ -33,6 +33,7 @@ from models.codec.codes import CodesError, CodeStream
 from models.tagging.results import Progress, WindowResult
 from models.tagging.windows import (
     CODE_LOOKAHEAD,
+    CodecEngineLike,
     Windower,
     count_windows,
     is_cancelled,
@@ -51,7 +52,7 @@ def _codec(engine: Any, what: str) -> Any:
     return engine.codec
 
 
-def code_windower(engine: Any, win_n: int, hop_n: int, what: str = "code windows") -> Windower:
+def code_windower(engine: CodecEngineLike, win_n: int, hop_n: int, what: str = "code windows") -> Windower:
     """The :class:`~models.tagging.windows.Windower` of ``engine``'s codes (codec packs): windows of frames,
     emitted once the audio covers them, padded with the codes of silence."""
     hop = int(_codec(engine, what).hop_length)
