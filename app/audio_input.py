@@ -67,7 +67,7 @@ def list_input_devices() -> list[InputDevice]:
         devices = sd.query_devices()
         hostapis = sd.query_hostapis()
         default_in = sd.default.device[0]
-    except Exception as exc:  # PortAudioError and friends
+    except Exception as exc:  # noqa: BLE001 - PortAudioError and friends
         raise AudioInputError(f"cannot list audio devices: {exc}") from None
     out = []
     for i, d in enumerate(devices):
@@ -100,7 +100,7 @@ class SoundDeviceSource:
         sd = _sounddevice()
         try:
             info = sd.query_devices(device, "input")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - PortAudioError, ValueError and friends
             raise AudioInputError(f"input device {device!r}: {exc}") from None
         self.device = device
         self.name = str(info["name"])
@@ -138,7 +138,7 @@ class SoundDeviceSource:
                 finished_callback=finished,
             )
             self._stream.start()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - PortAudioError and friends, reported as AudioInputError
             self._stream = None
             raise AudioInputError(f"{self.name}: cannot open input ({exc})") from None
         log.info(
@@ -152,7 +152,7 @@ class SoundDeviceSource:
             try:
                 stream.stop()
                 stream.close()
-            except Exception as exc:  # the device may already be gone
+            except Exception as exc:  # noqa: BLE001 - the device may already be gone
                 log.warning("%s: error while closing the input: %s", self.name, exc)
 
     @property

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models.atomic import atomic_write_text
-from models.results import Event
+from models.tagging.results import Event
 
 FORMATS = ("csv", "json", "audacity", "srt", "vtt")
 EXTENSIONS = {

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from models.engine import Engine
+from models.tagging.engine import Engine
 
 HEAR_SAMPLE_RATE = 16000
 

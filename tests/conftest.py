@@ -9,10 +9,16 @@
 - ``teacher_pack``: the EfficientAT mn04_as teacher converted with ``build_teacher_pack``.
 All packs are written with ``save_pack`` once per session into a temp folder; treat them as read-only
 (copy a pack before tampering with it).
+
+Markers (registered in pyproject.toml, set here at collection): ``gui`` — the Qt tests (test_gui*.py and
+any test using ``qtbot``); ``shared`` — tests that read ``../shared`` (its fixtures, ``require_shared``,
+a ``SHARED``/``TEACHER_DIR`` path in the test or a helper it calls); ``slow`` — the tests listed in
+:data:`SLOW` (over about 5 s each on a 2-core machine). ``pytest -m "not slow"`` is the quick subset.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -31,6 +37,54 @@ TEACHER_DIR = SHARED_DIR / "teachers" / "efficientat_mn04_as"
 TINY_CODEC_KW = dict(
     num_filters=4, num_lstm_layers=1, codebook_size=64, target_bandwidths=(1.5, 3.0), bandwidth=3.0
 )
+
+
+SHARED_WORDS = ("SHARED", "require_shared", "TEACHER_DIR", "CKPT", "shared_dir", "teacher_pack")
+SHARED_FIXTURES = {"shared_dir", "teacher_pack"}
+# ``file::test`` (without parameters) of the tests that take over about 5 s each on a 2-core machine.
+SLOW = {
+    "test_head_cli.py::test_teacher_pack_heads_on_shared_data",  # 30-80 s per data set
+    "test_robustness.py::test_hour_long_file_streams_in_bounded_memory",
+    "test_bench.py::test_bench_quick_cli",
+    "test_bench.py::test_gui_probe_times_the_real_app",
+    "test_distill.py::test_cli_codec_tagger_pack",
+    "test_gui_packs.py::test_screenshot_tool_runs_the_real_window_under_xvfb",
+    "test_gui.py::test_event_loop_stays_responsive_during_long_file",
+    "test_qt_free.py::test_models_and_app_core_import_without_qt",
+}
+
+
+def _source_mentions(func: object, words: tuple[str, ...], depth: int = 2) -> bool:
+    """True if ``func``'s source, or that of a module-level helper it calls (``depth`` levels), names one
+    of ``words``."""
+    try:
+        src = inspect.getsource(func)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return False
+    if any(w in src for w in words):
+        return True
+    code = getattr(func, "__code__", None)
+    glb = getattr(func, "__globals__", {})
+    if depth <= 0 or code is None:
+        return False
+    helpers = [glb.get(n) for n in code.co_names]
+    return any(
+        inspect.isfunction(h) and h.__module__ == func.__module__ and _source_mentions(h, words, depth - 1)  # type: ignore[attr-defined]
+        for h in helpers
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        names = set(getattr(item, "fixturenames", ()))
+        if path.name.startswith("test_gui") or "qtbot" in names:
+            item.add_marker(pytest.mark.gui)
+        func = getattr(item, "function", None)
+        if names & SHARED_FIXTURES or (func is not None and _source_mentions(func, SHARED_WORDS)):
+            item.add_marker(pytest.mark.shared)
+        if f"{path.name}::{item.originalname if isinstance(item, pytest.Function) else item.name}" in SLOW:
+            item.add_marker(pytest.mark.slow)
 
 
 def require_shared(*parts: str) -> Path:
@@ -59,7 +113,7 @@ def _labels() -> tuple[str, ...]:
     return audioset_labels()
 
 
-def _init_codebooks(codec) -> None:  # codec: models.codec.Codec
+def _init_codebooks(codec) -> None:  # codec: models.codec.codec.Codec
     """Give a random codec usable codebooks: each RVQ stage's entries are frames of its own residual
     on tones and noise (random N(0, 1) codebooks sit far from the encoder's small outputs, so every
     frame would map to the same code and all audio would look alike)."""
@@ -80,10 +134,10 @@ def _init_codebooks(codec) -> None:  # codec: models.codec.Codec
 
 @pytest.fixture(scope="session")
 def tiny_codec_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.codec import Codec
+    from models.codec.codec import Codec
     from models.config import TaggerConfig, WindowConfig
-    from models.pack import save_pack
-    from models.tagger import Tagger
+    from models.nets.tagger import Tagger
+    from models.packs.pack import save_pack
 
     torch.manual_seed(0)
     codec_cfg = tiny_codec_config()
@@ -111,8 +165,8 @@ def tiny_codec_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_mel_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from models.config import TaggerConfig, WindowConfig
-    from models.pack import save_pack
-    from models.tagger import Tagger
+    from models.nets.tagger import Tagger
+    from models.packs.pack import save_pack
 
     torch.manual_seed(1)
     tagger_cfg = TaggerConfig(width=0.1, frontend="mel")
@@ -135,7 +189,7 @@ def tiny_mel_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def teacher_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The teacher as a mel pack, built from ``../shared`` (skips when the teacher is absent)."""
-    from models.teacher_pack import build_teacher_pack
+    from models.packs.teacher_pack import build_teacher_pack
 
     teacher_dir = require_shared("teachers", "efficientat_mn04_as", "mn04_as_mAP_432.pt").parent
     return build_teacher_pack(teacher_dir, tmp_path_factory.mktemp("packs") / "teacher")

@@ -17,11 +17,12 @@ from app.cli import main
 from models.benchmark import report as rep
 from models.benchmark.live import LiveProbe, synthetic_signal
 from models.benchmark.timing import percentile, time_call
-from models.code_tagging import encode_file, tag_codes
-from models.codes import load_codes
+from models.codec.codes import load_codes
 from models.config import WindowConfig
-from models.engine import Engine
-from models.pipeline import count_windows, tag_file
+from models.tagging.code_tagging import encode_file, tag_codes
+from models.tagging.engine import Engine
+from models.tagging.pipeline import tag_file
+from models.tagging.windows import count_windows
 
 Cap = pytest.CaptureFixture[str]
 

@@ -196,9 +196,10 @@ def test_info_and_verify(tiny_codec_pack: Path, tmp_path: Path, capsys: Cap) -> 
 
 def test_head_option(tiny_mel_pack: Path, clips: dict[str, Path], tmp_path: Path, capsys: Cap) -> None:
     # the mel pack: the tiny random codec maps every input to the same codes, so its embeddings are constant
-    from models.engine import Engine
-    from models.heads import save_head, train_head
-    from models.pipeline import tag_file
+    from models.heads.head_file import save_head
+    from models.heads.heads import train_head
+    from models.tagging.engine import Engine
+    from models.tagging.pipeline import tag_file
 
     engine = Engine.load(tiny_mel_pack)
     rows = {name: [r.embedding for r in tag_file(engine, clips[name])] for name in ("tone", "noise")}

@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.codec import Codec, CodecError, num_quantizers
+from models.codec.codec import Codec, CodecError, num_quantizers
+from models.codec.official import CodecUnavailable, codec_config_from_hf, official_codec
 from models.config import CodecConfig
-from models.official import CodecUnavailable, codec_config_from_hf, official_codec
 from tests.conftest import tiny_codec_config
 
 

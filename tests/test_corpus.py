@@ -15,7 +15,8 @@ from models.training import augment as aug
 from models.training import fluid, synth
 from models.training.corpus import BuildOptions, build, select_sources
 from models.training.corpus_render import MANIFEST_COLUMNS, SR, cut_clips
-from models.training.corpus_sources import all_sources, check_licence, shared_entries
+from models.training.corpus_sources import check_licence, shared_entries
+from models.training.corpus_synth import all_sources
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -94,7 +94,7 @@ def test_segment_weights_favour_rare_confident_classes() -> None:
 
 
 def test_codes_per_clip_and_distill_data(tiny_codec_pack: Path, tmp_path: Path) -> None:
-    from models.codec import Codec
+    from models.codec.codec import Codec
     from models.training.outputs import load_codec_dir
 
     cfg, state, _ = load_codec_dir(tiny_codec_pack)

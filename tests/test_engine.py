@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.codes import CodesError, CodeStream, load_codes, save_codes
-from models.engine import Engine, EngineError
-from models.pack import PackError
+from models.codec.codes import CodesError, CodeStream, load_codes, save_codes
+from models.packs.pack import PackError
+from models.tagging.engine import Engine, EngineError
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +132,8 @@ def test_teacher_top_tags(teacher_pack: Path, shared_dir: Path) -> None:
 
 def test_official_codec_pack(tiny_codec_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A pack that names the official codec gets it from the (pre-filled) user cache, not from the pack."""
-    from models.official import default_cache_dir, official_codec
-    from models.pack import load_pack, save_pack
+    from models.codec.official import default_cache_dir, official_codec
+    from models.packs.pack import load_pack, save_pack
     from tests.test_codec import _hub_files
 
     monkeypatch.setenv("ENCOTAG_HOME", str(tmp_path / "home"))
@@ -169,7 +169,7 @@ def test_official_codec_pack(tiny_codec_pack: Path, tmp_path: Path, monkeypatch:
 def test_silence_codes_are_encoded_once_and_pad_file_tails(codec_engine: Engine, tmp_path: Path) -> None:
     import soundfile as sf
 
-    from models.code_tagging import tag_audio_codes
+    from models.tagging.code_tagging import tag_audio_codes
 
     n = 24000
     first = codec_engine.silence_codes(n)

@@ -1,11 +1,11 @@
-"""Hysteresis event merging (models/events.py)."""
+"""Hysteresis event merging (models/tagging/events.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from models.events import merge_events
+from models.tagging.events import merge_events
 
 LABELS = ("Speech", "Music")
 

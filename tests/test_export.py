@@ -18,7 +18,7 @@ from app.export import (
     timestamp,
     write_events,
 )
-from models.results import Event
+from models.tagging.results import Event
 
 EVENTS = [
     Event("Speech", 0.0, 1.25, 0.9312),

@@ -111,7 +111,7 @@ MANIFEST_PATHS = [
 def test_pack_manifest_fuzz(data: st.DataObject, tiny_mel_pack: Path) -> None:
     import shutil
 
-    from models.pack import PackError, load_pack
+    from models.packs.pack import PackError, load_pack
 
     pack = WORK / "pack"
     if not pack.exists():
@@ -135,7 +135,8 @@ def test_pack_manifest_fuzz(data: st.DataObject, tiny_mel_pack: Path) -> None:
 
 # ---------------------------------------------------------------------------------------- heads
 def _head_blob() -> bytes:
-    from models.heads import save_head, train_head
+    from models.heads.head_file import save_head
+    from models.heads.heads import train_head
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, (10, 6)), rng.normal(3, 1, (10, 6))]).astype(np.float32)
@@ -146,8 +147,8 @@ def _head_blob() -> bytes:
 @FUZZ
 @given(data=st.data())
 def test_head_file_and_card_fuzz(data: st.DataObject) -> None:
-    from models.head_file import safetensors_header
-    from models.heads import HeadError, load_head
+    from models.heads.head_file import load_head, safetensors_header
+    from models.heads.heads import HeadError
 
     good = (
         (WORK / "good_head.safetensors").read_bytes()
@@ -177,8 +178,8 @@ def test_head_file_and_card_fuzz(data: st.DataObject) -> None:
 @FUZZ
 @given(data=st.data())
 def test_example_set_fuzz(data: st.DataObject) -> None:
-    from models.head_store import ExampleSet, HeadStore, PackStamp
-    from models.heads import HeadError
+    from models.heads.head_store import ExampleSet, HeadStore, PackStamp
+    from models.heads.heads import HeadError
 
     store = HeadStore(WORK / "store")
     ex = ExampleSet.empty().add("dog", np.ones((3, 4)), "a.wav", PackStamp("a" * 64, "b" * 16))
@@ -195,7 +196,7 @@ def test_example_set_fuzz(data: st.DataObject) -> None:
 @FUZZ
 @given(data=st.data())
 def test_ecodes_fuzz(data: st.DataObject) -> None:
-    from models.codes import CodesError, CodeStream, load_codes, save_codes
+    from models.codec.codes import CodesError, CodeStream, load_codes, save_codes
 
     good = WORK / "good.ecodes"
     if not good.exists():

@@ -19,7 +19,7 @@ from app.gui import actions  # noqa: E402
 from app.gui.file_view import FileView  # noqa: E402
 from app.gui.main_window import MainWindow  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from models.pipeline import count_windows  # noqa: E402
+from models.tagging.windows import count_windows  # noqa: E402
 
 SR = 16000
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from app.gui.state import heads as logic
 from app.gui.state.head_editor import HeadEditor, audio_dir
-from models.head_store import HeadStore
-from models.heads import BACKGROUND
+from models.heads.head_store import HeadStore
+from models.heads.heads import BACKGROUND
 
 
 def _editor(root: Path, pack: Any = None) -> tuple[HeadEditor, list[tuple[str, bool]], list[Any]]:

@@ -19,9 +19,10 @@ from app.gui.main_window import MainWindow  # noqa: E402
 from app.gui.state import heads as logic  # noqa: E402
 from app.paths import heads_dir  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from models.head_store import ExampleSet, HeadStore, PackStamp  # noqa: E402
-from models.heads import BACKGROUND, save_head, train_head  # noqa: E402
-from models.pipeline import count_windows  # noqa: E402
+from models.heads.head_file import save_head  # noqa: E402
+from models.heads.head_store import ExampleSet, HeadStore, PackStamp  # noqa: E402
+from models.heads.heads import BACKGROUND, train_head  # noqa: E402
+from models.tagging.windows import count_windows  # noqa: E402
 
 SR = 16000
 

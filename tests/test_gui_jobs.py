@@ -18,7 +18,7 @@ from app.gui.jobs import JobError, JobOutcome, JobRunner, JobStarted, JobStatus,
 from app.gui.state.series import Overview, ResultBatch  # noqa: E402
 from app.gui.worker import InferenceWorker, WorkerThread  # noqa: E402
 from models.config import WindowConfig  # noqa: E402
-from models.pipeline import count_windows  # noqa: E402
+from models.tagging.windows import count_windows  # noqa: E402
 
 SR = 16000
 DIRECT = Qt.ConnectionType.DirectConnection

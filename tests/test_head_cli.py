@@ -54,8 +54,8 @@ def test_train_list_eval_export_import(home, tiny_codec_pack, capsys):
     assert rc == 0, out
     assert "head 'beeper' saved" in out and "cross-validated accuracy" in out
     from app.paths import heads_dir
-    from models.engine import Engine
-    from models.head_store import HeadStore, PackStamp
+    from models.heads.head_store import HeadStore, PackStamp
+    from models.tagging.engine import Engine
 
     kept = HeadStore(heads_dir()).load_examples("beeper")  # the kept examples name their pack
     assert kept.pack == PackStamp.of(Engine.load(tiny_codec_pack).info)

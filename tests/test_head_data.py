@@ -1,4 +1,4 @@
-"""Batched embedding of many files for heads (``models.head_data.embed_files``) against ``tag_file``."""
+"""Batched embedding of many files for heads (``models.heads.head_data.embed_files``) against ``tag_file``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 
 from models.config import WindowConfig
-from models.engine import Engine
-from models.head_data import embed_files
-from models.pipeline import tag_file
+from models.heads.head_data import embed_files
+from models.tagging.engine import Engine
+from models.tagging.pipeline import tag_file
 
 
 def _clips(folder: Path) -> list[Path]:
@@ -34,7 +34,7 @@ def _clips(folder: Path) -> list[Path]:
 
 @pytest.mark.parametrize("pack", ["tiny_codec_pack", "tiny_mel_pack"])
 def test_batched_embeddings_equal_tag_file(tmp_path, request, monkeypatch, pack):
-    import models.head_data as hd
+    import models.heads.head_data as hd
 
     monkeypatch.setattr(hd, "LONG_S", 2.0)  # "long" (2.6 s) is streamed through tag_file
     monkeypatch.setattr(hd, "ENCODE_BLOCK_S", 2.0)

@@ -7,16 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from models.head_store import ExamplePackError, ExampleSet, HeadStore, PackStamp, check_name
-from models.heads import (
-    HeadError,
-    TrainingCancelledError,
-    layout_hash,
-    load_head,
-    read_card,
-    save_head,
-    train_head,
-)
+from models.heads.head_file import load_head, read_card, save_head
+from models.heads.head_store import ExamplePackError, ExampleSet, HeadStore, PackStamp, check_name
+from models.heads.heads import HeadError, TrainingCancelledError, layout_hash, train_head
 
 LAYOUT = (("block5", 8), ("lowlevel", 8))
 

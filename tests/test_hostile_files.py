@@ -110,7 +110,7 @@ def test_manifest_fifo_and_width_50_in_bounded_memory(tmp_path: Path, tiny_mel_p
 
 # ------------------------------------------------------------------------------------------ item 10
 def _stream(**change):
-    from models.codes import CodeStream
+    from models.codec.codes import CodeStream
 
     base = dict(codes=np.ones((4, 75), np.int64), codec_id="c" * 64, bandwidth=3.0, frame_rate=75.0,
                 sample_rate=24000, n_samples=24000)  # fmt: skip
@@ -118,7 +118,7 @@ def _stream(**change):
 
 
 def test_ecodes_checksum_catches_one_flipped_byte(tmp_path: Path) -> None:
-    from models.codes import CodesError, load_codes, save_codes
+    from models.codec.codes import CodesError, load_codes, save_codes
 
     path = save_codes(tmp_path / "a.ecodes", _stream())
     blob = bytearray(path.read_bytes())
@@ -138,7 +138,7 @@ def test_ecodes_checksum_catches_one_flipped_byte(tmp_path: Path) -> None:
     ],
 )
 def test_ecodes_with_impossible_numbers(change: dict, needle: str, tmp_path: Path) -> None:
-    from models.codes import CodesError, load_codes, save_codes
+    from models.codec.codes import CodesError, load_codes, save_codes
 
     path = save_codes(tmp_path / "a.ecodes", _stream(**change))
     with pytest.raises(CodesError, match=needle) as err:
@@ -147,7 +147,7 @@ def test_ecodes_with_impossible_numbers(change: dict, needle: str, tmp_path: Pat
 
 
 def test_ecodes_with_fewer_codebooks_is_refused(tmp_path: Path, tiny_codec_pack: Path, capsys: Cap) -> None:
-    from models.codes import load_codes, save_codes
+    from models.codec.codes import load_codes, save_codes
 
     good = tmp_path / "good.ecodes"
     assert (
@@ -179,7 +179,7 @@ def test_full_disk_blames_the_output(
 ) -> None:
     import models.safeio
     from app.paths import heads_dir
-    from models.head_store import HeadStore
+    from models.heads.head_store import HeadStore
     from tests.test_hostile_heads import small_head
 
     HeadStore(heads_dir()).save(small_head("h"), examples=None)

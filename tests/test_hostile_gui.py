@@ -146,7 +146,7 @@ def test_gui_head_job_errors_that_are_ordinary_are_one_line(
     from app.gui.heads.jobs import HeadJobRunner
     from app.gui.jobs import JobStatus
     from models.audio import AudioError
-    from models.heads import HeadError
+    from models.heads.heads import HeadError
 
     runner = HeadJobRunner(None)
     caplog.set_level(logging.WARNING)

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.head_store import ExampleSet, HeadStore, PackStamp
-from models.heads import Head, HeadError, layout_hash, load_head, save_head, train_head
+from models.heads.head_file import load_head, save_head
+from models.heads.head_store import ExampleSet, HeadStore, PackStamp
+from models.heads.heads import Head, HeadError, layout_hash, train_head
 from tests.hostile import GIB, REPO, Cap, one_line, run_child, run_cli, wav
 
 LAYOUT = (("block5", 4), ("block11", 4))
@@ -89,8 +90,8 @@ def test_stale_temp_files_are_cleaned_on_the_next_write(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 import numpy as np
-from models.head_store import ExampleSet, HeadStore, PackStamp
-from models.heads import Head, HeadCard
+from models.heads.head_store import ExampleSet, HeadStore, PackStamp
+from models.heads.heads import Head, HeadCard
 
 store, k = HeadStore(sys.argv[1]), int(sys.argv[2])
 for i in range(8):
@@ -172,7 +173,7 @@ def test_blank_pack_id_wrong_size_and_nan_weights_are_refused(tmp_path: Path) ->
 def test_tag_with_a_head_of_the_wrong_size_is_a_usage_error(
     tmp_path: Path, tiny_mel_pack: Path, capsys: Cap
 ) -> None:
-    from models.pack import load_pack
+    from models.packs.pack import load_pack
 
     info = load_pack(tiny_mel_pack).info
     wrong = small_head("w", d=7, pack_id=info.pack_id, layout=info.embedding_layout)

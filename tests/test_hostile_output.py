@@ -77,7 +77,7 @@ def test_output_device_is_written_not_replaced(
 
 def test_head_export_to_a_device_and_a_symlink(tmp_path: Path, capsys: Cap) -> None:
     from app.paths import heads_dir
-    from models.head_store import HeadStore
+    from models.heads.head_store import HeadStore
     from tests.test_hostile_heads import small_head
 
     HeadStore(heads_dir()).save(small_head("h"), "h", examples=None)

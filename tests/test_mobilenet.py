@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.mobilenet import WIDTHS, MobileNetV3, count_parameters, make_divisible, width_for_name
+from models.nets.mobilenet import WIDTHS, MobileNetV3, count_parameters, make_divisible, width_for_name
 
 
 def test_make_divisible_rule() -> None:

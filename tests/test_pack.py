@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models.config import TaggerConfig, WindowConfig
-from models.pack import (
+from models.packs.pack import (
     CODEC_FILE,
     MANIFEST,
     TAGGER_FILE,
@@ -212,7 +212,7 @@ def test_labels_file_variant(tiny_mel_pack: Path, tmp_path: Path) -> None:
 
 
 def test_codec_pack_leaves_out_training_buffers(tiny_codec_pack: Path) -> None:
-    from models.codec import Codec, CodecError, complete_state, inference_state
+    from models.codec.codec import Codec, CodecError, complete_state, inference_state
 
     saved = load_file(str(tiny_codec_pack / CODEC_FILE))
     assert not any(k.endswith((".embed_avg", ".cluster_size")) for k in saved)

@@ -1,4 +1,4 @@
-"""Ring buffer, live stream tagging and file tagging (models/pipeline.py, app/audio_input.py)."""
+"""Ring buffer, live stream tagging and file tagging (models/tagging/pipeline.py, app/audio_input.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import soundfile as sf
 
 from app.audio_input import SyntheticSource
 from models.config import WindowConfig
-from models.pipeline import RingBuffer, StreamTagger, TagStats, count_windows, tag_file
-from models.results import Progress
+from models.tagging.pipeline import RingBuffer, StreamTagger, TagStats, tag_file
+from models.tagging.results import Progress
+from models.tagging.windows import count_windows
 
 
 class EnergyEngine:
@@ -281,7 +282,7 @@ def test_cancel_and_head(tmp_path: Path) -> None:
 
 def test_real_engine_file_and_stream_agree(tiny_mel_pack: Path, tmp_path: Path) -> None:
     from models.audio import load_audio
-    from models.engine import Engine
+    from models.tagging.engine import Engine
 
     eng = Engine.load(tiny_mel_pack)
     rng = np.random.default_rng(3)

@@ -31,7 +31,7 @@ def _module_names() -> list[str]:
 
 def test_models_and_app_core_import_without_qt() -> None:
     names = _module_names()
-    assert "models.engine" in names and "models.hear" in names and "models.pack" in names
+    assert "models.tagging.engine" in names and "models.hear" in names and "models.packs.pack" in names
     gui_state = {
         "app.gui.state.series",
         "app.gui.state.trajectory",

@@ -148,8 +148,8 @@ def test_hour_long_file_streams_in_bounded_memory(tiny_mel_pack: Path, tmp_path:
 def test_device_loss_mid_stream_then_restart(tiny_mel_pack: Path) -> None:
     from app.audio_input import SyntheticSource
     from models.config import WindowConfig
-    from models.engine import Engine
-    from models.pipeline import StreamTagger
+    from models.tagging.engine import Engine
+    from models.tagging.pipeline import StreamTagger
 
     engine = Engine.load(tiny_mel_pack)
     st = StreamTagger(engine, WindowConfig(0.5, 0.25), input_sr=16000)
@@ -268,7 +268,7 @@ if what == "settings":
     from app.settings import Settings, save_settings
     save_settings(Settings(top_k=17), target)
 else:
-    from models.heads import load_head, save_head
+    from models.heads.head_file import load_head, save_head
     head = load_head(target)
     import dataclasses
     save_head(dataclasses.replace(head, card=dataclasses.replace(head.card, name="v2")), target)
@@ -302,7 +302,8 @@ def test_settings_survive_a_kill_mid_save(tmp_path: Path) -> None:
 
 
 def _head(path: Path) -> Path:
-    from models.heads import save_head, train_head
+    from models.heads.head_file import save_head
+    from models.heads.heads import train_head
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, (20, 8)), rng.normal(3, 1, (20, 8))]).astype(np.float32)
@@ -311,7 +312,7 @@ def _head(path: Path) -> Path:
 
 
 def test_head_survives_a_kill_mid_save(tmp_path: Path) -> None:
-    from models.heads import load_head
+    from models.heads.head_file import load_head
 
     path = _head(tmp_path / "mine.safetensors")
     before = path.read_bytes()
@@ -325,7 +326,7 @@ def test_disk_full_during_write_keeps_the_previous_files(
     import models.atomic
     from app import settings as settings_mod
     from app.settings import Settings, load_settings, save_settings
-    from models.heads import load_head, save_head
+    from models.heads.head_file import load_head, save_head
 
     head_path = _head(tmp_path / "h.safetensors")
     head_before = head_path.read_bytes()
@@ -350,8 +351,9 @@ def test_disk_full_during_write_keeps_the_previous_files(
 
 # ------------------------------------------------------------------------------------------ tampering
 def test_tampered_head_is_refused_by_the_cli(tiny_mel_pack: Path, tmp_path: Path, capsys: Cap) -> None:
-    from models.engine import Engine
-    from models.heads import load_head, save_head, train_head
+    from models.heads.head_file import load_head, save_head
+    from models.heads.heads import train_head
+    from models.tagging.engine import Engine
 
     engine = Engine.load(tiny_mel_pack)
     rng = np.random.default_rng(1)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from models.config import MelConfig, TaggerConfig
-from models.frontends import LatentDirect, LatentProjection, MelFrontend, kaldi_mel_banks
-from models.tagger import Tagger, TaggerOutput, load_teacher_state, teacher_tagger
+from models.nets.frontends import LatentDirect, LatentProjection, MelFrontend, kaldi_mel_banks
+from models.nets.tagger import Tagger, TaggerOutput, load_teacher_state, teacher_tagger
 
 
 def test_mel_shape_and_frames() -> None:

@@ -1,5 +1,6 @@
-"""The transformers-free tagging codec: same codes and latents as models.codec.Codec, bit for bit; as strict
-a pack check; Engine.load uses it, keeps no state dicts and still tags exactly as a full pack does."""
+"""The transformers-free tagging codec: same codes and latents as models.codec.codec.Codec, bit for
+bit; as strict a pack check; Engine.load uses it, keeps no state dicts and still tags exactly as a full
+pack does."""
 
 from __future__ import annotations
 
@@ -13,11 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from models.codec import Codec, CodecError
-from models.engine import Engine
-from models.pack import CODEC_FILE, PackError, load_pack
-from models.pipeline import tag_file
-from models.tagging_codec import (
+from models.codec.codec import Codec, CodecError
+from models.codec.tagging_codec import (
     COMPRESS,
     DILATION_GROWTH,
     KERNEL,
@@ -26,6 +24,9 @@ from models.tagging_codec import (
     TaggingCodec,
     expected_shapes,
 )
+from models.packs.pack import CODEC_FILE, PackError, load_pack
+from models.tagging.engine import Engine
+from models.tagging.pipeline import tag_file
 from tests.conftest import REPO_ROOT, _init_codebooks, tiny_codec_config
 
 LENGTHS = (1, 7, 319, 320, 4801, 24000 + 13)
@@ -39,7 +40,7 @@ def _codec(cfg=None, seed: int = 0) -> Codec:  # noqa: ANN001
 
 
 def test_constants_are_transformers_defaults() -> None:
-    from models.codec import encodec_config
+    from models.codec.codec import encodec_config
 
     hf = encodec_config(tiny_codec_config())
     kernels = (hf.kernel_size, hf.last_kernel_size, hf.residual_kernel_size)
@@ -136,7 +137,7 @@ def test_tagging_only_pack_refuses_a_broken_decoder(tiny_codec_pack: Path, tmp_p
 
     from safetensors.torch import save_file
 
-    from models.pack import MANIFEST, sha256_file
+    from models.packs.pack import MANIFEST, sha256_file
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_codec_pack, broken)
@@ -153,7 +154,7 @@ def test_tagging_only_pack_refuses_a_broken_decoder(tiny_codec_pack: Path, tmp_p
 
 def test_engine_load_does_not_import_transformers(tiny_codec_pack: Path) -> None:
     code = (
-        "import sys; from models.engine import Engine; "
+        "import sys; from models.tagging.engine import Engine; "
         f"e = Engine.load({str(tiny_codec_pack)!r}, threads=1); e.infer([0.0] * 4000); "
         "print(type(e.codec).__name__, 'transformers' in sys.modules)"
     )

@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from models.nets.tagger import load_teacher_state, teacher_tagger
 from models.resources import audioset_labels
-from models.tagger import load_teacher_state, teacher_tagger
 
 TEACHER_DIR = Path(__file__).resolve().parent.parent / ".." / "shared" / "teachers" / "efficientat_mn04_as"
 CKPT = TEACHER_DIR / "mn04_as_mAP_432.pt"

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from models.config import TaggerConfig
-from models.pack import MANIFEST, PackError, load_pack, sha256_file
-from models.tagger import Tagger
-from models.teacher_pack import TEACHER_FILE, TEACHER_LABELS, build_teacher_pack, teacher_labels
+from models.nets.tagger import Tagger
+from models.packs.pack import MANIFEST, PackError, load_pack, sha256_file
+from models.packs.teacher_pack import TEACHER_FILE, TEACHER_LABELS, build_teacher_pack, teacher_labels
 
 N_CLASSES = 5
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.codec import Codec
+from models.codec.codec import Codec
 from models.config import CodecConfig
 from models.training.codec_train import build_model
 from models.training.widen import widen_codec_state
@@ -89,7 +89,7 @@ def test_mismatched_configurations_are_refused() -> None:
 
 def test_cli_warm_start_from_a_narrower_codec(tmp_path: Path) -> None:
     from app.cli import main
-    from tests.test_training import _tiny_corpus
+    from tests.test_distill import _tiny_corpus
 
     corpus = _tiny_corpus(tmp_path / "corpus")
     common = ["--corpus", str(corpus), "--steps", "1", "--codebook-size", "16", "--batch-size", "2"]

@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.audio import load_audio  # noqa: E402
-from models.codec import Codec  # noqa: E402
+from models.codec.codec import Codec  # noqa: E402
 from models.config import CodecConfig  # noqa: E402
 
 

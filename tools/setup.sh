@@ -36,6 +36,9 @@ if [[ " $EXTRAS " == *" test "* || ",$EXTRAS," == *",test,"* ]]; then
     APT_PACKAGES+=(xvfb xauth)
     # tests/test_gui_portaudio.py: a private PulseAudio null sink as a real PortAudio input/output
     APT_PACKAGES+=(pulseaudio pulseaudio-utils libasound2-plugins)
+    # tests/test_corpus.py, tests/test_eval.py: MIDI rendering (fluidsynth + the FluidR3 GM soundfont)
+    # and synthetic speech (espeak-ng) for the corpus and pitch-task tests
+    APT_PACKAGES+=(fluidsynth fluid-soundfont-gm espeak-ng)
 fi
 
 PY="${PYTHON:-}"

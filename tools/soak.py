@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.benchmark.live import LiveProbe, synthetic_signal
     from models.benchmark.subjects import random_codec_pack
     from models.benchmark.timing import load_average, rss_mb
-    from models.engine import Engine
+    from models.tagging.engine import Engine
 
     pack = args.pack
     if args.random_codec:

@@ -67,9 +67,9 @@ def register(sub: Any) -> None:
 # ------------------------------------------------------------------------------------ subjects
 def _subjects(args: argparse.Namespace, workdir: Path) -> list[Any]:
     from models.benchmark.subjects import Subject, random_codec_pack
-    from models.pack import load_pack
+    from models.packs.pack import load_pack
+    from models.packs.teacher_pack import build_teacher_pack
     from models.resources import default_pack_dir
-    from models.teacher_pack import build_teacher_pack
 
     subjects: list[Subject] = []
     if not args.no_teacher:
@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         return gui_probe(*args.gui_probe)
     from models.benchmark import report as rep
     from models.benchmark.runner import run_benchmark
-    from models.pack import PackError
+    from models.packs.pack import PackError
 
     workdir = args.workdir or Path(tempfile.gettempdir()) / "encotag-bench"
     workdir.mkdir(parents=True, exist_ok=True)

@@ -146,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
 def run_coverage(args: argparse.Namespace) -> int:
     import torch
 
-    from models.tagger import teacher_tagger
-    from models.teacher_pack import TEACHER_FILE, TEACHER_LABELS, teacher_labels
+    from models.nets.tagger import teacher_tagger
+    from models.packs.teacher_pack import TEACHER_FILE, TEACHER_LABELS, teacher_labels
     from models.training.coverage import (
         coverage,
         coverage_markdown,
@@ -170,7 +170,7 @@ def run_coverage(args: argparse.Namespace) -> int:
     wanted = {w for w in args.sources.split(",") if w}
     keep = [i for i, r in enumerate(rows) if not wanted or r.source in wanted]
     if args.max_clips > 0:
-        from app.commands.train import evenly_spaced
+        from app.commands.train_data import evenly_spaced
 
         train = evenly_spaced([i for i in keep if rows[i].split == "train"], args.max_clips)
         keep = sorted({*train, *(i for i in keep if rows[i].split != "train")})

@@ -108,8 +108,8 @@ def _write_parquet(path: Path, meta: dict[str, Any], rows: Rows) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from models.audio import list_audio_files
-    from models.pipeline import TagStats, tag_file
     from models.safeio import printable
+    from models.tagging.pipeline import TagStats, tag_file
 
     out: Path = args.out
     kind = out.suffix.lower()
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"encotag: {printable(path)}: warning: truncated: only the part that decoded was "
                       "embedded", file=sys.stderr)  # fmt: skip
                 failures += 1
-        except Exception as exc:  # one bad file never stops the batch
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
             report_failure(path, exc)
             failures += 1
         finally:

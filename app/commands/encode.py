@@ -1,7 +1,7 @@
 """``encotag encode AUDIO… --out FILE.ecodes|DIR``: audio → codec code streams (``.ecodes``).
 
 A code stream holds the RVQ codes of one recording plus the codec id, bandwidth, frame rate, sample
-rate and length (format: ``models/codes.py``). ``encotag tag FILE.ecodes`` tags it from the codes
+rate and length (format: ``models/codec/codes.py``). ``encotag tag FILE.ecodes`` tags it from the codes
 directly, which is how a stream that arrives already encoded is tagged. Needs a codec pack
 (``--pack``, default: the shipped pack). With one input ``--out`` may name the file; otherwise it is a
 folder that gets ``<name>.ecodes`` per input. Exit codes as ``encotag tag``.
@@ -37,9 +37,9 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from app.commands.tag import UsageError, load_engine, output_paths, report_failure
     from models.audio import list_audio_files
-    from models.code_tagging import encode_file
-    from models.codes import SUFFIX, save_codes
+    from models.codec.codes import SUFFIX, save_codes
     from models.safeio import printable
+    from models.tagging.code_tagging import encode_file
 
     files = list_audio_files(args.paths)
     if not files:
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         assert target is not None
         try:
             stream = encode_file(engine, path)
-        except Exception as exc:  # one bad file never stops the batch
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
             report_failure(path, exc)
             failures += 1
             continue

@@ -149,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from models.evaluation.runner import evaluate
     from models.evaluation.tasks import QUICK_TASKS, TaskError, builtin_tasks, load_task, subsample
-    from models.pack import PackError
-    from models.teacher_pack import build_teacher_pack
+    from models.packs.pack import PackError
+    from models.packs.teacher_pack import build_teacher_pack
 
     torch.set_num_threads(max(1, args.threads))
     torch.manual_seed(args.seed)

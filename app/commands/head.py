@@ -88,13 +88,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _store():
     from app.paths import heads_dir
-    from models.head_store import HeadStore
+    from models.heads.head_store import HeadStore
 
     return HeadStore(heads_dir())
 
 
 def _labelled(args: argparse.Namespace):
-    from models.head_data import from_class_args, from_labels_csv
+    from models.heads.head_data import from_class_args, from_labels_csv
 
     if args.labels_csv:
         return from_labels_csv(args.labels_csv, args.split, args.label_column)
@@ -113,10 +113,10 @@ def _progress(label: str):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from models.engine import Engine
-    from models.head_data import embed_files, stack_examples
-    from models.head_store import ExampleSet, PackStamp, check_name
-    from models.heads import train_head
+    from models.heads.head_data import embed_files, stack_examples
+    from models.heads.head_store import ExampleSet, PackStamp, check_name
+    from models.heads.heads import train_head
+    from models.tagging.engine import Engine
 
     name = check_name(args.out)
     data = _labelled(args)
@@ -160,8 +160,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from models.engine import Engine
-    from models.head_data import embed_files, file_accuracy
+    from models.heads.head_data import embed_files, file_accuracy
+    from models.tagging.engine import Engine
 
     data = _labelled(args)
     engine = Engine.load(args.pack, threads=args.threads)
@@ -178,7 +178,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _bench_lines(r, kind: str) -> list[str]:
-    """The figures of one ``models.head_bench.BenchResult`` as report lines."""
+    """The figures of one ``models.heads.head_bench.BenchResult`` as report lines."""
     n = r.n_train + r.n_test
     lines = [
         f"{r.data}: {r.n_classes} classes, {r.n_train} train / {r.n_test} test files; "
@@ -205,7 +205,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     from app.paths import cache_dir
     from models.atomic import atomic_write_bytes
-    from models.head_bench import run_benchmark
+    from models.heads.head_bench import run_benchmark
 
     cache = None if args.no_cache else (args.cache or cache_dir() / "eval")
     out = []
@@ -249,8 +249,8 @@ def _list() -> int:
 def run(args: argparse.Namespace) -> int:
     from models.audio import AudioError
     from models.evaluation.tasks import TaskError
-    from models.heads import HeadError
-    from models.pack import PackError
+    from models.heads.heads import HeadError
+    from models.packs.pack import PackError
     from models.safeio import printable
 
     store = _store()

@@ -32,7 +32,7 @@ def _short(value: Any) -> str:
 
 
 def describe(pack: Any, show_labels: bool = False) -> str:
-    """A human-readable summary of a :class:`models.pack.LoadedPack`."""
+    """A human-readable summary of a :class:`models.packs.pack.LoadedPack`."""
     info = pack.info
     n_trusted = sum(bool(t) for t in info.trusted)
     if pack.codec_source is None:
@@ -70,7 +70,7 @@ def describe(pack: Any, show_labels: bool = False) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.pack import PackError, load_pack
+    from models.packs.pack import PackError, load_pack
     from models.resources import default_pack_dir
 
     path = args.pack or default_pack_dir()

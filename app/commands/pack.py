@@ -37,9 +37,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.pack import PackError, load_pack
+    from models.packs.pack import PackError, load_pack
+    from models.packs.teacher_pack import build_teacher_pack
     from models.safeio import printable
-    from models.teacher_pack import build_teacher_pack
 
     try:
         if args.pack_command == "teacher":

@@ -2,11 +2,11 @@
 
 Each file is cut into the pack's windows (or ``--window``/``--hop``). Clip-level tags are the **mean**
 of the window probabilities (robust to a single loud moment; the ranking matches a whole-clip run on
-the teacher's sample clips). Events come from :func:`models.events.merge_events`: a label opens at
+the teacher's sample clips). Events come from :func:`models.tagging.events.merge_events`: a label opens at
 ``--threshold``, stays open down to 0.7 × threshold, gaps ≤ 0.25 s are bridged and events shorter than
 ``--min-duration`` are dropped.
 
-A ``.ecodes`` code-stream file (``encotag encode``; format in ``models/codes.py``) is tagged from its
+A ``.ecodes`` code-stream file (``encotag encode``; format in ``models/codec/codes.py``) is tagged from its
 codec codes directly, without audio decoding or the codec encoder; it needs the codec pack that made it.
 
 Output (``--format``): ``table`` (people), ``csv``, ``json``, ``audacity``, ``srt``, ``vtt`` (events).
@@ -141,8 +141,8 @@ def register(sub: Any) -> None:
 # ------------------------------------------------------------------------------------ shared helpers
 def load_engine(args: argparse.Namespace) -> Any:
     """The Engine for ``args.pack`` (default pack if None) or :class:`UsageError`."""
-    from models.engine import Engine, EngineError
-    from models.pack import PackError
+    from models.packs.pack import PackError
+    from models.tagging.engine import Engine, EngineError
 
     try:
         return Engine.load(args.pack, threads=getattr(args, "threads", None))
@@ -165,7 +165,8 @@ def window_config(args: argparse.Namespace, engine: Any) -> Any:
 def load_head_arg(name: str, engine: Any) -> Any:
     """A personal head by file path or by name in the user's heads folder (refused if for another pack)."""
     try:
-        from models.heads import HeadError, load_head
+        from models.heads.head_file import load_head
+        from models.heads.heads import HeadError
     except ImportError:
         raise UsageError("personal heads are not available in this build") from None
     kw = {"pack_id": engine.info.pack_id, "layout": engine.info.embedding_layout}
@@ -174,7 +175,7 @@ def load_head_arg(name: str, engine: Any) -> Any:
         if path.suffix == ".safetensors" or path.is_file():
             return load_head(path, **kw)
         from app.paths import heads_dir
-        from models.head_store import HeadStore
+        from models.heads.head_store import HeadStore
 
         return HeadStore(heads_dir()).load(name, **kw)
     except (HeadError, ValueError, OSError) as exc:
@@ -204,7 +205,7 @@ class ProgressLine:
 def report_failure(path: Path | str, exc: BaseException) -> None:
     """Name the file and the reason on stderr (one line); unexpected errors go to the log with a trace."""
     from models.audio import AudioError
-    from models.codes import CodesError
+    from models.codec.codes import CodesError
     from models.safeio import printable
 
     if isinstance(exc, AudioError | CodesError):
@@ -247,15 +248,15 @@ class FileTags:
 
 def tag_one(engine: Any, path: Path, window: Any, head: Any) -> FileTags:
     """Run the pipeline over one file, keeping only times and probabilities (not embeddings).
-    ``.ecodes`` files are tagged from their codes (:func:`models.code_tagging.tag_codes`)."""
-    from models.pipeline import TagStats, tag_file
+    ``.ecodes`` files are tagged from their codes (:func:`models.tagging.code_tagging.tag_codes`)."""
+    from models.tagging.pipeline import TagStats, tag_file
 
     stats = TagStats()
     starts, ends, probs, head_rows = [], [], [], []
     bar = ProgressLine(path.name)
     if path.suffix.lower() == ".ecodes":
-        from models.code_tagging import tag_codes
-        from models.codes import CodesError, check_stream, load_codes
+        from models.codec.codes import CodesError, check_stream, load_codes
+        from models.tagging.code_tagging import tag_codes
 
         if engine.codec is None:
             raise CodesError(f"{path}: a code stream needs the codec pack that made it, not a mel pack")
@@ -294,7 +295,7 @@ def tag_one(engine: Any, path: Path, window: Any, head: Any) -> FileTags:
 
 
 def file_events(ft: FileTags, labels: tuple[str, ...], head: Any, args: argparse.Namespace) -> list[Any]:
-    from models.events import merge_events
+    from models.tagging.events import merge_events
 
     events = merge_events(
         ft.starts, ft.ends, ft.probs, labels, on=args.threshold, min_duration=args.min_duration
@@ -369,7 +370,7 @@ def run(args: argparse.Namespace) -> int:
                 text = format_table(ft, events, engine, head, args)
             else:
                 text = format_events(events, args.format)
-        except Exception as exc:  # one bad file never stops the batch
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
             report_failure(path, exc)
             failures += 1
             continue

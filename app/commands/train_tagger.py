@@ -17,14 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.commands.train import clips_for, command_line, data_summary, evenly_spaced
+from app.commands.train_data import clips_for, command_line, data_summary, evenly_spaced
 
 log = logging.getLogger(__name__)
 
 
 def teacher_file(args: argparse.Namespace) -> Path:
     """The teacher's weight file inside ``--teacher``."""
-    from models.teacher_pack import TEACHER_FILE
+    from models.packs.teacher_pack import TEACHER_FILE
 
     return Path(args.teacher) / TEACHER_FILE
 
@@ -35,8 +35,8 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     sampling weights (``--balance``)."""
     import numpy as np
 
-    from models.codec import Codec
-    from models.tagger import teacher_tagger
+    from models.codec.codec import Codec
+    from models.nets.tagger import teacher_tagger
     from models.training.corpus_features import build_codes, code_cache_dir, codec_shape, load_distill_data
     from models.training.coverage import read_manifest, teacher_segment_logits
     from models.training.distill import codebook_table
@@ -118,7 +118,7 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     codec = None
     chash = None
     if args.codec is not None:
-        from models.codec import Codec
+        from models.codec.codec import Codec
 
         ccfg, cstate, _ = load_codec_dir(args.codec)
         codec = Codec.from_state(ccfg, cstate)
@@ -136,7 +136,7 @@ def prepare_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
         nonlocal teacher
         if not path.exists():
             if teacher is None:
-                from models.tagger import teacher_tagger
+                from models.nets.tagger import teacher_tagger
 
                 teacher = teacher_tagger(teacher_file(args))
             progress = _progress(what, name)
@@ -241,7 +241,7 @@ def run_tagger(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
-    from models.tagger import load_teacher_state
+    from models.nets.tagger import load_teacher_state
     from models.training.distill import (
         DistillConfig,
         evaluate_student,

@@ -255,7 +255,7 @@ def device_source(device: str | None) -> Any:
 # --- export --------------------------------------------------------------------------------------------
 def current_events(win: MainWindow) -> tuple[list[Any], str]:
     """Events of the current view (file tab or live history) merged with hysteresis; and a base name."""
-    from models.events import merge_events
+    from models.tagging.events import merge_events
 
     view = win.current_file()
     series = view.series if view is not None else win.live.series

@@ -18,7 +18,7 @@ from app.gui.file_view import FileView
 from app.gui.jobs import JobOutcome, JobStarted
 from app.gui.layout import WindowParts
 from app.gui.state.series import Overview, ResultBatch
-from models.results import Progress
+from models.tagging.results import Progress
 
 
 class FileViews(QObject):

@@ -103,7 +103,7 @@ class JobRunner(QObject):
 
     started = Signal(int, object)  # job id, JobStarted
     yielded = Signal(int, object)  # job id, whatever the job's generator yields
-    progress = Signal(int, object)  # job id, models.results.Progress
+    progress = Signal(int, object)  # job id, models.tagging.results.Progress
     errored = Signal(int, object)  # job id, JobError
     aborted = Signal(int)  # job id
     finished = Signal(int, object)  # job id, JobOutcome (always the last signal of a job)

@@ -27,7 +27,7 @@ from app.gui.jobs import JobGen, JobRunner, Noted, one_line
 from app.gui.state.live import LiveTap
 from app.gui.state.series import Overview, ResultBatch, envelope
 from models.config import WindowConfig
-from models.results import Progress, WindowResult
+from models.tagging.results import Progress, WindowResult
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +133,14 @@ class InferenceWorker(JobRunner):
         """Load ``Engine.load(pack_path)`` on this thread (None = the shipped default pack)."""
         self.engine_loading.emit(pack_path or "default")
         try:
-            from models.engine import Engine
+            from models.tagging.engine import Engine
 
             t0 = time.perf_counter()
             engine = Engine.load(Path(pack_path) if pack_path else None, threads=inference_threads())
         except Exception as exc:  # noqa: BLE001 - any failure becomes a visible notice, never a crash
-            from models.engine import EngineError
-            from models.pack import PackError
+            from models.packs.pack import PackError
             from models.safeio import printable
+            from models.tagging.engine import EngineError
 
             reason = printable(one_line(exc))
             if isinstance(exc, PackError | EngineError | OSError):  # an ordinary bad pack: one line
@@ -159,7 +159,7 @@ class InferenceWorker(JobRunner):
         self._attach_tagger()
 
     def set_head(self, head: Any) -> None:
-        """Use a personal head (``models.heads.Head``) for ``head_probs``; None removes it."""
+        """Use a personal head (``models.heads.heads.Head``) for ``head_probs``; None removes it."""
         self.head = head
         if self._tap is not None and self._tap.tagger is not None:
             self._tap.tagger.head = head
@@ -185,7 +185,7 @@ class InferenceWorker(JobRunner):
         tap = self._tap
         if tap is None or self.engine is None:
             return
-        from models.pipeline import StreamTagger
+        from models.tagging.pipeline import StreamTagger
 
         tap.tagger = StreamTagger(
             self.engine, self.window, tap.sample_rate, self.head, channels=tap.channels
@@ -237,7 +237,7 @@ class InferenceWorker(JobRunner):
         ``BATCH_INTERVAL_S``; the live stream and the live commands are served between batches.
         A file cut short (fewer frames than its header claims) is tagged as far as it decodes and
         returns a :class:`~app.gui.jobs.Noted` result: its outcome reads ``"done (truncated: …)"``."""
-        from models.pipeline import TagStats, tag_file
+        from models.tagging.pipeline import TagStats, tag_file
 
         path = Path(job)
         stats = TagStats()

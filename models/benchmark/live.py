@@ -1,4 +1,5 @@
-"""Live-path measurements: a synthetic real-time stream through :class:`~models.pipeline.StreamTagger`.
+"""Live-path measurements: a synthetic real-time stream through
+ :class:`~models.tagging.pipeline.StreamTagger`.
 
 The feeder (:class:`app`-free stand-in for the audio callback, a thread pacing blocks in real time)
 writes each block into the tagger's ring buffer and notes when every input sample arrived; the
@@ -25,7 +26,7 @@ import numpy as np
 
 from models.benchmark.timing import percentile, rss_mb
 from models.config import WindowConfig
-from models.pipeline import StreamTagger
+from models.tagging.pipeline import StreamTagger
 
 
 @dataclass

@@ -44,7 +44,7 @@ def _row(stage: str, audio_s: float, t: Timing, **extra: Any) -> dict[str, Any]:
 
 
 def _random_head(engine: Any) -> Any:
-    from models.heads import train_head
+    from models.heads.heads import train_head
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((60, engine.embedding_size)).astype(np.float32)
@@ -70,9 +70,9 @@ def stage_rows(
     import torch
 
     from models.audio import resample
-    from models.code_tagging import tag_codes
-    from models.codes import CodeStream, load_codes, save_codes
-    from models.pipeline import tag_file
+    from models.codec.codes import CodeStream, load_codes, save_codes
+    from models.tagging.code_tagging import tag_codes
+    from models.tagging.pipeline import tag_file
 
     def timed(fn: Callable[[], Any]) -> Timing:
         return time_call(fn, repeat=repeat, budget_s=budget_s)
@@ -162,7 +162,7 @@ def long_file_row(engine: Any, path: Path) -> dict[str, Any]:
     """One pass of ``tag_file`` over an hour-long file: RTF and how much memory the pass added."""
     import soundfile as sf
 
-    from models.pipeline import TagStats, tag_file
+    from models.tagging.pipeline import TagStats, tag_file
 
     dur = sf.info(str(path)).duration
     before = rss_mb()
@@ -186,7 +186,7 @@ def folder_row(engine: Any, files: list[Path]) -> dict[str, Any]:
     """Tag every file in ``files`` once (as ``encotag tag FOLDER`` does): files/s and RTF."""
     import soundfile as sf
 
-    from models.pipeline import tag_file
+    from models.tagging.pipeline import tag_file
 
     total = sum(sf.info(str(p)).duration for p in files)
     t0 = time.perf_counter()

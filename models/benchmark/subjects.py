@@ -43,11 +43,11 @@ def random_codec_pack(
     reused if ``out_dir`` already holds one. For timing only."""
     import torch
 
-    from models.codec import Codec
+    from models.codec.codec import Codec
     from models.config import CodecConfig, TaggerConfig, WindowConfig
-    from models.pack import save_pack
+    from models.nets.tagger import Tagger
+    from models.packs.pack import save_pack
     from models.resources import audioset_labels
-    from models.tagger import Tagger
 
     out = Path(out_dir)
     if (out / "manifest.json").is_file():

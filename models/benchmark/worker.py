@@ -27,7 +27,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from models.benchmark import stages
-    from models.engine import Engine
+    from models.tagging.engine import Engine
 
     torch.set_num_threads(int(cfg["threads"]))
     t_import = time.perf_counter() - t0
@@ -53,8 +53,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     repeat, budget = int(cfg["repeat"]), float(cfg["budget_s"])
     from safetensors.torch import load_file
 
-    from models.pack import TAGGER_FILE
-    from models.tagger import Tagger
+    from models.nets.tagger import Tagger
+    from models.packs.pack import TAGGER_FILE
 
     unfused = Tagger(engine.pack.tagger_cfg, engine.pack.mel_cfg)  # as loaded, before optimizing
     # the engine's pack keeps no state dicts (Engine.load is tagging_only): read the verified file again

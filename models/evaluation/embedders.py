@@ -5,8 +5,8 @@ whole-clip embedding ``(D,)`` float32 plus, for tagging packs, the 527 AudioSet 
 float32 (``None`` otherwise):
 
 - :class:`MelStatsEmbedder` — the baseline: mean and standard deviation over time of the teacher's
-  128-band log-mel (:class:`models.frontends.MelFrontend`, 32 kHz) → 256 dims.
-- :class:`PackEmbedder` — any model pack through :class:`models.engine.Engine` (the teacher pack
+  128-band log-mel (:class:`models.nets.frontends.MelFrontend`, 32 kHz) → 256 dims.
+- :class:`PackEmbedder` — any model pack through :class:`models.tagging.engine.Engine` (the teacher pack
   included): the whole clip in one forward pass (the network pools over time); optionally also the
   pooled last feature map (EfficientAT's ``features`` output), the embedding the reference figures used.
 
@@ -88,7 +88,7 @@ class MelStatsEmbedder:
         import torch
 
         from models.config import MelConfig
-        from models.frontends import MelFrontend
+        from models.nets.frontends import MelFrontend
 
         self._torch = torch
         self.cfg = MelConfig()
@@ -111,7 +111,7 @@ class MelStatsEmbedder:
 
 
 class PackEmbedder:
-    """A model pack via :class:`models.engine.Engine`, whole clip in one forward pass.
+    """A model pack via :class:`models.tagging.engine.Engine`, whole clip in one forward pass.
 
     Views: ``scene`` — the pack's scene embedding (mid-level blocks + low-level means, ``(D,)``) with its
     probabilities ``(527,)``; ``final`` (optional) — the global average of the network's last feature map
@@ -127,7 +127,7 @@ class PackEmbedder:
         final_view: bool = False,
         pad_to_window: bool = False,
     ) -> None:
-        from models.engine import Engine
+        from models.tagging.engine import Engine
 
         self.engine = Engine.load(pack_dir)
         info = self.engine.info

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from models.evaluation.tasks import Task, load_task
-from models.results import Progress
+from models.tagging.results import Progress
 
 log = logging.getLogger(__name__)
 

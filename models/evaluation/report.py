@@ -268,7 +268,7 @@ PROTOCOL = """
   pack scene embedding (320 dims), comparable with other packs, and **final features** — the global
   average of its last feature map (384 dims, EfficientAT's own clip embedding), captured in the same pass;
   the reference figures were measured on the latter. The **mel-statistics baseline** is the mean and
-  standard deviation over time of the teacher's 128-band log-mel (`models.frontends.MelFrontend`,
+  standard deviation over time of the teacher's 128-band log-mel (`models.nets.frontends.MelFrontend`,
   32 kHz): 256 dims.
 - **Probe** (HARES protocol): StandardScaler + multinomial logistic regression (lbfgs, up to 5000
   iterations); C from {0.01, 0.1, 1, 10} by seeded stratified 5-fold cross-validation on the train part

@@ -19,7 +19,7 @@ from models.evaluation.cache import EmbeddingCache, Entry
 from models.evaluation.embedders import ClipError, Embedder, load_clip
 from models.evaluation.probe import C_GRID, ProbeResult, probe_task
 from models.evaluation.tasks import Task
-from models.results import Progress
+from models.tagging.results import Progress
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ Recipe (CPU-friendly, no adversarial loss):
   quantizer dropout (each step uses the quantizers of a random target bandwidth);
 - decoder; loss = multi-scale mel (L1 + log L2) + ``w_wave``·L1(waveform) + ``w_commit``·commitment
   (+ ``w_mel_align``·mel alignment of the quantized latent, see ``models.training.mel_align``).
-The model weights stay a plain ``transformers.EncodecModel`` state dict, so ``models.codec.Codec`` loads them.
+The model weights stay a plain ``transformers.EncodecModel`` state dict, so
+``models.codec.codec.Codec`` loads them.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from models.training.corpus_render import MANIFEST_COLUMNS, render_unit
-from models.training.corpus_sources import DOMAINS, Source, Unit, all_sources
-from models.training.corpus_synth import SYNTHS
+from models.training.corpus_sources import DOMAINS, Source, Unit
+from models.training.corpus_synth import SYNTHS, all_sources
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def _job(args: tuple[Unit, str, int, str, str, bool]) -> tuple[Unit, list[dict[s
     unit = args[0]
     try:
         return unit, render_unit(*args), ""
-    except Exception as exc:  # one bad unit never stops the build
+    except Exception as exc:  # noqa: BLE001 - one bad unit never stops the build
         return unit, None, f"{type(exc).__name__}: {exc}"
 
 

@@ -58,7 +58,7 @@ def build_codes(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Encode every clip of ``rows`` without a cached code file; returns how many were encoded.
-    ``codec``: a ``models.codec.Codec``; clips are 10 s mono at 24 kHz (padded or cut to exactly 10 s).
+    ``codec``: a ``models.codec.codec.Codec``; clips are 10 s mono at 24 kHz (padded or cut to exactly 10 s).
     A second process with ``reverse`` works from the other end and skips what the first has written."""
     n = int(CLIP_S * CODEC_SR)
     n_q, n_frames = codec_shape(codec)

@@ -324,13 +324,3 @@ def shared_sources(root: Path) -> list[Source]:
 
             out.append(Source(src, dom, f"shared/{set_name}", make, missing))
     return out
-
-
-def all_sources(shared_root: Path, mix: bool = False) -> list[Source]:
-    """Every known source (in a fixed order); with ``mix`` also the two mixture sources."""
-    from models.training.corpus_synth import mix_sources, synth_sources
-
-    srcs = shared_sources(shared_root) + [debian_source(s) for s in DEBIAN] + synth_sources()
-    if mix:
-        srcs += mix_sources({"all": list(srcs)})
-    return srcs

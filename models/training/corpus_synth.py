@@ -3,18 +3,20 @@ fluidsynth, DSP noise and events, and (``--mix``) mixtures of two other sources'
 
 A synthesiser unit is a recipe (tool, index, program or sentence count) that
 :mod:`models.training.corpus_render` turns into audio; the same seed and index always give the same
-recipe. Generated audio carries the licence in :data:`SYNTH_LICENCE`.
+recipe. Generated audio carries the licence in :data:`SYNTH_LICENCE`. :func:`all_sources` lists every
+source, the shared and Debian ones of :mod:`models.training.corpus_sources` and these.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 
 from models.training import fluid, synth
-from models.training.corpus_sources import Source, Unit, unit_rng
+from models.training.corpus_sources import DEBIAN, Source, Unit, debian_source, shared_sources, unit_rng
 
 SYNTH_LICENCE = {  # licence of the generated audio (the tools' output is not covered by their code licences)
     "espeak-ng": "generated (espeak-ng GPL-3+ data; output unrestricted)",
@@ -126,3 +128,11 @@ def mix_sources(pool: dict[str, list[Source]]) -> list[Source]:
         make("mix-speech-music", speech, music, (0.0, 20.0)),
         make("mix-events-noise", events, noise, (0.0, 25.0)),
     ]
+
+
+def all_sources(shared_root: Path, mix: bool = False) -> list[Source]:
+    """Every known source (in a fixed order); with ``mix`` also the two mixture sources."""
+    srcs = shared_sources(shared_root) + [debian_source(s) for s in DEBIAN] + synth_sources()
+    if mix:
+        srcs += mix_sources({"all": list(srcs)})
+    return srcs

@@ -77,7 +77,7 @@ class DistillData:
 
 
 def codebook_table(codec: Any) -> Tensor:
-    """``(n_q_max, codebook_size, D)`` float32 codebook vectors of a ``models.codec.Codec``."""
+    """``(n_q_max, codebook_size, D)`` float32 codebook vectors of a ``models.codec.codec.Codec``."""
     return torch.stack([layer.codebook.embed.detach().float() for layer in codec.quantizer.layers])
 
 
@@ -91,7 +91,7 @@ def latent_from_codes(codes: Tensor, table: Tensor) -> Tensor:
 
 def build_student(dcfg: DistillConfig, teacher_state: dict[str, Tensor] | None) -> Any:
     """The latent ``Tagger``; its ``net`` initialised from the teacher when the shapes allow."""
-    from models.tagger import Tagger
+    from models.nets.tagger import Tagger
 
     model = Tagger(TaggerConfig(width=dcfg.width, frontend=dcfg.frontend))  # type: ignore[arg-type]
     if dcfg.teacher_init and teacher_state is not None:

@@ -292,7 +292,8 @@ def build_code_cache(
 ) -> Path:
     """Codec codes of every augmented version of ``base``: ``codes`` int16 ``(N, n_aug, n_q, T)`` in
     ``out`` (``.npz``); resumable like :func:`build_teacher_cache`; a second process with ``reverse``
-    shares the work (each skips the chunks the other finished). ``codec`` is a ``models.codec.Codec``."""
+    shares the work (each skips the chunks the other finished). ``codec`` is a
+    ``models.codec.codec.Codec``."""
     out = Path(out)
     part_dir = out.with_name(out.name + ".partial")
     part_dir.mkdir(parents=True, exist_ok=True)

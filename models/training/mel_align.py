@@ -3,7 +3,7 @@
 The tagger's ``latent_direct`` front end feeds the 128-dim quantized latent to a MobileNet initialised
 from the teacher, whose first layers expect a 128-band log-mel image. This loss asks latent dimension
 ``i`` (through a learned per-dimension scale and offset, no mixing across dimensions) to follow band ``i``
-of the teacher's own log-mel (``models.frontends.MelFrontend``: 32 kHz, Kaldi bands up to 15 kHz,
+of the teacher's own log-mel (``models.nets.frontends.MelFrontend``: 32 kHz, Kaldi bands up to 15 kHz,
 ``(log(mel + 1e-5) + 4.5) / 5``) at the latent's frame times. The latent then becomes a coarse
 spectrogram in the teacher's band order, so the codec's tokens carry the spectral envelope in a form
 the teacher's filters and linear probes read, while the decoder still reconstructs the audio from it
@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from models.audio import resample
 from models.config import MelConfig
-from models.frontends import MelFrontend
+from models.nets.frontends import MelFrontend
 
 TEACHER_SR = 32000
 

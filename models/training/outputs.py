@@ -64,7 +64,7 @@ def assemble_pack(
     """Write a codec pack from a trained codec folder and tagger folder (see ``docs/TRAINING.md``)."""
     from safetensors.torch import load_file
 
-    from models.pack import save_pack
+    from models.packs.pack import save_pack
     from models.resources import audioset_labels
 
     codec_cfg, codec_state, codec_info = load_codec_dir(codec_dir)

@@ -64,11 +64,12 @@ def widen_codec_state(
     seed: int = 0,
 ) -> dict[str, Tensor]:
     """The state dict (training spelling: parametrized weight norm) of a ``wide`` codec that computes
-    what the ``narrow`` codec with ``state`` (any spelling :class:`models.codec.Codec` accepts) computes,
+    what the ``narrow`` codec with ``state`` (any spelling :class:`models.codec.codec.Codec` accepts)
+    computes,
     plus ``noise``·std Gaussian noise on every widened tensor. Raises ``ValueError`` when the two
     configurations differ in anything but a multiple of ``num_filters``.
     """
-    from models.codec import Codec
+    from models.codec.codec import Codec
     from models.training.codec_train import build_model
 
     _check(narrow, wide)

@@ -36,8 +36,8 @@ from app.gui.state import heads as logic
 from app.gui.state.head_editor import HeadEditor, audio_dir
 from app.paths import heads_dir
 from models.config import WindowConfig
-from models.head_store import ExampleSet, HeadStore
-from models.heads import BACKGROUND, Head, HeadReport
+from models.heads.head_store import ExampleSet, HeadStore
+from models.heads.heads import BACKGROUND, Head, HeadReport
 
 if TYPE_CHECKING:
     from app.gui.main_window import MainWindow

@@ -37,8 +37,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.heads.manage import ask, button
-from models.head_store import ExampleSet
-from models.heads import BACKGROUND
+from models.heads.head_store import ExampleSet
+from models.heads.heads import BACKGROUND
 
 if TYPE_CHECKING:
     from app.gui.main_window import MainWindow
@@ -265,7 +265,7 @@ class Recorder(QObject):
 
     def start(self, class_name: str, seconds: float) -> None:
         """Start recording into ``class_name`` (raises on a busy recorder or a device error)."""
-        from models.pipeline import RingBuffer
+        from models.tagging.pipeline import RingBuffer
 
         if self.active:
             raise RuntimeError("already recording")

@@ -7,7 +7,7 @@ queued jobs one after another:
 - :class:`EmbedJob`: files/folders (expanded recursively) or an audio array (a microphone recording)
   → one embedding per analysis window, using the main window's window/hop so the head sees the same
   windows it will be applied to;
-- :class:`TrainJob`: ``models.heads.train_head`` on an example set (progress and cancel), then an
+- :class:`TrainJob`: ``models.heads.heads.train_head`` on an example set (progress and cancel), then an
   atomic save into the head store.
 
 Results come back through the signals of the one job model (``app.gui.jobs``, queued to the GUI
@@ -31,7 +31,7 @@ import numpy as np
 
 from app.gui.jobs import JobCancelledError, JobRunner
 from models.config import WindowConfig
-from models.results import Progress
+from models.tagging.results import Progress
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,11 @@ class EmbedJob:
 
 @dataclass(frozen=True)
 class TrainJob:
-    """Train head ``head`` on ``examples`` (``models.head_store.ExampleSet``) and save it to ``store``."""
+    """Train head ``head`` on ``examples`` (a ``head_store.ExampleSet``) and save it to ``store``."""
 
     head: str
     examples: Any
-    store: Any  # models.head_store.HeadStore
+    store: Any  # models.heads.head_store.HeadStore
     kind: str = "logreg"
     false_alarm_rate: float = 0.01
 
@@ -63,7 +63,7 @@ class TrainJob:
 @dataclass(frozen=True)
 class EmbedResult:
     """Window embeddings (N, D) float32, one source string per row, and one line per unreadable file;
-    ``pack`` (``models.head_store.PackStamp``) is the pack that made the embeddings."""
+    ``pack`` (``models.heads.head_store.PackStamp``) is the pack that made the embeddings."""
 
     job: EmbedJob
     emb: np.ndarray
@@ -76,8 +76,8 @@ class EmbedResult:
 @dataclass(frozen=True)
 class TrainResult:
     job: TrainJob
-    head: Any  # models.heads.Head
-    report: Any  # models.heads.HeadReport
+    head: Any  # models.heads.heads.Head
+    report: Any  # models.heads.heads.HeadReport
     path: Path
 
 
@@ -166,7 +166,7 @@ class HeadJobRunner(JobRunner):
         return f"{type(job).__name__} {getattr(job, 'head', '')}"
 
     def is_cancel(self, exc: BaseException) -> bool:
-        from models.heads import TrainingCancelledError
+        from models.heads.heads import TrainingCancelledError
 
         return super().is_cancel(exc) or isinstance(exc, TrainingCancelledError)
 
@@ -174,7 +174,7 @@ class HeadJobRunner(JobRunner):
         """Bad input, not a bug: one line in the dialog and the log, no traceback (head files that fail
         their checks and unreadable audio included)."""
         from models.audio import AudioError
-        from models.heads import HeadError
+        from models.heads.heads import HeadError
 
         return isinstance(exc, ValueError | OSError | HeadError | AudioError)
 
@@ -186,22 +186,22 @@ class HeadJobRunner(JobRunner):
 
     def _engine(self) -> Any:
         if self.engine is None:
-            from models.engine import Engine
+            from models.tagging.engine import Engine
 
             self.engine = Engine.load(Path(self.pack_path) if self.pack_path else None)
             log.info("head jobs: pack %s loaded", self.engine.info.name)
         return self.engine
 
     def _embed_file(self, path: Path, cancel: threading.Event) -> np.ndarray:
-        from models.pipeline import tag_file
+        from models.tagging.pipeline import tag_file
 
         rows = [r.embedding for r in tag_file(self._engine(), path, window=self.window, cancel=cancel)]
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
 
     def _embed(self, job_id: int, job: EmbedJob, cancel: threading.Event) -> EmbedResult:
         from models.audio import list_audio_files
-        from models.head_data import embed_files
-        from models.head_store import PackStamp
+        from models.heads.head_data import embed_files
+        from models.heads.head_store import PackStamp
 
         engine = self._engine()
         parts: list[np.ndarray] = []
@@ -253,8 +253,8 @@ class HeadJobRunner(JobRunner):
             return self._embed_file(path, cancel)
 
     def _train(self, job_id: int, job: TrainJob, cancel: threading.Event) -> TrainResult:
-        from models.head_store import PackStamp
-        from models.heads import train_head
+        from models.heads.head_store import PackStamp
+        from models.heads.heads import train_head
 
         engine = self._engine()
         ex = job.examples

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from app.gui.plots import _style_plot, curve_colour
 from app.gui.state.heads import head_events, span_rows
-from models.heads import BACKGROUND, Head
+from models.heads.heads import BACKGROUND, Head
 
 if TYPE_CHECKING:
     from app.gui.main_window import MainWindow

@@ -1,6 +1,6 @@
 """The train panel of the Heads dialog: model kind, false-alarm rate, Train / Cancel, job progress, and
 the last training's report: cross-validated accuracy, the confusion table (rows: true class, columns:
-predicted) and the warnings of ``models.heads.HeadReport``. It emits ``train_requested`` and
+predicted) and the warnings of ``models.heads.heads.HeadReport``. It emits ``train_requested`` and
 ``cancel_requested``; the dialog runs the jobs on its :class:`~app.gui.heads.jobs.HeadJobRunner`.
 """
 
@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.heads.manage import button
-from models.heads import HeadReport
-from models.results import Progress
+from models.heads.heads import HeadReport
+from models.tagging.results import Progress
 
 
 class TrainPanel(QGroupBox):

@@ -5,7 +5,7 @@ The panels of :mod:`app.gui.heads` only show state and emit what the user asked 
 those requests here and redraws the panels from this object. Notices go out through
 ``notify(text, error)``; a change of the active head through ``activated(head, name)`` (the dialog hands
 it to the inference worker and the dock); the head to re-activate at the next start through
-``remember(path)``. Example sets hold embeddings, never audio (``models.head_store``).
+``remember(path)``. Example sets hold embeddings, never audio (``models.heads.head_store``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import numpy as np
 
 from app.gui.state import heads as logic
 from app.gui.state.heads import HeadEntry
-from models.head_store import ExamplePackError, ExampleSet, HeadStore, PackStamp, check_name
-from models.heads import BACKGROUND, Head, HeadError, HeadReport, load_head
+from models.heads.head_file import load_head
+from models.heads.head_store import ExamplePackError, ExampleSet, HeadStore, PackStamp, check_name
+from models.heads.heads import BACKGROUND, Head, HeadError, HeadReport
 
 
 def audio_dir(store: HeadStore, name: str) -> Path:

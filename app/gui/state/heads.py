@@ -2,7 +2,7 @@
 picking the windows of a time span, and turning head probabilities into events.
 
 A *draft* is a head that has examples (``NAME.examples.safetensors``) but no trained file yet. Example
-sets hold embeddings (N, D) float32 with one label per row, never audio (see ``models.head_store``).
+sets hold embeddings (N, D) float32 with one label per row, never audio (see ``models.heads.head_store``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.events import merge_events
-from models.head_store import EXAMPLES_SUFFIX, ExampleSet, HeadStore, PackStamp, check_name
-from models.heads import BACKGROUND, Head, HeadCard, HeadError
-from models.results import Event
+from models.heads.head_store import EXAMPLES_SUFFIX, ExampleSet, HeadStore, PackStamp, check_name
+from models.heads.heads import BACKGROUND, Head, HeadCard, HeadError
+from models.tagging.events import merge_events
+from models.tagging.results import Event
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def add_examples(
 ) -> ExampleSet:
     """``ex`` plus rows ``emb`` (n, D) float32 made by ``pack`` for class ``name`` (created if new);
     ``source`` is one string for all rows or one per row. Examples of another (or an unrecorded) pack
-    are refused (``models.head_store.ExamplePackError``, a ValueError)."""
+    are refused (``models.heads.head_store.ExamplePackError``, a ValueError)."""
     emb = np.atleast_2d(np.asarray(emb, np.float32))
     per_row = [source] * len(emb) if isinstance(source, str) else list(source)
     if len(per_row) != len(emb):

@@ -11,7 +11,7 @@ import numpy as np
 
 from app.gui.state.series import ResultBatch, ResultSeries
 from app.gui.state.trajectory import Trajectory
-from models.results import WindowResult
+from models.tagging.results import WindowResult
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,12 @@ class LiveTap:
     """
 
     def __init__(self, sample_rate: int, channels: int = 1, display_s: float = 10.0) -> None:
-        from models.pipeline import RingBuffer
+        from models.tagging.pipeline import RingBuffer
 
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self.display = RingBuffer(max(1, int(display_s * sample_rate)), channels)
-        self.tagger: Any = None  # models.pipeline.StreamTagger, attached by the worker
+        self.tagger: Any = None  # models.tagging.pipeline.StreamTagger, attached by the worker
 
     def write(self, block: np.ndarray) -> None:
         self.display.write(block)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.results import WindowResult
+from models.tagging.results import WindowResult
 
 
 @dataclass(frozen=True)

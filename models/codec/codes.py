@@ -125,7 +125,7 @@ def load_codes(path: Path | str, codec_id: str | None = None) -> CodeStream:
         if not isinstance(meta, dict):
             raise ValueError("metadata is not an object")
         tensors = load(blob)
-    except Exception as exc:  # json, safetensors and numpy raise several types on corrupt input
+    except Exception as exc:  # noqa: BLE001 - json, safetensors and numpy raise several types on corrupt input
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CodesError(f"{path}: not a readable code-stream file ({reason})") from None
     if set(tensors) != {"codes"}:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from models.atomic import atomic_write_bytes
-from models.head_file import (
+from models.heads.head_file import (
     EXAMPLES_PREFIX,
     MAX_HEAD_BYTES,
     load_head,
@@ -38,7 +38,7 @@ from models.head_file import (
     safetensors_header,
     save_head,
 )
-from models.heads import Head, HeadCard, HeadError, layout_hash
+from models.heads.heads import Head, HeadCard, HeadError, layout_hash
 from models.safeio import InputFileError, clean_stale_temps, printable, read_regular
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class StoredHead:
 @dataclass(frozen=True)
 class PackStamp:
     """Which model pack made some embeddings: its ``pack_id`` (sha256 of the weights) and the hash of
-    its embedding layout (``models.heads.layout_hash``)."""
+    its embedding layout (``models.heads.heads.layout_hash``)."""
 
     pack_id: str
     layout_hash: str
@@ -320,7 +320,7 @@ class HeadStore:
             tensors = load(blob)
         except InputFileError as exc:
             raise HeadError(str(exc)) from None
-        except Exception as exc:  # safetensors and json raise several types on corrupt input
+        except Exception as exc:  # noqa: BLE001 - safetensors and json raise several types on corrupt input
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise HeadError(
                 f"{printable(path)}: not a valid example set ({printable(reason, 200)})"
@@ -375,7 +375,7 @@ def _examples_from(tensors: dict[str, np.ndarray], meta: Any, path: Path) -> Exa
             raise ValueError("embeddings contain NaN or infinity")
     except HeadError:
         raise
-    except Exception as exc:  # json and numpy raise several types on corrupt input
+    except Exception as exc:  # noqa: BLE001 - json and numpy raise several types on corrupt input
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HeadError(f"{printable(path)}: not a valid example set ({printable(reason, 200)})") from None
     return ExampleSet(classes, emb, label, sources, pack)

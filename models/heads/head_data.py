@@ -13,15 +13,25 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from models.audio import AudioError, list_audio_files, load_audio, probe
-from models.code_tagging import ENCODE_BLOCK_S, CodeWindows
 from models.config import WindowConfig
-from models.heads import Head
-from models.pipeline import CancelFlag, EngineLike, count_windows, is_cancelled, tag_file, window_samples
-from models.results import Progress
+from models.heads.heads import Head
+from models.tagging.code_tagging import ENCODE_BLOCK_S, code_windower
+from models.tagging.pipeline import tag_file
+from models.tagging.results import Progress
+from models.tagging.windows import (
+    CancelFlag,
+    CodecEngineLike,
+    EngineLike,
+    Windower,
+    is_cancelled,
+    uses_codes,
+    window_samples,
+)
 
 LONG_S = 10.0  # clips up to this long are decoded whole and batched; longer files are streamed
 CHUNK_FILES = 64  # clips decoded and batched together (bounds memory: 64 × 10 s)
@@ -86,8 +96,7 @@ def from_labels_csv(
 
 def _codec_of(engine: EngineLike) -> object | None:
     """The engine's codec when it tags through codes (as ``tag_file`` decides), else None."""
-    codec = getattr(engine, "codec", None)
-    return codec if codec is not None and hasattr(engine, "infer_codes") else None
+    return engine.codec if uses_codes(engine) else None  # type: ignore[attr-defined]
 
 
 class _Batcher:
@@ -123,11 +132,9 @@ class _Batcher:
 
 def _audio_windows(x: np.ndarray, win_n: int, hop_n: int) -> list[np.ndarray]:
     """``tag_file``'s windows of a whole clip (n,): starts 0, hop, …; the tail window zero-padded."""
-    out = []
-    for k in range(count_windows(len(x), win_n, hop_n)):
-        w = x[k * hop_n : k * hop_n + win_n]
-        out.append(w if len(w) == win_n else np.pad(w, (0, win_n - len(w))))
-    return out
+    wdw = Windower(win_n, hop_n, capacity=len(x))
+    wins = [w.copy() for _, w in wdw.feed(np.asarray(x, np.float32))]
+    return wins + [w.copy() for _, w in wdw.finish(len(x))]
 
 
 def embed_files(
@@ -141,7 +148,7 @@ def embed_files(
     batch_windows: int = BATCH_WINDOWS,
 ) -> tuple[list[np.ndarray], list[str]]:
     """Window embeddings per file: a list of (n_windows_i, D) float32 arrays (the windows of
-    :func:`models.pipeline.tag_file` with ``window``, default the pack's), and one error string per
+    :func:`models.tagging.pipeline.tag_file` with ``window``, default the pack's), and one error string per
     unreadable file (its entry is then an empty (0, D) array; the rest are still processed).
 
     Built for many short clips: clips up to ``LONG_S`` are decoded whole, ``chunk_files`` at a time;
@@ -157,7 +164,7 @@ def embed_files(
     dim = int(getattr(engine, "embedding_size", 0))
     codec = _codec_of(engine)
     long_n = round(LONG_S * sr)
-    if codec is not None:  # one encoder block, exactly as models.code_tagging.iter_codes cuts them
+    if codec is not None:  # one encoder block, exactly as models.tagging.code_tagging.iter_codes cuts them
         hop = int(codec.hop_length)  # type: ignore[attr-defined]
         long_n = max(1, round(ENCODE_BLOCK_S * sr / hop)) * hop
 
@@ -193,15 +200,16 @@ def embed_files(
             for i, x in clips.items():
                 batcher.add(i, _audio_windows(x, win_n, hop_n))
         else:
+            codec_engine = cast(CodecEngineLike, engine)  # uses_codes(engine) said so
             by_len: dict[int, list[int]] = {}
             for i, x in clips.items():
                 by_len.setdefault(len(x), []).append(i)
             for group in by_len.values():
-                codes = engine.encode(np.stack([clips[i] for i in group]))  # type: ignore[attr-defined]
+                codes = codec_engine.encode(np.stack([clips[i] for i in group]))
                 for i, c in zip(group, codes, strict=True):
-                    cw = CodeWindows(win_n, hop_n, int(codec.hop_length), lambda: engine.silence_codes(win_n))  # type: ignore[attr-defined]
-                    wins = [w for _, w in cw.feed(np.asarray(c, np.int64))]
-                    wins += [w for _, w in cw.finish(len(clips[i]))]
+                    cw = code_windower(codec_engine, win_n, hop_n, os.fspath(files[i]))
+                    wins = [w.copy() for _, w in cw.feed(np.asarray(c, np.int64))]
+                    wins += [w.copy() for _, w in cw.finish(len(clips[i]))]
                     batcher.add(i, wins)
         batcher.flush()
         for i in clips:

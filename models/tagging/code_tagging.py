@@ -3,17 +3,19 @@
 A codec pack's tagger reads the quantized latent, i.e. the codes. Tagging a file therefore only needs
 the codes **once**: :func:`iter_codes` encodes the file block by block (bounded memory; each block with
 ``context_s`` of the audio before it, whose frames are dropped, so joins see left context as in a
-whole-file encode — the encoder is causal), and :class:`CodeWindows` cuts the code stream into the
-pack's windows, like ``tag_file`` cuts audio. With overlapping windows (1 s every 0.25 s) this encodes
+whole-file encode — the encoder is causal), and :func:`code_windower` (a
+:class:`models.tagging.windows.Windower` over frames) cuts the code stream into the pack's windows, like
+``tag_file`` cuts audio. With overlapping windows (1 s every 0.25 s) this encodes
 each second of audio once instead of four times; the tagger was distilled on windows sliced from the
 codes of whole 10 s clips, which is what this gives.
 
-Window convention (as ``models.pipeline.tag_file``): windows of ``win_n`` samples start at 0, hop,
-2·hop, …; one zero-padded window covers an uncovered tail (or a stream shorter than a window). Window
-``[s, s + win_n)`` uses latent frames ``[round(s / hop_length), … + round(win_n / hop_length))``; frames
-past the end are filled with the codes of silence.
+Window convention (:mod:`models.tagging.windows`, as ``models.tagging.pipeline.tag_file``):
+windows of ``win_n`` samples start at 0, hop, 2·hop, …; one padded window covers an uncovered tail
+(or a stream shorter than a window). Window ``[s, s + win_n)`` uses latent frames
+``[round(s / hop_length), … + round(win_n / hop_length))``; frames past the end are filled with the
+codes of silence.
 
-- :func:`encode_file` → :class:`~models.codes.CodeStream` (``encotag encode``),
+- :func:`encode_file` → :class:`~models.codec.codes.CodeStream` (``encotag encode``),
 - :func:`tag_codes` (a loaded ``.ecodes`` stream; ``encotag tag FILE.ecodes``),
 - :func:`tag_audio_codes` (an audio file through its codes; what ``tag_file`` runs for codec packs).
 """
@@ -27,18 +29,41 @@ from typing import Any
 
 import numpy as np
 
-from models.codes import CodesError, CodeStream, check_stream
-from models.results import Progress, WindowResult
+from models.codec.codes import CodesError, CodeStream, check_stream
+from models.tagging.results import Progress, WindowResult
+from models.tagging.windows import (
+    CODE_LOOKAHEAD,
+    CodecEngineLike,
+    Windower,
+    count_windows,
+    is_cancelled,
+    uses_codes,
+    window_samples,
+)
 
 ENCODE_BLOCK_S = 10.0
 CONTEXT_S = 1.0
+CODE_BUFFER_FRAMES = 1024  # the code windower's buffer beyond one window (about 14 s at 75 frames/s)
 
 
 def _codec(engine: Any, what: str) -> Any:
-    codec = getattr(engine, "codec", None)
-    if codec is None:
+    if not uses_codes(engine):
         raise CodesError(f"{what}: needs a codec pack; {engine.info.name} is a mel pack")
-    return codec
+    return engine.codec
+
+
+def code_windower(engine: CodecEngineLike, win_n: int, hop_n: int, what: str = "code windows") -> Windower:
+    """The :class:`~models.tagging.windows.Windower` of ``engine``'s codes (codec packs): windows of frames,
+    emitted once the audio covers them, padded with the codes of silence."""
+    hop = int(_codec(engine, what).hop_length)
+    return Windower(
+        win_n,
+        hop_n,
+        unit=hop,
+        capacity=max(1, round(win_n / hop)) + CODE_LOOKAHEAD + CODE_BUFFER_FRAMES,
+        lookahead=CODE_LOOKAHEAD,
+        silence=lambda: engine.silence_codes(win_n),
+    )
 
 
 def iter_codes(
@@ -102,57 +127,6 @@ def encode_file(engine: Any, path: str | os.PathLike[str], block_s: float = ENCO
     )
 
 
-class CodeWindows:
-    """Cuts a stream of code blocks ``(n_q, f)`` into windows ``(n_q, win_f)`` with a bounded buffer.
-
-    ``feed(block)`` yields ``(k, window)`` for window ``k`` once the codes after it show that the audio
-    reaches its end; ``finish(n_samples)`` yields the rest (the padded tail window included).
-    """
-
-    def __init__(self, win_n: int, hop_n: int, hop: int, silence: Callable[[], np.ndarray]) -> None:
-        self.win_n, self.hop_n, self.hop = win_n, hop_n, hop
-        self.win_f = max(1, round(win_n / hop))
-        self._silence = silence
-        self.buf: np.ndarray | None = None
-        self.buf_f0 = 0  # frame index of buf[:, 0]
-        self.next_k = 0
-        self.peak_frames = 0
-
-    def _f0(self, k: int) -> int:
-        return round(k * self.hop_n / self.hop)
-
-    def _window(self, k: int) -> np.ndarray:
-        assert self.buf is not None
-        f0 = self._f0(k) - self.buf_f0
-        part = self.buf[:, f0 : f0 + self.win_f]
-        if part.shape[1] == self.win_f:
-            return part
-        pad = self._silence()[: part.shape[0], : self.win_f - part.shape[1]]
-        return np.concatenate([part, pad], axis=1)
-
-    def feed(self, block: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        self.buf = block if self.buf is None else np.concatenate([self.buf, block], axis=1)
-        self.peak_frames = max(self.peak_frames, self.buf.shape[1])
-        avail = self.buf_f0 + self.buf.shape[1]
-        # frames up to f0 + win_f + 1 exist and one more after them: the audio covers the whole window
-        while self._f0(self.next_k) + self.win_f + 2 <= avail:
-            yield self.next_k, self._window(self.next_k)
-            self.next_k += 1
-        drop = self._f0(self.next_k) - self.buf_f0
-        if drop > 0:
-            self.buf = self.buf[:, drop:]
-            self.buf_f0 += drop
-
-    def finish(self, n_samples: int) -> Iterator[tuple[int, np.ndarray]]:
-        from models.pipeline import count_windows
-
-        if self.buf is None:
-            return
-        for k in range(self.next_k, count_windows(max(n_samples, 1), self.win_n, self.hop_n)):
-            yield k, self._window(k)
-        self.next_k = count_windows(max(n_samples, 1), self.win_n, self.hop_n)
-
-
 def _tag_blocks(
     engine: Any,
     blocks: Iterable[np.ndarray],
@@ -166,13 +140,10 @@ def _tag_blocks(
     est_total: int,
     name: str,
 ) -> Iterator[WindowResult]:
-    from models.pipeline import is_cancelled, window_samples
-
-    codec = _codec(engine, name)
     window = window or engine.window
-    sr, hop = int(engine.sample_rate), int(codec.hop_length)
+    sr = int(engine.sample_rate)
     win_n, hop_n = window_samples(window, sr)
-    cw = CodeWindows(win_n, hop_n, hop, lambda: engine.silence_codes(win_n))
+    cw = code_windower(engine, win_n, hop_n, name)
     ks: list[int] = []
     wins: list[np.ndarray] = []
     done = 0
@@ -202,14 +173,14 @@ def _tag_blocks(
     for block in blocks:
         for k, w in cw.feed(block):
             ks.append(k)
-            wins.append(w)
+            wins.append(w.copy())  # a view into the windower's buffer
             if len(ks) == batch_size:
                 yield from run_batch()
                 if is_cancelled(cancel):
                     return
-    for k, w in cw.finish(n_samples()):
+    for k, w in cw.finish(n_samples()) if cw.fed else ():  # no codes at all: no windows
         ks.append(k)
-        wins.append(w)
+        wins.append(w.copy())
         if len(ks) == batch_size:
             yield from run_batch()
             if is_cancelled(cancel):
@@ -229,8 +200,6 @@ def tag_codes(
     cancel: Any = None,
 ) -> Iterator[WindowResult]:
     """:class:`WindowResult` per window of a code stream made by ``engine``'s codec."""
-    from models.pipeline import count_windows, window_samples
-
     codec = _codec(engine, "tag_codes")
     if stream.codec_id != engine.codec_id:
         raise CodesError(f"code stream made by codec {stream.codec_id}, not {engine.codec_id}")
@@ -264,9 +233,8 @@ def tag_audio_codes(
     stats: Any = None,
 ) -> Iterator[WindowResult]:
     """Tag an audio file through its codes (encoded once, see the module docstring); ``stats`` is a
-    ``models.pipeline.TagStats`` to fill. Raises ``models.audio.AudioError`` for unreadable files."""
+    ``models.tagging.pipeline.TagStats`` to fill. Raises ``models.audio.AudioError`` for unreadable files."""
     from models.audio import probe
-    from models.pipeline import count_windows, window_samples
 
     sr = int(engine.sample_rate)
     win_n, hop_n = window_samples(window or engine.window, sr)

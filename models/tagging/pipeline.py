@@ -3,14 +3,14 @@
 - :class:`RingBuffer`: a preallocated, lock-protected float32 ring written from the audio callback.
 - :class:`StreamTagger`: live input at any rate / channel count → incremental resampling to the engine's
   rate → the newest complete window every hop (stale windows are skipped, never queued).
-- :func:`tag_file`: a generator of :class:`~models.results.WindowResult` over a file, decoded in blocks;
+- :func:`tag_file`: a generator of :class:`~models.tagging.results.WindowResult` over a file, decoded in
+  blocks;
   it holds one decoded block, one window buffer and one batch of windows, never the whole file.
 
-Window convention (files): windows start at 0, hop, 2·hop, …; a final zero-padded window covers the
-tail if the full windows do not reach the end; a file shorter than one window gives one padded window.
-``start``/``end`` are seconds of the file (``end`` is clipped to the file's length for padded windows).
-The ``engine`` is any object with ``sample_rate: int``, ``window: WindowConfig`` and
-``infer(audio (B, n) float32) -> (probs (B, C), emb (B, D))`` (see ``models.engine.Engine``).
+Windows follow :mod:`models.tagging.windows` (starts 0, hop, 2·hop, …; a zero-padded window covers the tail;
+a file shorter than one window gives one padded window). ``start``/``end`` are seconds of the file
+(``end`` is clipped to the file's length for padded windows). The ``engine`` is any
+:class:`~models.tagging.windows.EngineLike` (see ``models.tagging.engine.Engine``).
 """
 
 from __future__ import annotations
@@ -21,52 +21,25 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from models.audio import StreamResampler, iter_audio, probe, sanitize, to_mono
 from models.config import WindowConfig
-from models.results import Progress, WindowResult
+from models.tagging.results import Progress, WindowResult
+from models.tagging.windows import (
+    CancelFlag,
+    EngineLike,
+    HeadLike,
+    Windower,
+    count_windows,
+    is_cancelled,
+    uses_codes,
+    window_samples,
+)
 
 log = logging.getLogger(__name__)
-
-CancelFlag = threading.Event | Callable[[], bool] | None
-
-
-class EngineLike(Protocol):
-    sample_rate: int
-    window: WindowConfig
-
-    def infer(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-class HeadLike(Protocol):
-    def predict(self, emb: np.ndarray) -> np.ndarray: ...
-
-
-def is_cancelled(cancel: CancelFlag) -> bool:
-    """True if ``cancel`` (a ``threading.Event`` or a callable returning bool) asks to stop."""
-    if cancel is None:
-        return False
-    is_set = getattr(cancel, "is_set", None)
-    return bool(is_set() if is_set is not None else cancel())  # type: ignore[operator]
-
-
-def window_samples(window: WindowConfig, sr: int) -> tuple[int, int]:
-    """``(window, hop)`` in samples at ``sr``; raises ValueError for non-positive lengths."""
-    if not (window.window_s > 0 and window.hop_s > 0):
-        raise ValueError(f"window and hop must be > 0 s (got {window.window_s}, {window.hop_s})")
-    return max(1, round(window.window_s * sr)), max(1, round(window.hop_s * sr))
-
-
-def count_windows(n: int, win_n: int, hop_n: int) -> int:
-    """Number of windows :func:`tag_file` yields for ``n`` samples (1 for any ``n`` ≤ one window)."""
-    if n <= win_n:
-        return 1
-    full = (n - win_n) // hop_n + 1
-    last_end = (full - 1) * hop_n + win_n
-    return full + (1 if last_end < n and (full * hop_n) < n else 0)
 
 
 class RingBuffer:
@@ -255,60 +228,6 @@ class TagStats:
     frames_expected: int = 0  # input frames the header claims (0: unknown)
 
 
-class _Windower:
-    """Cuts a stream of blocks into windows with a fixed buffer of ``capacity`` ≥ ``win_n`` samples."""
-
-    def __init__(self, win_n: int, hop_n: int, capacity: int) -> None:
-        self.win_n, self.hop_n = win_n, hop_n
-        self.buf = np.zeros(max(capacity, win_n), dtype=np.float32)
-        self.fill = 0
-        self.buf_start = 0  # absolute index of buf[0]
-        self.next_start = 0
-        self.emitted = 0
-        self.peak = 0
-
-    def feed(self, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(start_index, window view)``; a view is valid until the next iteration."""
-        pos, cap = 0, len(self.buf)
-        while pos < len(x):
-            if self.fill == 0 and self.buf_start < self.next_start:  # hop > window: skip the gap
-                skip = min(self.next_start - self.buf_start, len(x) - pos)
-                pos += skip
-                self.buf_start += skip
-                continue
-            k = min(len(x) - pos, cap - self.fill)
-            self.buf[self.fill : self.fill + k] = x[pos : pos + k]
-            self.fill += k
-            pos += k
-            self.peak = max(self.peak, self.fill)
-            while self.next_start + self.win_n <= self.buf_start + self.fill:
-                off = self.next_start - self.buf_start
-                yield self.next_start, self.buf[off : off + self.win_n]
-                self.emitted += 1
-                self.next_start += self.hop_n
-            drop = min(self.next_start - self.buf_start, self.fill)
-            if drop > 0:
-                self.buf[: self.fill - drop] = self.buf[drop : self.fill]
-                self.fill -= drop
-                self.buf_start += drop
-
-    def finish(self) -> tuple[int, np.ndarray] | None:
-        """The zero-padded last window if the tail is not covered yet (or the only one for short input)."""
-        n = self.buf_start + self.fill
-        if self.emitted and (self.next_start - self.hop_n + self.win_n >= n or self.next_start >= n):
-            return None
-        start = self.next_start if self.emitted else 0
-        out = np.zeros(self.win_n, dtype=np.float32)
-        off = start - self.buf_start
-        have = self.buf[off : self.fill]
-        out[: len(have)] = have
-        return start, out
-
-    @property
-    def total(self) -> int:
-        return self.buf_start + self.fill
-
-
 def tag_file(
     engine: EngineLike,
     path: str | os.PathLike[str],
@@ -326,11 +245,11 @@ def tag_file(
     Decodes ``block_s`` seconds at a time, runs the engine on ``batch_size`` windows per call, reports
     ``progress`` after each batch and stops quietly (between batches) when ``cancel`` is set.
     Raises :class:`models.audio.AudioError` for unreadable files (possibly after some windows).
-    Codec packs (an engine with ``codec`` and ``infer_codes``) encode the file once and window its codes
-    (:func:`models.code_tagging.tag_audio_codes`: same windows, 4× less encoder work at a 0.25 s hop).
+    Codec packs (:func:`models.tagging.windows.uses_codes`) encode the file once and window its codes
+    (:func:`models.tagging.code_tagging.tag_audio_codes`: same windows, 4× less encoder work at a 0.25 s hop).
     """
-    if getattr(engine, "codec", None) is not None and hasattr(engine, "infer_codes"):
-        from models.code_tagging import tag_audio_codes
+    if uses_codes(engine):
+        from models.tagging.code_tagging import tag_audio_codes
 
         yield from tag_audio_codes(
             engine, path, window, head, progress, cancel, batch_size=batch_size, stats=stats
@@ -342,14 +261,14 @@ def tag_file(
     info = probe(path)
     est_total = count_windows(math.ceil(info.frames * sr / info.sample_rate), win_n, hop_n)
     block_out = math.ceil(block_s * sr) + 1024
-    wdw = _Windower(win_n, hop_n, win_n + max(hop_n, block_out))
+    wdw = Windower(win_n, hop_n, capacity=win_n + max(hop_n, block_out))
     batch = np.zeros((batch_size, win_n), dtype=np.float32)
     starts: list[int] = []
     ends: list[int] = []
     done = 0
     io_stats: dict[str, int] = {}
     st = stats if stats is not None else TagStats()
-    st.buffer_capacity = len(wdw.buf)
+    st.buffer_capacity = wdw.capacity
 
     def run_batch() -> list[WindowResult]:
         nonlocal done
@@ -378,7 +297,8 @@ def tag_file(
 
     for block in iter_audio(path, sr, block_s, stats=io_stats):
         st.samples += len(block)
-        for start, view in wdw.feed(block):
+        for k, view in wdw.feed(block):
+            start = wdw.start(k)
             batch[len(starts)] = view
             starts.append(start)
             ends.append(start + win_n)
@@ -391,10 +311,9 @@ def tag_file(
     st.peak_block_frames = io_stats.get("peak_block_frames", 0)
     st.truncated = bool(io_stats.get("truncated", 0))
     st.frames_expected = io_stats.get("frames_expected", 0)
-    last = wdw.finish()
-    if last is not None:
-        batch[len(starts)] = last[1]
-        starts.append(last[0])
-        ends.append(min(last[0] + win_n, wdw.total))
+    for k, view in wdw.finish(wdw.total):  # at most one: the padded tail (or the only window)
+        batch[len(starts)] = view
+        starts.append(wdw.start(k))
+        ends.append(min(wdw.start(k) + win_n, wdw.total))
     if starts and not is_cancelled(cancel):
         yield from run_batch()

@@ -8,7 +8,7 @@ Manifest (``format_version`` 1), every key required unless marked optional, no o
     sample_rate     rate the engine consumes: codec.sampling_rate for codec packs, mel.sample_rate for mel
     codec           null (mel packs) or {"source": "pack" | "official", "config": CodecConfig dict}
                     "pack": weights in codec.safetensors; "official": the official 24 kHz checkpoint
-                    (models.official, fetched on first use)
+                    (models.codec.official, fetched on first use)
     tagger          TaggerConfig dict
     mel             MelConfig dict (mel packs) or null
     window          WindowConfig dict
@@ -26,7 +26,7 @@ freshly built modules; any problem raises :class:`PackError` "<path>: <reason>".
 over the sorted weight-file hashes; the codec id is the codec weights' sha256 (or
 :data:`OFFICIAL_CODEC_ID`).
 
-The teacher pack (EfficientAT's mn04_as as a mel pack) is built by :mod:`models.teacher_pack`.
+The teacher pack (EfficientAT's mn04_as as a mel pack) is built by :mod:`models.packs.teacher_pack`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor
 
 from models.config import CodecConfig, MelConfig, PackInfo, TaggerConfig, WindowConfig, to_dict
-from models.pack_manifest import (
+from models.packs.pack_manifest import (
     FORMAT_VERSION,
     MANIFEST,
     PackError,
@@ -56,9 +56,9 @@ from models.pack_manifest import (
 )
 
 if TYPE_CHECKING:
-    from models.codec import Codec
-    from models.tagger import Tagger
-    from models.tagging_codec import TaggingCodec
+    from models.codec.codec import Codec
+    from models.codec.tagging_codec import TaggingCodec
+    from models.nets.tagger import Tagger
 
 TAGGER_FILE = "tagger.safetensors"
 CODEC_FILE = "codec.safetensors"
@@ -72,9 +72,10 @@ MAX_WEIGHTS_BYTES = 512 << 20  # the largest tagger (width 4) is about 270 MB
 class LoadedPack:
     """A verified pack: configs, state dicts and the modules built from them (loaded strictly, eval mode).
 
-    Loaded with ``tagging_only`` (what :class:`models.engine.Engine` does) the state dicts are ``None``
-    (the modules hold the weights) and ``codec`` is a :class:`~models.tagging_codec.TaggingCodec`
-    (encoder and codebooks, no decoder, no ``transformers`` import).
+    Loaded with ``tagging_only`` (what :class:`models.tagging.engine.Engine` does) the state dicts are
+    ``None`` (the modules hold the weights) and ``codec`` is a
+    :class:`~models.codec.tagging_codec.TaggingCodec` (encoder and codebooks, no decoder, no
+    ``transformers`` import).
     """
 
     path: Path
@@ -111,7 +112,7 @@ def _export(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def _build_tagger(cfg: TaggerConfig, mel_cfg: MelConfig, state: Mapping[str, Tensor]) -> Tagger:
-    from models.tagger import Tagger
+    from models.nets.tagger import Tagger
 
     tagger = Tagger(cfg, mel_cfg)
     tagger.load_state_dict(dict(state), strict=True)
@@ -165,7 +166,7 @@ def save_pack(
         trusted_bools = _trusted_list(trusted, tagger_cfg.num_classes)
         tagger = _build_tagger(tagger_cfg, mel_cfg, tagger_state)
         if codec_cfg is not None and codec_state is not None:
-            from models.codec import Codec
+            from models.codec.codec import Codec
 
             Codec.from_state(codec_cfg, codec_state)
     except (ValueError, RuntimeError) as exc:
@@ -203,7 +204,7 @@ def save_pack(
         save_file(_export(tagger_state), str(tmp / TAGGER_FILE))
         manifest["files"][TAGGER_FILE] = sha256_file(tmp / TAGGER_FILE)
         if codec_state is not None:
-            from models.codec import inference_state
+            from models.codec.codec import inference_state
 
             save_file(_export(inference_state(codec_state)), str(tmp / CODEC_FILE))
             manifest["files"][CODEC_FILE] = sha256_file(tmp / CODEC_FILE)
@@ -246,15 +247,16 @@ def _load_tensors(path: Path) -> dict[str, Tensor]:
 
     try:
         return load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types on a corrupt file
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types on a corrupt file
         raise PackError(f"{path}: not a readable safetensors file ({one_line(exc)})") from None
 
 
 def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
     """Load and verify the pack folder at ``path`` (see the module docstring); raises :class:`PackError`.
 
-    ``tagging_only``: build a pack codec as a :class:`~models.tagging_codec.TaggingCodec` (checked just as
-    strictly, its decoder dropped) and keep no state dicts — about 150 MB less RSS for inference."""
+    ``tagging_only``: build a pack codec as a
+    :class:`~models.codec.tagging_codec.TaggingCodec` (checked just as strictly, its decoder dropped) and
+    keep no state dicts — about 150 MB less RSS for inference."""
     root = Path(path)
     mp = root / MANIFEST
     from models.safeio import InputFileError, read_regular
@@ -308,8 +310,8 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
     codec_id = None
     codec_source = None if m["codec"] is None else m["codec"]["source"]
     if codec_source == "pack":
-        from models.codec import Codec, CodecError
-        from models.tagging_codec import TaggingCodec
+        from models.codec.codec import Codec, CodecError
+        from models.codec.tagging_codec import TaggingCodec
 
         codec_path = _verified_file(root, files, CODEC_FILE)
         codec_state = _load_tensors(codec_path)

@@ -10,7 +10,7 @@ Verification, in order:
    hash offline), else the sha256 the hub declares for the LFS file (its ``X-Linked-Etag`` header on the
    redirect), else none;
 2. the byte count against ``Content-Length`` (a truncated download is refused);
-3. the file must parse as safetensors and load with ``strict=True`` into a :class:`~models.codec.Codec`
+3. the file must parse as safetensors and load with ``strict=True`` into a :class:`~models.codec.codec.Codec`
    built from the downloaded ``config.json``.
 Checks 1 and 2 run on a temp file that is renamed into place (atomic) only when they pass; a download
 failing check 3 is deleted again. The sha256 and size of each download are recorded in ``fetched.json``
@@ -206,7 +206,7 @@ def _load_verified(cache_dir: Path, bandwidth: float | None):  # -> Codec
     """Load the cached files into a Codec (strict); raises ValueError on any problem."""
     from safetensors.torch import load_file
 
-    from models.codec import Codec, CodecError
+    from models.codec.codec import Codec, CodecError
 
     cfg = codec_config_from_hf(json.loads((cache_dir / CONFIG_FILE).read_text(encoding="utf-8")))
     if bandwidth is not None:
@@ -215,7 +215,7 @@ def _load_verified(cache_dir: Path, bandwidth: float | None):  # -> Codec
         cfg = dataclasses.replace(cfg, bandwidth=float(bandwidth))
     try:
         state = load_file(str(cache_dir / WEIGHTS_FILE))
-    except Exception as exc:  # safetensors raises its own error types on a corrupt header
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types on a corrupt header
         raise ValueError(f"{WEIGHTS_FILE} is not a valid safetensors file ({exc})") from None
     try:
         return Codec.from_state(cfg, state)
@@ -247,8 +247,9 @@ def official_codec(
     opener: Opener | None = None,
     allow_download: bool = True,
     fuse: bool = True,
-):  # -> models.codec.Codec
-    """The official 24 kHz EnCodec as a :class:`~models.codec.Codec` (weight norm fused, unless told not to).
+):  # -> models.codec.codec.Codec
+    """The official 24 kHz EnCodec as a :class:`~models.codec.codec.Codec`
+    (weight norm fused, unless told not to).
 
     Downloads the two files on first use (``progress(done_bytes, total_bytes)`` for the weights; total 0
     when unknown), verifies them (module docstring) and caches them. ``bandwidth`` (kbps) defaults to 6.
@@ -272,7 +273,7 @@ def _official_codec(
     opener: Opener | None,
     allow_download: bool,
     fuse: bool,
-):  # -> models.codec.Codec
+):  # -> models.codec.codec.Codec
     record = _read_record(folder)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         path = folder / name

@@ -1,8 +1,9 @@
 """The tagging half of a pack codec: EnCodec's encoder and RVQ codebooks without ``transformers``.
 
-Tagging never runs the decoder, and importing ``transformers`` (what :class:`models.codec.Codec` is built
-on) costs about 140 MB of RSS and 4 s. :class:`TaggingCodec` builds only the encoder and the codebooks,
-as plain torch modules with the same state-dict names as :class:`~models.codec.Codec` (fused spelling),
+Tagging never runs the decoder, and importing ``transformers`` (what
+:class:`models.codec.codec.Codec` is built on) costs about 140 MB of RSS and 4 s.
+:class:`TaggingCodec` builds only the encoder and the codebooks,
+as plain torch modules with the same state-dict names as :class:`~models.codec.codec.Codec` (fused spelling),
 and runs the same torch operations in the same order, so its codes and latents equal the full codec's
 bit for bit (tests compare them). It keeps the peak memory of encoding low: the high-rate stages run op
 by op with in-place ELU and residual sums and drop each intermediate as soon as it is used (about three
@@ -23,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
-from models.codec import CodecError, CodecGeometry, _rename_legacy, complete_state, num_quantizers
+from models.codec.codec import CodecError, CodecGeometry, _rename_legacy, complete_state, num_quantizers
 from models.config import CodecConfig
 
 # EncodecConfig defaults that CodecConfig does not vary (tests check them against transformers)

@@ -4,7 +4,7 @@ Tensors ``mean``, ``scale``, ``thresholds`` and the model's parameters (``w``, `
 ``b1``, ``w2``, ``b2`` for the MLP), all float32; the header metadata holds ``format``
 (``"encotag-head"``) and ``card`` (JSON, :class:`models.heads.HeadCard`). A head store may add its
 example set to the same file (tensors ``examples.*`` and an ``examples`` metadata entry with its own
-checksum, see :mod:`models.head_store`), so a head and its examples are always written as one unit.
+checksum, see :mod:`models.heads.head_store`), so a head and its examples are always written as one unit.
 
 Card format 2 (written now): ``weights_sha256`` covers every head tensor *and* every other card field,
 so an edited card (classes renamed, pack id blanked) is refused like an edited weight. Format 1 files
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from models.atomic import atomic_write_bytes
-from models.heads import FORMAT_VERSION, Head, HeadCard, HeadError, layout_hash
+from models.heads.heads import FORMAT_VERSION, Head, HeadCard, HeadError, layout_hash
 from models.safeio import InputFileError, printable, read_regular
 
 MAX_HEAD_BYTES = 256 << 20  # a head is KiBs; its kept examples at most a few hundred thousand windows
@@ -135,7 +135,7 @@ def read_head_file(
         card = HeadCard.from_json(meta["card"])
         _check_card(card)
         tensors = load(blob)
-    except Exception as exc:  # json, safetensors and the card raise several types on corrupt input
+    except Exception as exc:  # noqa: BLE001 - json, safetensors and the card raise several types on corrupt input
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HeadError(f"{printable(path)}: not a valid head file ({printable(reason, 200)})") from None
     head_t = {k: v for k, v in tensors.items() if not k.startswith(EXAMPLES_PREFIX)}

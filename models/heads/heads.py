@@ -10,24 +10,23 @@ File format (one ``.safetensors`` file): tensors ``mean``, ``scale``, ``threshol
 parameters (``w``, ``b`` for logreg; ``w1``, ``b1``, ``w2``, ``b2`` for the MLP); the safetensors
 header metadata holds ``card`` (JSON, see :class:`HeadCard`) whose ``weights_sha256`` covers every tensor
 and (format 2) every other card field.
-Nothing is ever unpickled. Files are read and written by :mod:`models.head_file`.
+Nothing is ever unpickled. Files are read and written by :mod:`models.heads.head_file`
+(``save_head``, ``read_card``, ``load_head``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.head_fit import fit, predict_raw, standardise, stratified_folds
-from models.results import Progress
+from models.heads.head_fit import fit, predict_raw, standardise, stratified_folds
+from models.tagging.results import Progress
 
 FORMAT_VERSION = 2  # 2: the checksum covers the card too (1 still read)
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -248,26 +247,3 @@ def calibrate(head: Head, x: np.ndarray, y: np.ndarray, false_alarm_rate: float)
                 thresholds[j] = max(0.5, float(np.quantile(probs[:, j], 1.0 - false_alarm_rate)))
     card = HeadCard(**{**asdict(head.card), "false_alarm_rate": false_alarm_rate})
     return Head(card=card, mean=head.mean, scale=head.scale, params=head.params, thresholds=thresholds)
-
-
-# ---------------------------------------------------------------------------------------------- files
-# Reading and writing live in models.head_file; these wrappers keep the existing imports working.
-def save_head(head: Head, path: str | os.PathLike[str]) -> Path:
-    """Write ``head`` to ``path`` atomically (see :func:`models.head_file.save_head`)."""
-    from models import head_file
-
-    return head_file.save_head(head, path)
-
-
-def read_card(path: str | os.PathLike[str]) -> HeadCard:
-    """The verified card of a head file (see :func:`models.head_file.read_card`)."""
-    from models import head_file
-
-    return head_file.read_card(path)
-
-
-def load_head(path: str | os.PathLike[str], *, pack_id: str | None = None, layout: Any = None) -> Head:
-    """Load and verify a head (see :func:`models.head_file.load_head`)."""
-    from models import head_file
-
-    return head_file.load_head(path, pack_id=pack_id, layout=layout)

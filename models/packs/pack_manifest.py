@@ -1,6 +1,6 @@
 """Model pack manifests: the format version, the error type and the strict checks of ``manifest.json``.
 
-The manifest's keys are listed in :mod:`models.pack`; this module checks a parsed manifest (a JSON
+The manifest's keys are listed in :mod:`models.packs.pack`; this module checks a parsed manifest (a JSON
 object) key by key and builds its frozen configs, raising :class:`PackError` "<path>: <reason>" on the
 first problem. Torch-free.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from models.config import CodecConfig, MelConfig, TaggerConfig, WindowConfig, from_dict
-from models.config_checks import check_config
+from models.packs.config_checks import check_config
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

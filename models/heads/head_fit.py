@@ -1,4 +1,4 @@
-"""Fitting personal heads: the numerical part of :mod:`models.heads` (Qt-free; torch only for fitting).
+"""Fitting personal heads: the numerical part of :mod:`models.heads.heads` (Qt-free; torch only for fitting).
 
 Inputs are standardised embeddings ``x`` ``(N, D)`` float and integer labels ``y`` ``(N,)`` in
 ``0..k-1``; every function returns or takes a parameter dict of float32 arrays (``w``, ``b`` for the

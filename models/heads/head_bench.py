@@ -4,8 +4,8 @@
 ``file``, a label column and ``split`` = ``train``/``test``) and a model pack, and measures:
 
 - **head**: what a user gets — every analysis window of the ``train`` files is an example (the batched
-  :func:`models.head_data.embed_files`), a head is trained with :func:`models.heads.train_head`, and
-  the file-level accuracy on the ``test`` files is scored as ``encotag head eval`` scores it;
+  :func:`models.heads.head_data.embed_files`), a head is trained with :func:`models.heads.heads.train_head`,
+  and the file-level accuracy on the ``test`` files is scored as ``encotag head eval`` scores it;
 - **probe**: the reference linear probe of ``encotag eval`` (``models.evaluation.probe.probe_task``) on
   the whole-clip embeddings ``encotag eval`` computes (``PackEmbedder``, read from and written to the
   same embedding cache, so figures match ``docs/EVALUATION.md``);
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.head_data import embed_files, file_accuracy, stack_examples
-from models.heads import train_head
-from models.results import Progress
+from models.heads.head_data import embed_files, file_accuracy, stack_examples
+from models.heads.heads import train_head
+from models.tagging.results import Progress
 
 StageProgress = Callable[[str, Progress], None]
 
@@ -78,8 +78,8 @@ def run_benchmark(
     ``pack_dir`` None: the default pack. ``cache_root``: ``encotag eval``'s embedding cache (None: no
     cache). Raises ``models.evaluation.tasks.TaskError`` / ``ValueError`` for unusable data sets.
     """
-    from models.engine import Engine
     from models.evaluation.tasks import load_task
+    from models.tagging.engine import Engine
 
     data_dir = Path(data_dir)
     task = load_task(data_dir, label_column=label_column)

@@ -4,7 +4,8 @@ Mel packs consume audio @ 32 kHz; codec packs consume audio @ the codec's rate (
 the caller's job (``models.audio.resample``). The engine owns its pack's modules and prepares them for
 inference only: the tagger is BN-folded and channels-last (``Tagger.optimize_for_inference``), a pack
 codec has its weight norm fused (``Codec.fuse``); never save them from an engine. :meth:`Engine.load`
-loads the pack ``tagging_only``: a pack codec is a :class:`~models.tagging_codec.TaggingCodec` (same codes,
+loads the pack ``tagging_only``: a pack codec is a
+:class:`~models.codec.tagging_codec.TaggingCodec` (same codes,
 no decoder, no ``transformers`` import) and the pack keeps no state dicts. Every method runs
 under ``torch.inference_mode`` on CPU and returns float32 numpy arrays.
 """
@@ -23,11 +24,11 @@ import torch
 from torch import Tensor
 
 from models.config import PackInfo, WindowConfig
-from models.pack import LoadedPack, PackError, load_pack
+from models.packs.pack import LoadedPack, PackError, load_pack
 
 if TYPE_CHECKING:
-    from models.codec import Codec
-    from models.tagging_codec import TaggingCodec
+    from models.codec.codec import Codec
+    from models.codec.tagging_codec import TaggingCodec
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Engine:
             assert pack.codec is not None
             self.codec = pack.codec.fuse()
         elif pack.codec_source == "official":
-            from models.official import official_codec
+            from models.codec.official import official_codec
 
             cfg = pack.codec_cfg
             assert cfg is not None

@@ -13,7 +13,7 @@ import csv
 from pathlib import Path
 
 from models.config import MelConfig, TaggerConfig, WindowConfig
-from models.pack import PackError, one_line, save_pack, sha256_file
+from models.packs.pack import PackError, one_line, save_pack, sha256_file
 
 TEACHER_FILE = "mn04_as_mAP_432.pt"
 TEACHER_LABELS = "class_labels_indices.csv"
@@ -34,7 +34,7 @@ def build_teacher_pack(teacher_dir: Path | str, out_dir: Path | str) -> Path:
 
     Raises :class:`PackError` "<path>: <reason>" when the weights or labels are missing or unreadable.
     """
-    from models.tagger import load_teacher_state
+    from models.nets.tagger import load_teacher_state
 
     tdir = Path(teacher_dir)
     weights = tdir / TEACHER_FILE
@@ -43,7 +43,7 @@ def build_teacher_pack(teacher_dir: Path | str, out_dir: Path | str) -> Path:
     labels = teacher_labels(tdir / TEACHER_LABELS)
     try:
         state = load_teacher_state(weights)
-    except Exception as exc:  # torch raises several exception types on a damaged file
+    except Exception as exc:  # noqa: BLE001 - torch raises several exception types on a damaged file
         raise PackError(f"{weights}: {one_line(exc)}") from None
     return save_pack(
         out_dir,
@@ -59,7 +59,7 @@ def build_teacher_pack(teacher_dir: Path | str, out_dir: Path | str) -> Path:
             "source": "https://github.com/fschmid56/EfficientAT (mn04_as)",
             "file": TEACHER_FILE,
             "sha256": sha256_file(weights),
-            "converted_by": "models.teacher_pack.build_teacher_pack",
+            "converted_by": "models.packs.teacher_pack.build_teacher_pack",
         },
         mel_cfg=MelConfig(),
     )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.results import Event
+from models.tagging.results import Event
 
 OFF_RATIO = 0.7
 

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.config import MelConfig, TaggerConfig
-from models.frontends import LatentDirect, LatentProjection, MelFrontend
-from models.mobilenet import MobileNetV3
+from models.nets.frontends import LatentDirect, LatentProjection, MelFrontend
+from models.nets.mobilenet import MobileNetV3
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,2 @@
+"""The networks: MobileNetV3 (``mobilenet``), the front ends that feed it mel bands or codec latents
+(``frontends``) and the tagger that joins them (``tagger``)."""
