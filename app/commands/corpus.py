@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.commands.common import ProgressPrinter
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("corpus", help="build the training corpus (see docs/CORPUS.md)")
@@ -178,9 +180,7 @@ def run_coverage(args: argparse.Namespace) -> int:
     teacher = teacher_tagger(teacher_dir / TEACHER_FILE)
     labels = teacher_labels(teacher_dir / TEACHER_LABELS)
 
-    def progress(done: int, total: int) -> None:
-        if done == total or done % 640 == 0:
-            print(f"coverage: {done}/{total} clips to compute", file=sys.stderr, flush=True)
+    progress = ProgressPrinter("coverage").counter("clips to compute")
 
     cache = args.cache or args.corpus / "teacher_segments"
     logits = teacher_segment_logits(args.corpus, rows, teacher, cache, progress=progress)[:, :-1]

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from app.commands.tag import (
-    ProgressLine,
+from app.commands.common import (
+    ProgressPrinter,
     UsageError,
     add_engine_args,
     load_engine,
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     rows: Rows = []
     for path in files:
-        bar = ProgressLine(path.name)
+        bar = ProgressPrinter(path.name, piped=False, min_total=8)
         try:
             times, embs = [], []
             stats = TagStats()

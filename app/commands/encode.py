@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.commands.tag import thread_count
+from app.commands.common import add_engine_args
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     p.add_argument("--out", "-o", type=Path, required=True, help="output file (one input) or folder")
-    p.add_argument("--pack", type=Path, help="codec model pack folder (default: the shipped pack)")
-    p.add_argument("--threads", type=thread_count, metavar="N", help="torch CPU threads (1 to 256)")
+    add_engine_args(p, window=False)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.commands.tag import UsageError, load_engine, output_paths, report_failure
+    from app.commands.common import UsageError, load_engine, output_paths, report_failure
     from models.audio import list_audio_files
     from models.codec.codes import SUFFIX, save_codes
     from models.safeio import printable

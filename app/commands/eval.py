@@ -21,6 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from app.commands.common import ProgressPrinter, thread_count
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +61,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", type=Path, help="also write the figures as JSON here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--threads", type=int, default=1, help="torch threads (1: timings comparable, deterministic)"
+        "--threads", type=thread_count, default=1, help="torch threads (1: timings comparable, deterministic)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument(
@@ -68,38 +70,6 @@ def register(sub: Any) -> None:
         help="zero-pad clips shorter than the pack window (default: whole clip)",
     )
     p.set_defaults(func=run)
-
-
-class TextProgress:
-    """A one-line text progress bar on stderr (redrawn in place on a terminal, every 10 % otherwise)."""
-
-    def __init__(self, enabled: bool = True, stream: Any = None) -> None:
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last: tuple[str, int] = ("", -1)
-        self._t0 = time.monotonic()
-
-    def __call__(self, p: Any) -> None:
-        if not self.enabled:
-            return
-        if p.total <= 0:
-            line = f"{p.message}"
-            step = -1
-        else:
-            frac = p.done / p.total
-            bar = "#" * int(frac * 24)
-            line = f"[{bar:<24}] {p.done}/{p.total} {p.message}"
-            step = int(frac * 10)
-        elapsed = time.monotonic() - self._t0
-        line = f"{elapsed:6.0f}s {line}"
-        if self.tty:
-            end = "\n" if p.total > 0 and p.done == p.total else ""
-            self.stream.write("\r\x1b[K" + line[:150] + end)
-        elif (p.message, step) != self._last:
-            self.stream.write(line + "\n")
-        self._last = (p.message, step)
-        self.stream.flush()
 
 
 def _commit() -> str:
@@ -154,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     torch.manual_seed(args.seed)
-    progress = TextProgress(enabled=not args.no_progress)
+    progress = ProgressPrinter(enabled=not args.no_progress, elapsed=True)
     work = args.work or cache_dir() / "eval-work"
     notes: list[str] = []
 

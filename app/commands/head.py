@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.commands.tag import open_probability, thread_count
+from app.commands.common import ProgressPrinter, UsageError, add_engine_args, load_engine, open_probability
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,8 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pack", metavar="DIR", help="model pack (default: the bundled pack)")
-    p.add_argument("--threads", type=thread_count, default=None, help="torch threads (1 to 256)")
+    add_engine_args(p, window=False)
 
 
 def _store():
@@ -103,24 +102,18 @@ def _labelled(args: argparse.Namespace):
     return from_class_args(args.classes)
 
 
-def _progress(label: str):
-    def report(p) -> None:
-        print(f"\r{label}: {p.done}/{p.total}", end="", file=sys.stderr, flush=True)
-        if p.total and p.done >= p.total:
-            print(file=sys.stderr)
-
-    return report
+def _progress(label: str) -> ProgressPrinter:
+    return ProgressPrinter(label, piped=False)
 
 
 def _train(args: argparse.Namespace) -> int:
     from models.heads.head_data import embed_files, stack_examples
     from models.heads.head_store import ExampleSet, PackStamp, check_name
     from models.heads.heads import train_head
-    from models.tagging.engine import Engine
 
     name = check_name(args.out)
     data = _labelled(args)
-    engine = Engine.load(args.pack, threads=args.threads)
+    engine = load_engine(args)
     per_file, errors = embed_files(engine, data.files, progress=_progress("embedding"))
     for err in errors:
         print(f"encotag: {err}", file=sys.stderr)
@@ -161,10 +154,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from models.heads.head_data import embed_files, file_accuracy
-    from models.tagging.engine import Engine
 
     data = _labelled(args)
-    engine = Engine.load(args.pack, threads=args.threads)
+    engine = load_engine(args)
     head = _store().load(args.name, pack_id=engine.info.pack_id, layout=engine.info.embedding_layout)
     unknown = sorted(set(data.classes) - set(head.classes))
     if unknown:
@@ -279,6 +271,9 @@ def run(args: argparse.Namespace) -> int:
         elif cmd == "import":
             print(printable(f"imported to {store.import_file(args.file, args.name, force=args.force)}"))
         return 0
+    except UsageError as exc:  # an unusable pack: nothing was done
+        print(printable(f"encotag: {exc}"), file=sys.stderr)
+        return 2
     except (HeadError, PackError, AudioError, TaskError) as exc:
         print(printable(f"encotag: {exc}"), file=sys.stderr)
         return 1

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,90 +27,23 @@ from typing import Any
 
 import numpy as np
 
+from app.commands.common import (
+    ProgressPrinter,
+    UsageError,
+    add_engine_args,
+    load_engine,
+    load_head_arg,
+    non_negative_float,
+    output_paths,
+    positive_int,
+    probability,
+    report_failure,
+    window_config,
+)
+
 log = logging.getLogger(__name__)
 
 TABLE_FORMATS = ("table", "csv", "json", "audacity", "srt", "vtt")
-MAX_WINDOW_S = 30.0  # longer windows only cost memory (a 300 s window took 2 GB for any file)
-MAX_THREADS = 256  # libgomp aborts the process when asked for far more threads than it can start
-
-
-class UsageError(Exception):
-    """A problem with the command line, the pack or the head: exit code 2."""
-
-
-# ------------------------------------------------------------------------------------ argument types
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
-
-
-def seconds(text: str) -> float:
-    """A window or hop length: > 0 and at most :data:`MAX_WINDOW_S` seconds."""
-    value = positive_float(text)
-    if value > MAX_WINDOW_S:
-        raise argparse.ArgumentTypeError(f"at most {MAX_WINDOW_S:g} s: {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number ≥ 0: {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1: {text!r}")
-    return value
-
-
-def thread_count(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_THREADS:
-        raise argparse.ArgumentTypeError(f"at most {MAX_THREADS}: {text!r}")
-    return value
-
-
-def open_probability(text: str) -> float:
-    """A rate strictly between 0 and 1 (e.g. a false-alarm rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1): {text!r}")
-    return value
-
-
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1]: {text!r}")
-    return value
-
-
-def add_engine_args(p: argparse.ArgumentParser) -> None:
-    """``--pack``, ``--window``, ``--hop``, ``--threads`` (shared by tag and embed)."""
-    p.add_argument("--pack", type=Path, help="model pack folder (default: the pack shipped with Encotag)")
-    p.add_argument("--window", type=seconds, metavar="S", help="window length in seconds (at most 30)")
-    p.add_argument("--hop", type=seconds, metavar="S", help="hop between windows in seconds")
-    p.add_argument("--threads", type=thread_count, metavar="N", help="torch CPU threads (1 to 256)")
 
 
 def register(sub: Any) -> None:
@@ -138,102 +70,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-# ------------------------------------------------------------------------------------ shared helpers
-def load_engine(args: argparse.Namespace) -> Any:
-    """The Engine for ``args.pack`` (default pack if None) or :class:`UsageError`."""
-    from models.packs.pack import PackError
-    from models.tagging.engine import Engine, EngineError
-
-    try:
-        return Engine.load(args.pack, threads=getattr(args, "threads", None))
-    except (PackError, EngineError, OSError) as exc:
-        raise UsageError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
-    except Exception as exc:  # e.g. the official codec is not cached and cannot be fetched
-        log.debug("pack load failed", exc_info=True)
-        raise UsageError(f"{args.pack or 'default pack'}: cannot load the pack ({exc})") from None
-
-
-def window_config(args: argparse.Namespace, engine: Any) -> Any:
-    from models.config import WindowConfig
-
-    default = engine.window
-    window_s = args.window or default.window_s
-    hop_s = args.hop or (min(default.hop_s, window_s) if args.window else default.hop_s)
-    return WindowConfig(window_s=window_s, hop_s=hop_s)
-
-
-def load_head_arg(name: str, engine: Any) -> Any:
-    """A personal head by file path or by name in the user's heads folder (refused if for another pack)."""
-    try:
-        from models.heads.head_file import load_head
-        from models.heads.heads import HeadError
-    except ImportError:
-        raise UsageError("personal heads are not available in this build") from None
-    kw = {"pack_id": engine.info.pack_id, "layout": engine.info.embedding_layout}
-    try:
-        path = Path(name)
-        if path.suffix == ".safetensors" or path.is_file():
-            return load_head(path, **kw)
-        from app.paths import heads_dir
-        from models.heads.head_store import HeadStore
-
-        return HeadStore(heads_dir()).load(name, **kw)
-    except (HeadError, ValueError, OSError) as exc:
-        from models.safeio import printable
-
-        raise UsageError(printable(f"head {name}: {exc}")) from None
-
-
-class ProgressLine:
-    """A one-line progress display on stderr (only when stderr is a terminal)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.enabled = sys.stderr.isatty()
-
-    def __call__(self, p: Any) -> None:
-        if self.enabled and p.total > 8:
-            print(
-                f"\r{self.name}: {100 * p.done // max(p.total, 1):3d} %", end="", file=sys.stderr, flush=True
-            )
-
-    def close(self) -> None:
-        if self.enabled:
-            print("\r\033[K", end="", file=sys.stderr, flush=True)
-
-
-def report_failure(path: Path | str, exc: BaseException) -> None:
-    """Name the file and the reason on stderr (one line); unexpected errors go to the log with a trace."""
-    from models.audio import AudioError
-    from models.codec.codes import CodesError
-    from models.safeio import printable
-
-    if isinstance(exc, AudioError | CodesError):
-        print(f"encotag: {printable(exc)}", file=sys.stderr)
-    else:
-        log.debug("unexpected error on %s", path, exc_info=exc)
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(printable(f"encotag: {path}: failed ({type(exc).__name__}: {reason})"), file=sys.stderr)
-
-
-def output_paths(files: list[Path], out: Path | None, ext: str) -> list[Path | None]:
-    """Where each input's output goes: None (stdout), ``out`` (one input) or ``out/<stem><ext>``."""
-    if out is None:
-        return [None] * len(files)
-    if len(files) == 1 and not out.is_dir():
-        return [out]
-    used: set[str] = set()
-    result: list[Path | None] = []
-    for f in files:
-        name, i = f"{f.stem}{ext}", 1
-        while name in used:
-            i += 1
-            name = f"{f.stem}-{i}{ext}"
-        used.add(name)
-        result.append(out / name)
-    return result
-
-
 # ------------------------------------------------------------------------------------ tagging
 @dataclass
 class FileTags:
@@ -253,7 +89,7 @@ def tag_one(engine: Any, path: Path, window: Any, head: Any) -> FileTags:
 
     stats = TagStats()
     starts, ends, probs, head_rows = [], [], [], []
-    bar = ProgressLine(path.name)
+    bar = ProgressPrinter(path.name, piped=False, min_total=8)
     if path.suffix.lower() == ".ecodes":
         from models.codec.codes import CodesError, check_stream, load_codes
         from models.tagging.code_tagging import tag_codes

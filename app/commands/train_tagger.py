@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.commands.common import ProgressPrinter
 from app.commands.train_data import clips_for, command_line, data_summary, evenly_spaced
 
 log = logging.getLogger(__name__)
@@ -229,12 +230,8 @@ def _concat_optional(arrays: list[Any]) -> Any:
 
 
 def _progress(what: str, name: str) -> Callable[[int, int], None]:
-    """A progress callback logging ``<what> <name> i/n``."""
-
-    def report(i: int, n: int) -> None:
-        log.info("%s %s %d/%d", what, name, i, n)
-
-    return report
+    """A ``(done, total)`` callback showing ``<what> <name>`` progress (the CLI's one printer)."""
+    return ProgressPrinter(f"{what} {name}").counter()
 
 
 def run_tagger(args: argparse.Namespace) -> int:
