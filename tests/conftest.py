@@ -22,6 +22,7 @@ import inspect
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -193,3 +194,24 @@ def teacher_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     teacher_dir = require_shared("teachers", "efficientat_mn04_as", "mn04_as_mAP_432.pt").parent
     return build_teacher_pack(teacher_dir, tmp_path_factory.mktemp("packs") / "teacher")
+
+
+def synth_tones(n_clips: int, n: int, sr: int = 24000, seed: int = 0) -> list[np.ndarray]:
+    """``n_clips`` tones of random pitch (200-2000 Hz) with a little noise: mono float32 ``(n,)`` each."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    out = []
+    for _ in range(n_clips):
+        f = rng.uniform(200, 2000)
+        x = 0.5 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(n)
+        out.append(x.astype(np.float32))
+    return out
+
+
+@pytest.fixture
+def one_torch_thread():  # noqa: ANN201
+    """Run the test with one torch thread (training tests compare runs bit for bit)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -24,28 +24,13 @@ from models.training.distill import (
     trusted_labels,
 )
 from models.training.losses import distillation_loss
+from tests.conftest import synth_tones
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 TEACHER_DIR = SHARED / "teachers" / "efficientat_mn04_as"
 
 
-def _synth(n_clips: int, n: int, sr: int = 24000, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / sr
-    out = []
-    for _ in range(n_clips):
-        f = rng.uniform(200, 2000)
-        x = 0.5 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(n)
-        out.append(x.astype(np.float32))
-    return out
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny_data(seed: int = 0) -> tuple[DistillData, torch.Tensor]:
@@ -183,7 +168,7 @@ def test_trusted_labels_rule() -> None:
 def _tiny_corpus(root: Path) -> Path:
     root.mkdir()
     rows = []
-    for i, x in enumerate(_synth(6, 24000 * 6, seed=5)):
+    for i, x in enumerate(synth_tones(6, 24000 * 6, seed=5)):
         sf.write(root / f"c{i}.flac", x, 24000)
         rows.append(
             {

@@ -20,6 +20,7 @@ from models.training.distill import (
 )
 from models.training.features import FeatureConfig, augment, build_code_cache, compose
 from models.training.losses import MultiScaleMelLoss, distillation_loss, si_sdr
+from tests.conftest import synth_tones
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 TEACHER_DIR = SHARED / "teachers" / "efficientat_mn04_as"
@@ -35,23 +36,7 @@ TINY_CODEC = CodecConfig(
 )
 
 
-def _synth(n_clips: int, n: int, sr: int = 24000, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / sr
-    out = []
-    for _ in range(n_clips):
-        f = rng.uniform(200, 2000)
-        x = 0.5 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(n)
-        out.append(x.astype(np.float32))
-    return out
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_checkpoint_roundtrip(tmp_path: Path) -> None:
@@ -67,7 +52,7 @@ def test_checkpoint_roundtrip(tmp_path: Path) -> None:
 
 
 def test_losses_behave() -> None:
-    x = torch.from_numpy(np.stack(_synth(2, 4800)))
+    x = torch.from_numpy(np.stack(synth_tones(2, 4800)))
     loss = MultiScaleMelLoss()
     assert float(loss(x, x)) < 1e-3
     noisy = x + 0.1 * torch.randn_like(x)
@@ -82,7 +67,7 @@ def test_losses_behave() -> None:
 
 
 def test_codec_training_learns_and_resumes(tmp_path: Path) -> None:
-    clips = _synth(6, 12000)
+    clips = synth_tones(6, 12000)
     tcfg = CodecTrainConfig(steps=24, batch_size=4, segment_s=0.1, lr=3e-3, log_every=4, init_batches=4)
     logs: list[dict] = []
     model = train_codec(TINY_CODEC, tcfg, clips, tmp_path / "full", on_log=logs.append)
@@ -106,7 +91,7 @@ def test_codec_training_learns_and_resumes(tmp_path: Path) -> None:
 
 def test_codec_warm_start_continues_from_trained_weights(tmp_path: Path) -> None:
 
-    clips = _synth(4, 12000)
+    clips = synth_tones(4, 12000)
     tcfg = CodecTrainConfig(steps=16, batch_size=4, segment_s=0.1, lr=3e-3, log_every=4, init_batches=4)
     trained = train_codec(TINY_CODEC, tcfg, clips, tmp_path / "a")
     init = {k: v.clone() for k, v in trained.state_dict().items()}
@@ -153,7 +138,7 @@ def test_teacher_cache_two_workers_and_resume(tmp_path: Path) -> None:
     from models.training.features import build_teacher_cache
 
     fcfg = FeatureConfig(clip_s=0.5, n_aug=2, seg_s=0.25)
-    base = np.stack(_synth(5, 12000))
+    base = np.stack(synth_tones(5, 12000))
     teacher = _TinyTeacher()
     one = np.load(build_teacher_cache(base, teacher, tmp_path / "a.npz", fcfg, chunk=2))
     assert one["logits"].shape == (5, 2, 527) and one["seg_logits"].shape == (5, 2, 2, 527)
@@ -170,7 +155,7 @@ def test_teacher_cache_of_short_segments(tmp_path: Path) -> None:
     from models.training.features import build_teacher_cache, resample
 
     fcfg = FeatureConfig(clip_s=0.5, n_aug=2, seg_s=0.25)
-    base = np.stack(_synth(3, 12000))
+    base = np.stack(synth_tones(3, 12000))
     teacher = _TinyTeacher()
     short = np.load(build_teacher_cache(base, teacher, tmp_path / "s.npz", fcfg, seg_s=0.125, whole=False))
     assert set(short.files) == {"seg_logits"} and short["seg_logits"].shape == (3, 2, 4, 527)
@@ -185,7 +170,7 @@ def test_teacher_cache_with_segment_embeddings(tmp_path: Path) -> None:
     from models.training.features import build_teacher_cache, resample
 
     fcfg = FeatureConfig(clip_s=0.5, n_aug=2, seg_s=0.25)
-    base = np.stack(_synth(3, 12000))
+    base = np.stack(synth_tones(3, 12000))
     teacher = _TinyTeacher()
     path = build_teacher_cache(base, teacher, tmp_path / "e.npz", fcfg, whole=False, embeddings=True)
     cache = np.load(path)
@@ -201,7 +186,7 @@ def test_teacher_cache_with_segment_embeddings(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_other_config(tmp_path: Path) -> None:
-    clips = _synth(2, 4800)
+    clips = synth_tones(2, 4800)
     tcfg = CodecTrainConfig(steps=2, batch_size=2, segment_s=0.1, init_batches=2)
     train_codec(TINY_CODEC, tcfg, clips, tmp_path, max_steps=1)
     with pytest.raises(ValueError, match="another configuration"):
@@ -209,14 +194,14 @@ def test_resume_refuses_other_config(tmp_path: Path) -> None:
 
 
 def test_augment_and_compose_are_deterministic() -> None:
-    x = _synth(1, 24000)[0]
-    others = _synth(3, 5000, seed=1)
+    x = synth_tones(1, 24000)[0]
+    others = synth_tones(3, 5000, seed=1)
     assert np.array_equal(augment(x, 0, 1, others), x)
     a1, a2 = augment(x, 2, 1, others), augment(x, 2, 1, others)
     assert np.array_equal(a1, a2) and a1.shape == x.shape and a1.dtype == np.float32
     assert not np.array_equal(a1, augment(x, 3, 1, others))
     assert np.abs(a1).max() <= 1.0
-    short = _synth(20, 7000, seed=2) + [_synth(1, 50000)[0]]
+    short = synth_tones(20, 7000, seed=2) + [synth_tones(1, 50000)[0]]
     base = compose(short, 1.0, 24000, seed=3)
     assert base.shape[1] == 24000 and len(base) >= 2
     assert np.array_equal(base, compose(short, 1.0, 24000, seed=3))
@@ -227,7 +212,7 @@ def test_code_cache_matches_codec(tmp_path: Path) -> None:
 
     codec = Codec(TINY_CODEC)
     fcfg = FeatureConfig(clip_s=0.2, n_aug=2, seg_s=0.1)
-    base = np.stack(_synth(3, 4800))
+    base = np.stack(synth_tones(3, 4800))
     path = build_code_cache(base, codec, tmp_path / "codes.npz", fcfg, chunk=2)
     codes = np.load(path)["codes"]
     assert codes.shape == (3, 2, 2, 4800 // 16) and codes.dtype == np.int16
@@ -267,7 +252,7 @@ def test_mel_align_target_is_the_teachers_log_mel_at_latent_frames() -> None:
 
 
 def test_codec_training_with_mel_alignment_learns_and_resumes(tmp_path: Path) -> None:
-    clips = _synth(6, 24000)
+    clips = synth_tones(6, 24000)
     tcfg = CodecTrainConfig(
         steps=16, batch_size=2, segment_s=0.2, lr=3e-3, log_every=2, init_batches=2, w_mel_align=1.0
     )

@@ -23,6 +23,7 @@ import soxr
 
 from models.training import augment as aug
 from models.training.corpus_sources import Source, Unit, stable_hash, unit_rng
+from models.training.corpus_synth import mix_unit
 
 VAL_PERCENT_REAL = 12  # real recordings: a larger held-out share, so the broad held-out set covers classes
 REAL_SHARED = ("donateacry", "mod-sounds", "librosa-environment", "sms-tools-environment")
@@ -106,20 +107,7 @@ def mix_source(
                 continue
             fg = fg_list[int(rng.integers(0, len(fg_list)))]
             bg = bg_list[int(rng.integers(0, len(bg_list)))]
-            yield Unit(
-                name,
-                f"{i:06d}",
-                min(fg.est_s, 30.0),
-                {
-                    "kind": "mix",
-                    "index": i,
-                    "snr_db": round(float(rng.uniform(*snr)), 1),
-                    "reverb": True,
-                    "split": "train",
-                    "fg": {"source": fg.source, "uid": fg.uid, **fg.spec},
-                    "bg": {"source": bg.source, "uid": bg.uid, **bg.spec},
-                },
-            )
+            yield mix_unit(name, i, fg, bg, rng, snr, reverb=True, split="train")
             if i > 10**6:
                 return
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,17 @@ def synth_sources() -> list[Source]:
     ]
 
 
+def mix_unit(
+    name: str, i: int, fg: Unit, bg: Unit, rng: np.random.Generator, snr: tuple[float, float], **extra: Any
+) -> Unit:
+    """Mixture ``i`` of source ``name``: the recipes of ``fg`` and ``bg`` embedded, an SNR drawn from
+    ``snr`` (dB) with ``rng``, and any ``extra`` recipe fields (e.g. a forced split)."""
+    spec = {"kind": "mix", "index": i, "snr_db": round(float(rng.uniform(*snr)), 1), **extra}
+    spec["fg"] = {"source": fg.source, "uid": fg.uid, **fg.spec}
+    spec["bg"] = {"source": bg.source, "uid": bg.uid, **bg.spec}
+    return Unit(name, f"{i:06d}", min(fg.est_s, 30.0), spec)
+
+
 def mix_sources(pool: dict[str, list[Source]]) -> list[Source]:
     """Mixtures (``--mix``): speech over music, and events over noise/ambience. A mix unit embeds the
     recipes of its two parts (drawn by a seeded rng from ``pool`` sources), so it is rendered from scratch
@@ -105,18 +117,7 @@ def mix_sources(pool: dict[str, list[Source]]) -> list[Source]:
                 rng = unit_rng(seed, name, i)
                 fg = pick(fg_src[int(rng.integers(0, len(fg_src)))], rng)
                 bg = pick(bg_src[int(rng.integers(0, len(bg_src)))], rng)
-                yield Unit(
-                    name,
-                    f"{i:06d}",
-                    min(fg.est_s, 30.0),
-                    {
-                        "kind": "mix",
-                        "index": i,
-                        "snr_db": round(float(rng.uniform(*snr)), 1),
-                        "fg": {"source": fg.source, "uid": fg.uid, **fg.spec},
-                        "bg": {"source": bg.source, "uid": bg.uid, **bg.spec},
-                    },
-                )
+                yield mix_unit(name, i, fg, bg, rng, snr)
 
         return Source(name, "speech" if name == "mix-speech-music" else "environment", "mixture", units)
 
