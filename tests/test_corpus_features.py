@@ -108,7 +108,8 @@ def test_codes_per_clip_and_distill_data(tiny_codec_pack: Path, tmp_path: Path) 
     with torch.inference_mode():  # the same batch encoded directly
         direct = codec.encode(torch.from_numpy(audio)).to(torch.int16).numpy()
     assert cached.shape == (3, n_q, n_frames) and np.array_equal(cached, direct)
-    data, w = load_distill_data(tmp_path, rows, tmp_path / "codes", CountingTeacher(), n_q, n_frames)
+    logits = teacher_segment_logits(tmp_path, rows, CountingTeacher(), tmp_path / "teacher_segments")
+    data, w = load_distill_data(rows, logits, tmp_path / "codes", n_q, n_frames)
     assert data.codes.shape == (3, 1, n_q, n_frames) and data.seg_logits.shape == (3, 1, 5, 527)
     assert data.logits.shape == (3, 1, 527) and w.shape == (3, 5)
 

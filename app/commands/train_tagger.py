@@ -53,19 +53,21 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     chash = state_hash(cstate)
     code_dir = code_cache_dir(args.features or corpus, chash)
     teacher = teacher_tagger(teacher_file(args))
-    teacher_segment_logits(
+    logits = teacher_segment_logits(
         corpus, rows, teacher, corpus / "teacher_segments", progress=_progress("teacher", corpus.name)
     )
     build_codes(corpus, rows, codec, code_dir, progress=_progress("codes", corpus.name), reverse=args.reverse)
     n_q, n_frames = codec_shape(codec)
-    split = {
-        "train": [r for r in rows if r.split == "train"],
-        "held": [r for r in rows if r.split != "train"],
+    idx = {
+        "train": [i for i, r in enumerate(rows) if r.split == "train"],
+        "held": [i for i, r in enumerate(rows) if r.split != "train"],
     }
+    split = {name: [rows[i] for i in sel] for name, sel in idx.items()}
     out = {}
     wmax = 1.0
     for name, sel in split.items():
-        data, weights = load_distill_data(corpus, sel, code_dir, teacher, n_q, n_frames, args.balance)
+        lg = logits[np.array(idx[name], dtype=int)]
+        data, weights = load_distill_data(sel, lg, code_dir, n_q, n_frames, args.balance)
         if name == "train" and args.balance > 0:
             data.seg_weights = weights
             wmax = float(np.max(weights)) if weights.size else 1.0

@@ -17,7 +17,6 @@ growing corpus only adds files. :func:`load_distill_data` stacks them into
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ import numpy as np
 import torch
 
 from models.audio import load_audio
-from models.training.coverage import CorpusRow, segment_weights, teacher_segment_logits
+from models.training.coverage import CorpusRow, segment_weights
 from models.training.distill import DistillData
+from models.training.npy_cache import load_array, save_array
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,6 @@ CLIP_S = 10.0
 
 def code_cache_dir(cache_root: Path, codec_hash: str) -> Path:
     return cache_root / f"codes-{codec_hash}"
-
-
-def _load_codes(path: Path, n_q: int, n_frames: int) -> np.ndarray | None:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return x if x.shape == (n_q, n_frames) and x.dtype == np.int16 else None
 
 
 def build_codes(
@@ -61,9 +53,10 @@ def build_codes(
     ``codec``: a ``models.codec.codec.Codec``; clips are 10 s mono at 24 kHz (padded or cut to exactly 10 s).
     A second process with ``reverse`` works from the other end and skips what the first has written."""
     n = int(CLIP_S * CODEC_SR)
-    n_q, n_frames = codec_shape(codec)
     order = list(range(len(rows)))[::-1] if reverse else list(range(len(rows)))
-    todo = [i for i in order if _load_codes(out_dir / (rows[i].clip + ".npy"), n_q, n_frames) is None]
+    # a code file is written whole or not at all (rename), so existence is enough here; its shape is
+    # checked when it is loaded for training
+    todo = [i for i in order if not (out_dir / (rows[i].clip + ".npy")).exists()]
     done = 0
     for k in range(0, len(todo), batch):
         if should_stop():
@@ -75,11 +68,7 @@ def build_codes(
         with torch.inference_mode():
             codes = codec.encode(torch.from_numpy(audio)).to(torch.int16).numpy()
         for i, c in zip(idx, codes, strict=True):
-            path = out_dir / (rows[i].clip + ".npy")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-            np.save(tmp, c)
-            os.replace(tmp, path)
+            save_array(out_dir / (rows[i].clip + ".npy"), c)
         done += len(idx)
         if progress is not None:
             progress(min(k + batch, len(todo)), len(todo))
@@ -98,33 +87,24 @@ def _fit(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def load_distill_data(
-    corpus: Path,
     rows: Sequence[CorpusRow],
+    logits: np.ndarray,
     code_dir: Path,
-    teacher: torch.nn.Module | None,
     n_q: int,
     n_frames: int,
     balance_power: float = 0.5,
 ) -> tuple[DistillData, np.ndarray]:
-    """``(DistillData with K = 1, segment weights (N, 5))`` for ``rows``; teacher logits come from the
-    corpus's ``teacher_segments`` cache (computed first where missing, which needs ``teacher``). Raises
-    FileNotFoundError naming the first clip whose codes are missing."""
+    """``(DistillData with K = 1, segment weights (N, 5))`` for ``rows``; ``logits``: their teacher logits
+    ``(N, 6, 527)`` from :func:`models.training.coverage.teacher_segment_logits`. Raises
+    FileNotFoundError naming the first clip whose codes are missing or damaged."""
     codes = np.empty((len(rows), 1, n_q, n_frames), np.int16)
     for i, r in enumerate(rows):
-        c = _load_codes(code_dir / (r.clip + ".npy"), n_q, n_frames)
+        c = load_array(code_dir / (r.clip + ".npy"), (n_q, n_frames), np.int16)
         if c is None:
             raise FileNotFoundError(f"{code_dir / r.clip}.npy: no codes (run the encoding first)")
         codes[i, 0] = c
-    if teacher is None:
-        teacher = _NoTeacher()
-    lg = teacher_segment_logits(corpus, rows, teacher, corpus / "teacher_segments")
-    seg, whole = lg[:, :-1], lg[:, -1]
+    seg, whole = logits[:, :-1], logits[:, -1]
     weights = (
         segment_weights(seg, power=balance_power) if balance_power > 0 else np.ones(seg.shape[:2], np.float32)
     )
     return DistillData(codes, whole[:, None], seg[:, None]), weights
-
-
-class _NoTeacher(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> Any:
-        raise FileNotFoundError("teacher logits missing from the corpus cache and no teacher given")

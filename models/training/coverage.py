@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +24,14 @@ import numpy as np
 import torch
 
 from models.audio import load_audio
+from models.training.npy_cache import load_array, save_array
 
 log = logging.getLogger(__name__)
 
 SEG_S = 2.0
 CLIP_S = 10.0
 TEACHER_SR = 32000
+N_CLASSES = 527
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def teacher_segment_logits(
     growing corpus or a killed run recomputes only the clips without one."""
     n_seg = int(round(CLIP_S / SEG_S))
     paths = [cache_dir / (r.clip + ".npy") for r in rows]
-    todo = [i for i, p in enumerate(paths) if _load(p, n_seg + 1) is None]
+    out = [load_array(p, (n_seg + 1, N_CLASSES)) for p in paths]
+    todo = [i for i, o in enumerate(out) if o is None]
     for k in range(0, len(todo), chunk):
         if should_stop():
             raise KeyboardInterrupt("coverage cancelled")
@@ -89,26 +91,18 @@ def teacher_segment_logits(
             need = [k for k, i in enumerate(idx) if whole(rows[i])]
             if need:
                 full[need] = teacher(torch.from_numpy(batch[need].reshape(len(need), -1))).logits.numpy()
-        both = np.concatenate([seg, full[:, None]], axis=1)
-        for i, lg in zip(idx, both.astype(np.float16), strict=True):
-            paths[i].parent.mkdir(parents=True, exist_ok=True)
-            tmp = paths[i].with_name(f".{paths[i].name}.{os.getpid()}.tmp.npy")
-            np.save(tmp, lg)
-            os.replace(tmp, paths[i])
+        both = np.concatenate([seg, full[:, None]], axis=1).astype(np.float16)
+        for i, lg in zip(idx, both, strict=True):
+            save_array(paths[i], lg)
+            out[i] = lg
         if progress is not None:
             progress(min(k + chunk, len(todo)), len(todo))
-    out = [_load(p, n_seg + 1) for p in paths]
-    if any(o is None for o in out):
-        raise OSError(f"{cache_dir}: a cached logit file could not be read back")
-    return np.stack(out) if out else np.zeros((0, n_seg + 1, 527), np.float16)  # type: ignore[arg-type]
+    return np.stack(out) if out else np.zeros((0, n_seg + 1, N_CLASSES), np.float16)  # type: ignore[arg-type]
 
 
-def _load(path: Path, n_seg: int) -> np.ndarray | None:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return x if x.ndim == 2 and x.shape[0] == n_seg else None
+def probs(logits: np.ndarray) -> np.ndarray:
+    """Sigmoid of (float16 or float32) logits, as float32."""
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
 
 
 @dataclass(frozen=True)
@@ -130,7 +124,7 @@ def coverage(
     logits: np.ndarray, rows: Sequence[CorpusRow], thresholds: tuple[float, ...] = (0.3, 0.5)
 ) -> Coverage:
     """Per-class segment counts at each threshold (``logits``: ``(n_clips, n_seg, C)``)."""
-    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+    p = probs(logits)
     held = np.array([r.split != "train" for r in rows], bool)
     tc = np.stack([(p[~held] >= t).sum(axis=(0, 1)) for t in thresholds])
     hc = np.stack([(p[held] >= t).sum(axis=(0, 1)) for t in thresholds])
@@ -142,7 +136,7 @@ def segment_weights(logits: np.ndarray, threshold: float = 0.3, power: float = 0
     ``1 / frequency**power`` of the classes the teacher is confident about there (p ≥ ``threshold``),
     where frequency is that class's share of confident segments; segments with no confident class get
     the weight of the most frequent class. Normalised to mean 1."""
-    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+    p = probs(logits)
     conf = p >= threshold
     freq = conf.reshape(-1, conf.shape[-1]).sum(axis=0).astype(np.float64)
     inv = np.where(freq > 0, (freq.max() / np.maximum(freq, 1)) ** power, 0.0)
@@ -156,7 +150,7 @@ def per_source_classes(
 ) -> dict[str, tuple[int, int, float]]:
     """``{source: (segments, classes with ≥ min_segments segments at p ≥ threshold, share of segments
     whose top class is Speech or Music)}`` (class indices 0 and 137 are Speech and Music)."""
-    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+    p = probs(logits)
     src = np.array([r.source for r in rows])
     out = {}
     for s in sorted(set(src)):

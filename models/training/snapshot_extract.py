@@ -12,12 +12,12 @@ are copied as bytes.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.safeio import atomic_write_bytes
 from models.training.corpus_sources import AUDIO_EXT
 
 SNAPSHOT_FILE = "SNAPSHOT.json"
@@ -107,16 +107,11 @@ def extract_snapshot(git_dir: Path, out_root: Path, commit: str = "HEAD", repo: 
         if dest.is_file() and dest.stat().st_size == size:
             kept += 1
             continue
-        data = _git(git_dir, "cat-file", "blob", obj)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name[:200]}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)
+        atomic_write_bytes(dest, _git(git_dir, "cat-file", "blob", obj))
         written += 1
     meta_doc = {"repo": repo, "commit": sha, "files": sorted(files), "missing": sorted(missing)}
-    tmp = folder / f".{SNAPSHOT_FILE}.part"
-    tmp.write_text(json.dumps(meta_doc, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, folder / SNAPSHOT_FILE)
+    atomic_write_bytes(folder / SNAPSHOT_FILE, json.dumps(meta_doc, indent=1, ensure_ascii=False).encode())
     return ExtractReport(folder, repo, sha, written, kept, len(missing))
 
 
