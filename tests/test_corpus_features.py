@@ -143,3 +143,21 @@ def test_coverage_command_with_the_real_teacher(tmp_path: Path) -> None:
     assert "classes with >= 20 training segments at p >= 0.3" in text and "(2 clips)" in text
     assert "| threshold |" in text and "| s | 10 |" in text  # one training and one held-out clip
     assert len(list((tmp_path / "c" / "teacher_segments").rglob("*.npy"))) == 2
+
+
+def test_per_clip_tagger_command(tiny_codec_pack: Path, tmp_path: Path) -> None:
+    import json
+
+    from app.cli import main
+    from tests.conftest import require_shared
+
+    teacher = require_shared("teachers", "efficientat_mn04_as")
+    _corpus(tmp_path / "c", 3)
+    out = tmp_path / "tagger"
+    args = ["train", "tagger", "--per-clip", "--corpus", str(tmp_path / "c"), "--codec", str(tiny_codec_pack)]
+    args += ["--teacher", str(teacher), "--out", str(out), "--steps", "3", "--eval-augs", "0"]
+    assert main(args) == 0
+    info = json.loads((out / "tagger.json").read_text(encoding="utf-8"))
+    assert info["data"]["train_clips"] == 2 and info["data"]["heldout_clips"] == 1
+    assert info["feature_cfg"]["per_clip"] and (out / "tagger.safetensors").is_file()
+    assert len(list((tmp_path / "c" / "teacher_segments").rglob("*.npy"))) == 3
