@@ -24,7 +24,6 @@ from models.training.corpus_sources import (
     MAX_CLIPS_PER_FILE,
     Unit,
     check_licence,
-    stable_hash,
     unit_rng,
 )
 from models.training.corpus_stretch import split_for, strong_augment
@@ -33,16 +32,9 @@ from models.training.corpus_synth import SYNTH_LICENCE
 SR = 24000
 MIN_LAST_S = 3.0
 SILENT_DB = -65.0
-VAL_PERCENT = 5
 MANIFEST_COLUMNS = ("clip", "source", "origin", "domain", "licence", "duration", "split", "params")
 
 Piece = tuple[np.ndarray, dict[str, Any], str]  # (audio @ 24 kHz, params, licence)
-
-
-def split_of(source: str, uid: str) -> str:
-    """``val`` for about 5 % of units (by a stable hash of source and uid), else ``train``; all clips of a
-    unit share a split, so neighbouring pieces of one recording never straddle train and val."""
-    return "val" if stable_hash("split", source, uid) % 100 < VAL_PERCENT else "train"
 
 
 def unit_split(unit: Unit, origin: str) -> str:

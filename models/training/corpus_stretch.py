@@ -25,6 +25,7 @@ from models.training import augment as aug
 from models.training.corpus_sources import Source, Unit, stable_hash, unit_rng
 from models.training.corpus_synth import mix_unit
 
+VAL_PERCENT = 5  # every other source, as in the first edition
 VAL_PERCENT_REAL = 12  # real recordings: a larger held-out share, so the broad held-out set covers classes
 REAL_SHARED = ("donateacry", "mod-sounds", "librosa-environment", "sms-tools-environment")
 AMBIENCE = ("yellowstone", "redeclipse-ambience", "blanket", "sonic-pi-ambience")
@@ -36,9 +37,9 @@ def is_real(src: Source) -> bool:
 
 
 def split_for(source: str, uid: str, real: bool) -> str:
-    """``val`` for a stable share of recordings (12 % of snapshot recordings, 5 % of the rest, as
-    :func:`models.training.corpus_render.split_of`), else ``train``."""
-    pct = VAL_PERCENT_REAL if real else 5
+    """``val`` for a stable share of recordings (by a stable hash of source and uid: 12 % of snapshot
+    recordings, 5 % of the rest), else ``train``; all clips of a unit share its split."""
+    pct = VAL_PERCENT_REAL if real else VAL_PERCENT
     return "val" if stable_hash("split", source, uid) % 100 < pct else "train"
 
 
