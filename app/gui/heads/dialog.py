@@ -36,6 +36,7 @@ from app.gui.state import heads as logic
 from app.gui.state.head_editor import HeadEditor, audio_dir
 from app.paths import heads_dir
 from models.config import WindowConfig
+from models.heads.head_cv import Calibration
 from models.heads.head_store import ExampleSet, HeadStore
 from models.heads.heads import BACKGROUND, Head, HeadReport
 
@@ -274,8 +275,11 @@ class HeadsDialog(QDialog):
         tp = self.train_panel
         self.train_panel.clear_report()
         kind = kind or tp.kind.currentData()
-        far = float(tp.far.value()) if far is None else far
-        return self._submit(TrainJob(self.current, self.examples, self.store, kind, far), "train")
+        cal = tp.calibration(self.win.settings.hop_s)
+        if far is not None and tp.mode.currentData() == "far":
+            cal = Calibration(false_alarm_rate=far)
+        job = TrainJob(self.current, self.examples, self.store, kind, cal.background_fraction(), cal)
+        return self._submit(job, "train")
 
     def _submit(self, job: EmbedJob | TrainJob, kind: str) -> int:
         job_id = self.runner.submit(job)

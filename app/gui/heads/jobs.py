@@ -58,6 +58,7 @@ class TrainJob:
     store: Any  # models.heads.head_store.HeadStore
     kind: str = "logreg"
     false_alarm_rate: float = 0.01
+    calibration: Any = None  # models.heads.head_cv.Calibration (None: false_alarm_rate)
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ class HeadJobRunner(JobRunner):
             return self._embed_file(path, cancel)
 
     def _train(self, job_id: int, job: TrainJob, cancel: threading.Event) -> TrainResult:
+        from models.heads.head_cv import source_groups
         from models.heads.head_store import PackStamp
         from models.heads.heads import train_head
 
@@ -275,6 +277,8 @@ class HeadJobRunner(JobRunner):
             pack_id=engine.info.pack_id,
             layout=engine.info.embedding_layout,
             false_alarm_rate=job.false_alarm_rate,
+            calibration=job.calibration,
+            groups=source_groups(ex.sources, ex.label),
             progress=lambda p: self.progress.emit(job_id, p),
             cancel=cancel.is_set,
         )

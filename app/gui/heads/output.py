@@ -36,7 +36,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.plots import _style_plot, curve_colour
-from app.gui.state.heads import head_events, span_rows
+from models.heads.head_edit import span_rows, span_source
+from models.heads.head_events import head_events
 from models.heads.heads import BACKGROUND, Head
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def span_embeddings(win: MainWindow, t0: float, t1: float) -> tuple[np.ndarray, 
         return np.zeros((0, 0), np.float32), name
     emb = np.array(series.embeddings[rows], dtype=np.float32)
     a, b = float(series.starts[rows[0]]), float(series.ends[rows[-1]])
-    return emb, f"{name} {a:.2f}-{b:.2f} s"
+    return emb, span_source(name, a, b)
 
 
 def export_head_events(
