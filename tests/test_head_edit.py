@@ -150,3 +150,28 @@ def test_example_helpers():
     with pytest.raises(ExamplePackError):
         merge_sets(a, other)
     np.testing.assert_array_equal(span_rows(np.arange(6) * 0.5, np.arange(6) * 0.5 + 1, 0.9, 2.1), [1, 2, 3])
+
+
+def test_cli_thresholds_for_false_alarms_per_hour(home, teacher_pack, capsys):
+    from app.paths import heads_dir
+    from models.heads.head_cv import Calibration
+    from models.heads.head_store import HeadStore
+    from models.tagging.engine import Engine
+
+    tones = write_set(home / "tones", "tone", 6, 0)
+    noise = write_set(home / "noise", "noise", 6, 1, seconds=3.0)
+    rc, out, err = cli(capsys, "head", "train", "--pack", teacher_pack, "--class", f"tone={tones}",
+                       "--class", f"background={noise}", "--out", "quiet", "--keep-examples",
+                       "--false-alarms-per-hour", "30")  # fmt: skip
+    assert rc == 0, err
+    hop = Engine.load(teacher_pack).window.hop_s
+    head = HeadStore(heads_dir()).load("quiet")
+    assert Calibration.from_text(head.card.calibration) == Calibration(per_hour=30.0, hop_s=hop)
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("tone ") and "precision" in ln)
+    assert "false alarms/h" in line and "precision" in line and "recall" in line
+    per_hour = float(line.split(", ")[-1].split()[0])
+    assert per_hour <= 30.0
+    ex = HeadStore(heads_dir()).load_examples("quiet")
+    bg = ex.emb[ex.label == ex.classes.index("background")]
+    fired = head.detections(head.predict(bg))[:, ex.classes.index("tone")]
+    assert fired.mean() * 3600 / hop <= 30.0 + 1e-6  # on the background examples themselves too

@@ -69,9 +69,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     mv = hs.add_parser("rename", help="rename a head")
     mv.add_argument("old")
     mv.add_argument("new")
-    ex = hs.add_parser("export", help="write a head to a file")
+    ex = hs.add_parser("export", help="write a head to a file, or with --onnx as a portable ONNX detector")
     ex.add_argument("name")
-    ex.add_argument("file")
+    ex.add_argument("file", nargs="?", help="the .safetensors file to write (not with --onnx)")
+    ex.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="OUT.onnx",
+        help="one ONNX graph: audio at the pack's rate → head and AudioSet probabilities (+ OUT.json card)",
+    )
+    ex.add_argument(
+        "--check",
+        type=Path,
+        metavar="AUDIO",
+        help="with --onnx: compare onnxruntime with Encotag's outputs on this file's windows; time both",
+    )
+    _common(ex)
     im = hs.add_parser("import", help="verify and add a head file")
     im.add_argument("file")
     im.add_argument("--name")
@@ -241,6 +254,7 @@ def _list() -> int:
 def run(args: argparse.Namespace) -> int:
     from models.audio import AudioError
     from models.evaluation.tasks import TaskError
+    from models.heads.head_onnx import OnnxExportError
     from models.heads.heads import HeadError
     from models.packs.pack import PackError
     from models.safeio import printable
@@ -272,7 +286,13 @@ def run(args: argparse.Namespace) -> int:
         elif cmd == "rename":
             store.rename(args.old, args.new)
             print(f"renamed '{args.old}' to '{args.new}'")
+        elif cmd == "export" and args.onnx is not None:
+            from app.commands.head_ops import export_onnx
+
+            return export_onnx(args, store)
         elif cmd == "export":
+            if not args.file:
+                raise ValueError("give the file to write (or --onnx OUT.onnx)")
             print(printable(f"wrote {store.export(args.name, Path(args.file))}"))
         elif cmd == "import":
             print(printable(f"imported to {store.import_file(args.file, args.name, force=args.force)}"))
@@ -280,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:  # an unusable pack: nothing was done
         print(printable(f"encotag: {exc}"), file=sys.stderr)
         return 2
-    except (HeadError, PackError, AudioError, TaskError) as exc:
+    except (HeadError, PackError, AudioError, TaskError, OnnxExportError) as exc:
         print(printable(f"encotag: {exc}"), file=sys.stderr)
         return 1
     except ValueError as exc:

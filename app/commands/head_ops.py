@@ -237,3 +237,44 @@ def examples(args: argparse.Namespace, store: Any) -> int:
         store.save_examples(args.name, ex)
     print(f"removed; {len(ex.label)} examples left in '{args.name}'")
     return 0
+
+
+def export_onnx(args: argparse.Namespace, store: Any) -> int:
+    """``encotag head export NAME --onnx OUT.onnx [--check AUDIO]``."""
+    import numpy as np
+
+    from app.commands.common import load_engine
+    from models.audio import load_audio
+    from models.heads.head_data import window_batch
+    from models.heads.head_onnx import export_onnx as export
+    from models.safeio import printable
+
+    engine = load_engine(args)
+    head = store.load(args.name, pack_id=engine.info.pack_id, layout=engine.info.embedding_layout)
+    check = None
+    if args.check is not None:
+        check = window_batch(load_audio(args.check, int(engine.sample_rate)), engine)
+    r = export(
+        engine, head, args.onnx, name=args.name, check_audio=check, time_runs=20 if check is not None else 0
+    )
+    print(printable(f"wrote {r.path} and {r.card_path}"))
+    if check is not None:
+        print(
+            f"onnxruntime vs Encotag (torch) on {len(check)} windows of {printable(args.check)}: max abs "
+            f"difference {r.max_abs_diff_head:.2e} (head), {r.max_abs_diff_audioset:.2e} (AudioSet)"
+        )
+        assert r.onnx_s_per_window is not None and r.torch_s_per_window is not None
+        print(
+            f"CPU time per window (batch of one): ONNX {1000 * r.onnx_s_per_window:.1f} ms, "
+            f"torch {1000 * r.torch_s_per_window:.1f} ms ({r.torch_s_per_window / r.onnx_s_per_window:.2f}x)"
+        )
+        if (
+            max(r.max_abs_diff_head or 0.0, r.max_abs_diff_audioset or 0.0) > 1e-3
+            or not np.isfinite([r.max_abs_diff_head or 0.0, r.max_abs_diff_audioset or 0.0]).all()
+        ):
+            print(
+                "encotag: the exported graph differs from Encotag's outputs by more than 1e-3",
+                file=sys.stderr,
+            )
+            return 1
+    return 0

@@ -17,6 +17,7 @@ selector calls it).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDockWidget, QLabel, QMenu, QSplitter, QVBoxLayout, QWidget
 
 from app.gui.heads.editor import ClassPanel, Recorder
+from app.gui.heads.extras import HeadExtras
 from app.gui.heads.jobs import EmbedJob, EmbedResult, HeadJobRunner, TrainJob, TrainResult
 from app.gui.heads.manage import HeadListPanel
 from app.gui.heads.output import HeadOutputPanel, export_events_dialog, span_embeddings
@@ -74,6 +76,7 @@ class HeadsDialog(QDialog):
         self.class_panel = ClassPanel()
         self.train_panel = TrainPanel()
         self._connect_panels()
+        self.extras = HeadExtras(self)
         self.recorder.tick.connect(lambda s: self.class_panel.record_button.setText(f"Recording… {s:.0f} s"))
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -281,10 +284,12 @@ class HeadsDialog(QDialog):
         job = TrainJob(self.current, self.examples, self.store, kind, cal.background_fraction(), cal)
         return self._submit(job, "train")
 
-    def _submit(self, job: EmbedJob | TrainJob, kind: str) -> int:
+    def _submit(self, job: Any, kind: str) -> int:
         job_id = self.runner.submit(job)
         self._jobs[job_id] = kind
-        self.train_panel.job_started("Embedding examples…" if kind == "embed" else "Training…")
+        self.train_panel.job_started(
+            {"embed": "Embedding examples…", "onnx": "Exporting…"}.get(kind, "Training…")
+        )
         self.sync()
         return job_id
 
@@ -315,6 +320,8 @@ class HeadsDialog(QDialog):
         elif isinstance(r, TrainResult):
             self.train_panel.show_report(r.report, len(r.job.examples.label), r.job.kind)
             self.editor.trained(r)
+        else:
+            self.extras.finished(r)
         self.sync()
 
     def record(self, class_name: str, seconds: float) -> bool:
@@ -332,8 +339,9 @@ class HeadsDialog(QDialog):
             keep = (
                 str(audio_dir(self.store, self.current)) if self.class_panel.keep_audio.isChecked() else None
             )
+            source = "mic " + time.strftime("%Y-%m-%d %H:%M:%S")  # each take its own recording
             job = EmbedJob(
-                self.current, class_name, audio=audio, sample_rate=sr, source="mic", keep_audio_dir=keep
+                self.current, class_name, audio=audio, sample_rate=sr, source=source, keep_audio_dir=keep
             )
             self._submit(job, "embed")
 

@@ -9,6 +9,8 @@ recall, and the warnings of ``models.heads.heads.HeadReport``. It emits ``train_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -24,8 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.heads.manage import button
+from app.gui.state.heads import accuracy_text, class_rows
 from models.heads.head_cv import Calibration
-from models.heads.heads import HeadReport
+from models.heads.heads import HeadCard, HeadReport
 from models.tagging.results import Progress
 
 
@@ -137,6 +140,20 @@ class TrainPanel(QGroupBox):
 
     def clear_report(self) -> None:
         self.cv_label.setText("")
+
+    def show_card(self, card: HeadCard, thresholds: Sequence[float]) -> None:
+        """A saved head's figures (no confusion table: that needs a training run)."""
+        self.cv_label.setText(
+            f"'{card.name}': {accuracy_text(card)} ({sum(card.example_counts)} examples, {card.kind})"
+        )
+        self.confusion.setRowCount(0)
+        self.confusion.setColumnCount(0)
+        self.warnings.setText("")
+        rows = class_rows(card, thresholds)
+        self.class_table.setRowCount(len(rows))
+        for i, cells in enumerate(rows):
+            for j, text in enumerate((*cells, "—")):
+                self.class_table.setItem(i, j, QTableWidgetItem(text))
 
     def show_report(self, rep: HeadReport, n_examples: int, kind: str) -> None:
         by = "by recording" if rep.grouping == "recording" else "over windows (optimistic)"
