@@ -245,8 +245,9 @@ def _list() -> int:
             print(f"{printable(h.name)}\tUNREADABLE: {printable(h.error)}")
         else:
             c = h.card
+            by = "by recording" if c.cv_grouping == "recording" else "over windows"
             fields = (h.name, c.kind, f"{len(c.classes)} classes ({', '.join(c.classes)})",
-                      f"cv acc {c.cv_accuracy:.3f}", f"pack {c.pack_id[:12]}", c.created)  # fmt: skip
+                      f"cv acc {c.cv_accuracy:.3f} ({by})", f"pack {c.pack_id[:12]}", c.created)  # fmt: skip
             print("\t".join(printable(f) for f in fields))
     return 0
 
