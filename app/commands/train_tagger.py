@@ -241,12 +241,9 @@ def run_tagger(args: argparse.Namespace) -> int:
     import time
 
     from models.nets.tagger import load_teacher_state
-    from models.training.distill import (
-        DistillConfig,
-        evaluate_student,
-        train_tagger,
-    )
+    from models.training.distill import DistillConfig, train_tagger
     from models.training.outputs import save_tagger_dir, tagger_cfg_of
+    from models.training.student_eval import evaluate_student
 
     if args.codec is None:
         print("encotag train: tagger needs --codec", file=sys.stderr)
@@ -279,9 +276,11 @@ def run_tagger(args: argparse.Namespace) -> int:
     model = train_tagger(dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps)
     train_s = time.monotonic() - t0
     augs = tuple(int(a) for a in args.eval_augs.split(","))
-    # per-clip corpora hold out whole recordings of every source: trusted needs >= 5 held-out positives
-    min_pos = 5 if getattr(args, "per_clip", False) else 3
-    metrics = evaluate_student(model, train, held, table, augs=augs, min_pos_trusted=min_pos)
+    # per-clip corpora hold out whole recordings of every source: trusted is scored on 2-s segments
+    per_clip = bool(getattr(args, "per_clip", False))
+    metrics = evaluate_student(
+        model, train, held, table, augs=augs, min_pos_trusted=5 if per_clip else 3, segments=per_clip
+    )
     info.update(
         {
             "tagger_cfg": tagger_cfg_of(dcfg),

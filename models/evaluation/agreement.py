@@ -68,6 +68,9 @@ class Agreement:
     per_class: tuple[ClassAgreement, ...] = ()
     broad: AgreementScore | None = None
     broad_per_class: tuple[ClassAgreement, ...] = ()
+    # the same clips cut into 2-s segments, each tagged on its own (models.evaluation.segments)
+    broad_segments: AgreementScore | None = None
+    broad_segments_per_class: tuple[ClassAgreement, ...] = ()
 
 
 def heldout_clips(
@@ -146,7 +149,8 @@ def music_speech_instead(pack: np.ndarray, teacher: np.ndarray) -> float | None:
     return float(np.isin(pack[neither].argmax(axis=1), (SPEECH, MUSIC)).mean())
 
 
-def _score(pack: np.ndarray, teacher: np.ndarray, min_positives: int) -> AgreementScore:
+def score(pack: np.ndarray, teacher: np.ndarray, min_positives: int = MIN_POSITIVES) -> AgreementScore:
+    """mAP, top-1, top-5 overlap and the Music/Speech-instead-of-neither rate of one set of rows."""
     keep, aps = _class_aps(pack, teacher, min_positives)
     top1 = float(np.mean(pack.argmax(axis=1) == teacher.argmax(axis=1))) if len(pack) else 0.0
     return AgreementScore(
@@ -159,9 +163,10 @@ def _score(pack: np.ndarray, teacher: np.ndarray, min_positives: int) -> Agreeme
     )
 
 
-def _per_class(
-    pack: np.ndarray, teacher: np.ndarray, src: np.ndarray, min_positives: int
+def score_per_class(
+    pack: np.ndarray, teacher: np.ndarray, src: np.ndarray, min_positives: int = MIN_POSITIVES
 ) -> tuple[ClassAgreement, ...]:
+    """Each class with ≥ ``min_positives`` teacher positives: AP and the source holding most of them."""
     keep, aps = _class_aps(pack, teacher, min_positives)
     out = []
     for c, ap in zip(keep, aps, strict=True):
@@ -184,16 +189,16 @@ def teacher_agreement(
         )
     src = np.asarray(sources)
     per = {
-        s: _score(pack_probs[src == s], teacher_probs[src == s], min_positives) for s in sorted(set(sources))
+        s: score(pack_probs[src == s], teacher_probs[src == s], min_positives) for s in sorted(set(sources))
     }
     broad = np.char.startswith(src.astype(str), BROAD_PREFIX) if len(src) else np.zeros(0, bool)
     return Agreement(
-        overall=_score(pack_probs, teacher_probs, min_positives),
+        overall=score(pack_probs, teacher_probs, min_positives),
         per_source=per,
-        per_class=_per_class(pack_probs, teacher_probs, src, min_positives),
-        broad=_score(pack_probs[broad], teacher_probs[broad], min_positives) if broad.any() else None,
+        per_class=score_per_class(pack_probs, teacher_probs, src, min_positives),
+        broad=score(pack_probs[broad], teacher_probs[broad], min_positives) if broad.any() else None,
         broad_per_class=(
-            _per_class(pack_probs[broad], teacher_probs[broad], src[broad], min_positives)
+            score_per_class(pack_probs[broad], teacher_probs[broad], src[broad], min_positives)
             if broad.any()
             else ()
         ),

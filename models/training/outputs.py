@@ -97,8 +97,13 @@ def assemble_pack(
         },
         "tagger_metrics": metrics,
         "selection": selection,
-        "trusted_rule": "teacher p>=0.5 positives in training >= 20 and held-out AP (student vs teacher "
-        "labels, clean + first augmented copy) >= 0.5",
+        "trusted_rule": (
+            "teacher p>=0.5 positives in training >= 20 and held-out AP (student vs teacher labels) >= 0.5 "
+            "on >= 5 held-out positives, counted on 2-s segments of held-out recordings"
+            if metrics.get("trusted_unit") == "2-s segment"
+            else "teacher p>=0.5 positives in training >= 20 and held-out AP (student vs teacher "
+            "labels, clean + first augmented copy) >= 0.5"
+        ),
     }
     path = save_pack(
         out,
