@@ -112,7 +112,7 @@ class WindowActions(QObject):
         self._choice_menu(m_live.addMenu("Analysis &window"), WINDOW_CHOICES, st.window_s, 0)
         self._choice_menu(m_live.addMenu("Tag &updates (hop)"), HOP_CHOICES, st.hop_s, 1)
 
-        m_view = mb.addMenu("&View")
+        m_view = self.menu_view = mb.addMenu("&View")
         for dock in ui.docks:
             m_view.addAction(dock.toggleViewAction())
         m_view.addSeparator()
@@ -255,17 +255,16 @@ def device_source(device: str | None) -> Any:
 # --- export --------------------------------------------------------------------------------------------
 def current_events(win: MainWindow) -> tuple[list[Any], str]:
     """Events of the current view (file tab or live history) merged with hysteresis; and a base name."""
-    from models.tagging.events import merge_events
+    from app.gui.state.thresholds import events_with_thresholds, pinned_thresholds
 
     view = win.current_file()
     series = view.series if view is not None else win.live.series
     name = view.path.stem if view is not None else "live"
-    if len(series) == 0 or not win.labels:
-        return [], name
-    events = merge_events(
-        series.starts, series.ends, series.probs, win.labels,
-        on=win.settings.threshold, min_duration=MIN_EVENT_S,
-    )  # fmt: skip
+    st = win.settings
+    own = pinned_thresholds(st.tag_thresholds, st.selected_tags)  # per-tag thresholds of pinned tags
+    events = events_with_thresholds(
+        series.starts, series.ends, series.probs, win.labels, st.threshold, own, MIN_EVENT_S
+    )
     return events, name
 
 

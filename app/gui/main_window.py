@@ -29,7 +29,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QTabWidget
 
-from app.gui import actions, layout
+from app.gui import actions, layout, views
 from app.gui.drawing import REFRESH_MS, Painter
 from app.gui.errors import ErrorNotifier
 from app.gui.file_view import FileView
@@ -119,7 +119,8 @@ class MainWindow(QMainWindow):
         self.ui.model_status.setText("Loading model…")
         self.worker.load(self.pack_path)
         heads = actions.install_heads(self, self.menus.menu_heads)
-        self.extensions: list[actions.WindowExtension] = [heads] if heads is not None else []
+        self.views = views.install(self)  # spectrograms, per-tag thresholds, timeline keys (app/gui/views.py)
+        self.extensions: list[actions.WindowExtension] = [e for e in (heads, self.views) if e is not None]
         self.heads: Any = heads  # the personal heads feature (app.gui.heads.dialog.HeadsFeature) or None
         if not settings.window_state:
             layout.default_layout(self, self.ui)
