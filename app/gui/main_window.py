@@ -96,7 +96,6 @@ class MainWindow(QMainWindow):
         self.files.job_finished.connect(self._job_finished)
         self.menus = actions.WindowActions(self, self.ui, lambda: self.settings, source_factory is not None)
         self._connect_actions(self.menus)
-        layout.restore_window(self, settings)
         self.painter = Painter(self.live, self.files, self.ui, self.live_tab, lambda: self.tag_labels,
                                self._cursor_moved)  # fmt: skip
 
@@ -122,6 +121,7 @@ class MainWindow(QMainWindow):
         self.views = views.install(self)  # spectrograms, per-tag thresholds, timeline keys (app/gui/views.py)
         self.extensions: list[actions.WindowExtension] = [e for e in (heads, self.views) if e is not None]
         self.heads: Any = heads  # the personal heads feature (app.gui.heads.dialog.HeadsFeature) or None
+        layout.restore_window(self, settings)  # after the extensions: their docks are laid out too
         if not settings.window_state:
             layout.default_layout(self, self.ui)
 
@@ -201,7 +201,7 @@ class MainWindow(QMainWindow):
             tap = self.live.start(source, self.source_failed.emit)
         except Exception as exc:  # noqa: BLE001 - AudioInputError and PortAudio errors alike
             log.warning("cannot start live input: %s", exc)
-            self.notifier.report(f"Cannot start listening: {exc}")
+            self.notifier.notice("Encotag: cannot start listening", str(exc))
             return
         self.worker.start_live(tap)
         self.live_tab.info.setText(f"Listening: {source.name} ({source.sample_rate} Hz)")
