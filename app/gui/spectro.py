@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QWidget
 from app.gui.plots import _style_plot
 from app.gui.state.spectrogram import FLOOR_DB, Spectrogram
 
-TICKS_HZ = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 16000)
+TICKS_HZ = (50, 100, 200, 500, 1000, 2000, 5000, 10000)
 COLOUR_MAP = "inferno"
 LEVELS_DB = (-90.0, 0.0)
 
@@ -32,6 +32,7 @@ class SpectrogramPlot(pg.PlotWidget):
         super().__init__(parent)
         _style_plot(self)
         self.live = live
+        self.live_span_s = 30.0  # live views show this many seconds (the live history kept)
         self.image = pg.ImageItem(axisOrder="col-major")
         self.addItem(self.image)
         self.setLabel("left", "frequency", units="Hz")
@@ -66,7 +67,7 @@ class SpectrogramPlot(pg.PlotWidget):
             self.getAxis("left").setTicks([ticks, []])
             self.setYRange(lo, hi, padding=0)
         if self.live:
-            self.setXRange(min(x0, -1.0), 0.0, padding=0)
+            self.setXRange(-max(self.live_span_s, spec.db.shape[0] * spec.dt), 0.0, padding=0)
 
     def frequency_at(self, y: float) -> float:
         """The frequency (Hz) at view coordinate ``y`` (the axis is log10 of Hz)."""
