@@ -228,10 +228,28 @@ def test_timeline_keys_and_zoom_reset(qtbot, tiny_mel_pack: Path, tmp_path: Path
         view.wave.setXRange(1.0, 1.5, padding=0)
         win.views.act_reset_zoom.trigger()
         assert view.tags.getViewBox().viewRange()[0][1] >= 4.0
-        played: list[bool] = []
-        view.player.play = lambda *a, **k: played.append(True)  # no sound card needed for the key itself
+        played: list[float] = []
+
+        class Player:  # a sound card's player as the view sees it: Space plays, then pauses at 2.25 s
+            playing = False
+
+            def play(self, _path, start_s, on_error=None):  # noqa: ANN001, ANN202
+                played.append(start_s)
+                self.playing = True
+
+            def stop(self) -> None:
+                self.playing = False
+
+            def position(self) -> float:
+                return 2.25
+
+        view.player = Player()
         qtbot.keyClick(view.play_button, Qt.Key.Key_Space)
-        assert played == [True]
+        assert played == [pytest.approx(4.0)] and view.player.playing
+        qtbot.keyClick(view.tags.viewport(), Qt.Key.Key_Space)
+        assert not view.player.playing and view.cursor_s == pytest.approx(2.25)  # paused where it was
+        qtbot.keyClick(view.tags.viewport(), Qt.Key.Key_Space)
+        assert played[-1] == pytest.approx(2.25)  # and resumes from there
     finally:
         win.shutdown()
         win.views.window_closing()
@@ -247,3 +265,15 @@ def test_level_meter_shows_dbfs(qtbot) -> None:
     assert "peak -20.0 dBFS" in meter.toolTip()
     meter.set_block(np.zeros(100, np.float32))
     assert meter.text() == "-60 dBFS"
+
+
+def test_top_tags_bars_use_per_tag_thresholds(qtbot) -> None:
+    from app.gui.plots import TopKBars
+
+    bars = TopKBars(3)
+    qtbot.addWidget(bars)
+    bars.set_threshold(0.5)
+    bars.tag_thr = {1: 0.1}
+    bars.set_probs(np.array([0.6, 0.2, 0.3], np.float32), ["a", "b", "c"])
+    colours = [b.color().getRgb() for b in bars.bars.opts["brushes"]]  # bars in order a, c, b
+    assert colours[0] == colours[2] != colours[1]  # a (0.6 ≥ 0.5) and b (0.2 ≥ its own 0.1) are coloured

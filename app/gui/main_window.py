@@ -10,9 +10,8 @@ The window is composed of explicit parts, each made in its own module and kept h
 - ``painter``: the drawing code (:class:`app.gui.drawing.Painter`), which reads ``live`` and ``files``;
 - ``worker``: the :class:`~app.gui.worker.WorkerThread` that owns the engine (the window never runs
   torch); results come in through queued signals and are drawn by one refresh timer (``REFRESH_MS``);
-- ``extensions``: features plugged in through :func:`app.gui.actions.install_heads` (the personal heads),
-  told through ``window_closing()`` when the window closes.
-
+- ``extensions``: features plugged in through :func:`app.gui.actions.install_heads` (the personal heads)
+  and ``app.gui.views.install`` (``views``), told through ``window_closing()`` when the window closes.
 Only this module sets the window's attributes; the other parts get what they need passed in.
 """
 
@@ -143,13 +142,8 @@ class MainWindow(QMainWindow):
         """Change the in-memory settings (saved when the window closes)."""
         self.settings = dataclasses.replace(self.settings, **changes)
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.tag_labels.names
-
-    @property
-    def trusted(self) -> tuple[bool, ...]:
-        return self.tag_labels.trusted
+    labels = property(lambda self: self.tag_labels.names, doc="The loaded pack's labels.")
+    trusted = property(lambda self: self.tag_labels.trusted, doc="Per label: trained/validated on.")
 
     @property
     def curve_labels(self) -> tuple[str, ...]:

@@ -130,6 +130,7 @@ class TopKBars(pg.PlotWidget):
         _style_plot(self)
         self.k = k
         self.threshold = 0.3
+        self.tag_thr: dict[int, float] = {}  # per-tag thresholds (class index → threshold)
         self.setMouseEnabled(x=False, y=False)
         self.getViewBox().invertY(True)
         self.setXRange(0, 1, padding=0.01)
@@ -171,9 +172,10 @@ class TopKBars(pg.PlotWidget):
         vals = probs[idx].astype(float)
         above = pg.mkBrush(ACCENT)
         below = pg.mkBrush(150, 150, 150, 160)
+        thr = [self.tag_thr.get(int(i), self.threshold) for i in idx]  # each tag's own, else the global one
         self.bars.setOpts(
             x0=np.zeros(k), y=np.arange(k), width=vals, height=0.8,
-            brushes=[above if v >= self.threshold else below for v in vals],
+            brushes=[above if v >= t else below for v, t in zip(vals, thr, strict=True)],
         )  # fmt: skip
         self.labels_shown = []
         for i, t in enumerate(self.texts):

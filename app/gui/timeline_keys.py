@@ -1,5 +1,6 @@
-"""Keys of a file timeline: Space plays / stops from the cursor, ←/→ move the cursor by one analysis hop
-(Shift: ten hops), Home/End go to the start/end, 0 resets the zoom (also *View ▸ Reset zoom*, Ctrl+0).
+"""Keys of a file timeline: Space plays from the cursor / pauses (the cursor stays where the sound
+stopped), ←/→ move the cursor by one analysis hop (Shift: ten hops), Home/End go to the start/end,
+0 resets the zoom (also *View ▸ Reset zoom*, Ctrl+0).
 
 An event filter on the file view and every widget inside it (plots, their viewports, the Play button),
 so the keys work wherever the focus is within the tab; the cursor stays in view when it moves.
@@ -59,8 +60,11 @@ class TimelineKeys(QObject):
         """Act on ``key`` (a ``Qt.Key``); returns whether it is a timeline key."""
         view = self.view
         step = max(self.hop(), 0.01) * (BIG_STEP if shift else 1)
-        if key == Qt.Key.Key_Space:
+        if key == Qt.Key.Key_Space:  # a pause: stopping leaves the cursor where the sound stopped
+            position = view.player.position() if view.player.playing else None
             view.toggle_play()
+            if position is not None:
+                self.move_cursor(position)
         elif key == Qt.Key.Key_Left:
             self.move_cursor(view.cursor_s - step)
         elif key == Qt.Key.Key_Right:

@@ -50,6 +50,7 @@ class ViewsFeature(QObject):
         self.files_runner = SpectrogramRunner("encotag-spectrogram")
         self.live_runner = SpectrogramRunner("encotag-live-spectrogram")
         self.files_runner.finished.connect(self._file_done)
+        self.files_runner.progress.connect(self._file_progress)
         self.live_runner.yielded.connect(self._live_chunk)
         self.spectra: dict[int, SpectrogramPlot] = {}
         self.keys: dict[int, TimelineKeys] = {}
@@ -148,9 +149,11 @@ class ViewsFeature(QObject):
             spec = self.spectra[view.job_id]
             if spec.cursor.value() != view.cursor_s:
                 spec.cursor.setValue(view.cursor_s)
-        for job in [j for j in self.spectra if self.win.files.get(j) is None]:
+        for job in [j for j in self.spectra if self.win.files.get(j) is None]:  # closed tabs
             self.spectra.pop(job).deleteLater()
             self.keys.pop(job, None)
+            for spec_job in [k for k, v in self._jobs.items() if v == job]:
+                self.files_runner.cancel(spec_job)
         self._follow_live()
         if self.live_columns.changed and self.spectrogram_on:
             self.live_columns.changed = False
@@ -179,12 +182,18 @@ class ViewsFeature(QObject):
         job = self.files_runner.put(FileSpectrogramJob(view.path, view.job_id))
         self._jobs[job] = view.job_id
 
+    def _file_progress(self, job: int, p: Any) -> None:
+        spec = self.spectra.get(self._jobs.get(job, -1))
+        if spec is not None and spec.spectrogram is None:
+            spec.setTitle(f"computing the spectrogram… {100 * p.done // max(p.total, 1)} %", size="8pt")
+
     def _file_done(self, job: int, outcome: JobOutcome) -> None:
         view_id = self._jobs.pop(job, None)
         spec = self.spectra.get(view_id) if view_id is not None else None
         if spec is None:
             return
         if outcome.status == JobStatus.DONE and isinstance(outcome.result, Spectrogram):
+            spec.setTitle(None)
             spec.set_spectrogram(outcome.result)
         elif outcome.status == JobStatus.ERROR:
             spec.set_spectrogram(Spectrogram(np.zeros((0, 1), np.float32), 0.0, 1.0, np.array([40.0, 80.0])))
@@ -218,6 +227,7 @@ class ViewsFeature(QObject):
         self.panel.set_tags(pinned, own, st.threshold)
         by_index = index_thresholds(labels, own)
         self.win.live_tab.history.set_tag_thresholds(by_index)
+        self.win.ui.topk.tag_thr = by_index  # bars at or above their own threshold are coloured
         for view in self.win.files.values():
             view.tags.set_tag_thresholds(by_index)
         self._heard_key = ()
