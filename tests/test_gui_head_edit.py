@@ -121,6 +121,21 @@ def test_correct_merge_review_and_events_equal_the_cli(
         assert merged.classes == ("tone", BACKGROUND, "whistle")
         assert "both" in dlg.editor.entries and dlg.editor.entries["both"].card is not None
 
+        # per-class thresholds for a target false-alarm rate per hour, chosen in the train panel
+        dlg.select_head("kettle")
+        tp = dlg.train_panel
+        tp.mode.setCurrentIndex(tp.mode.findData("per_hour"))
+        tp.far.setValue(30.0)
+        dlg.train()
+        _idle(qtbot, dlg)
+        kettle = store.load("kettle")
+        assert kettle.card.calibration == "per_hour=30;hop=0.5"
+        fa = tp.class_table.item(0, 4).text()  # whistle: false alarms per hour on the background examples
+        assert tp.class_table.item(0, 0).text() == "whistle" and float(fa) <= 30.0
+        kex = store.load_examples("kettle")
+        fired = kettle.detections(kettle.predict(kex.emb[kex.label == kex.classes.index(BACKGROUND)]))[:, 0]
+        assert fired.mean() * 3600 / 0.5 <= 30.0
+
         # review: remove the correction by its source, then train again
         dlg.select_head("beeper")
         correction = next(s for s in src if s.startswith(f"{kitchen} "))

@@ -115,7 +115,7 @@ class HeadsDialog(QDialog):
         cp.add_files.connect(self.add_files)
         cp.record.connect(self.record)
         cp.class_table.itemSelectionChanged.connect(self._sync_buttons)
-        tp.train_requested.connect(lambda kind, far: self.train(kind, far))
+        tp.train_requested.connect(lambda kind, _far: self.train(kind))
         tp.cancel_requested.connect(self.cancel_jobs)
 
     # --- the editor's state ---------------------------------------------------------------------------
@@ -277,24 +277,21 @@ class HeadsDialog(QDialog):
         return self._submit(EmbedJob(self.current, class_name, tuple(str(p) for p in paths)), "embed")
 
     def train(self, kind: str | None = None, far: float | None = None) -> int | None:
-        """Train the edited head in the background (kind and false-alarm rate from the train panel)."""
+        """Train the edited head in the background (kind and calibration from the train panel; ``far``: a
+        false-alarm fraction instead)."""
         if self.current is None:
             return None
         tp = self.train_panel
-        self.train_panel.clear_report()
+        tp.clear_report()
+        cal = tp.calibration(self.win.settings.hop_s) if far is None else Calibration(false_alarm_rate=far)
         kind = kind or tp.kind.currentData()
-        cal = tp.calibration(self.win.settings.hop_s)
-        if far is not None and tp.mode.currentData() == "far":
-            cal = Calibration(false_alarm_rate=far)
         job = TrainJob(self.current, self.examples, self.store, kind, cal.background_fraction(), cal)
         return self._submit(job, "train")
 
     def _submit(self, job: Any, kind: str) -> int:
         job_id = self.runner.submit(job)
         self._jobs[job_id] = kind
-        self.train_panel.job_started(
-            {"embed": "Embedding examples…", "onnx": "Exporting…"}.get(kind, "Training…")
-        )
+        self.train_panel.job_started({"embed": "Embedding…", "onnx": "Exporting…"}.get(kind, "Training…"))
         self.sync()
         return job_id
 
@@ -341,14 +338,10 @@ class HeadsDialog(QDialog):
     def _recorded(self, class_name: str, audio: np.ndarray, sr: int) -> None:
         self.sync()
         if self.current is not None:
-            keep = (
-                str(audio_dir(self.store, self.current)) if self.class_panel.keep_audio.isChecked() else None
-            )
+            folder = audio_dir(self.store, self.current)
+            keep = str(folder) if self.class_panel.keep_audio.isChecked() else None
             source = "mic " + time.strftime("%Y-%m-%d %H:%M:%S")  # each take its own recording
-            job = EmbedJob(
-                self.current, class_name, audio=audio, sample_rate=sr, source=source, keep_audio_dir=keep
-            )
-            self._submit(job, "embed")
+            self._submit(EmbedJob(self.current, class_name, (), audio, sr, source, keep), "embed")
 
     def _record_failed(self, message: str) -> None:
         self.sync()
