@@ -119,7 +119,8 @@ class MainWindow(QMainWindow):
         self.ui.model_status.setText("Loading model…")
         self.worker.load(self.pack_path)
         heads = actions.install_heads(self, self.menus.menu_heads)
-        self.extensions: list[actions.WindowExtension] = [heads] if heads is not None else []
+        packs = actions.install_packs(self, self.menus.menu_model)  # the Model menu (app.gui.packs)
+        self.extensions: list[actions.WindowExtension] = [e for e in (heads, packs) if e is not None]
         self.heads: Any = heads  # the personal heads feature (app.gui.heads.dialog.HeadsFeature) or None
         if not settings.window_state:
             layout.default_layout(self, self.ui)
