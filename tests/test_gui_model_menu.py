@@ -82,7 +82,7 @@ def test_model_menu_lists_packs_and_switches_on_the_worker(
         )
         assert win.worker.worker.engine is not worker_engine and win.worker.worker.engine.is_codec_pack
         assert win.settings.pack_path == str(paths.packs_dir() / "codec")
-        assert win.statusBar().currentMessage().startswith("Model pack ready: tiny codec")
+        qtbot.waitUntil(lambda: win.statusBar().currentMessage().startswith("Model pack ready: tiny codec"))
         qtbot.waitUntil(lambda: _action(menu, codec_name).isChecked())
         assert not _action(menu, mel_name).isChecked()
     finally:

@@ -87,7 +87,7 @@ class PacksFeature(QObject):
         w = win.worker.worker
         w.engine_loading.connect(self._loading)
         w.engine_ready.connect(self._ready)
-        menu.aboutToShow.connect(self.rescan)
+        menu.aboutToHide.connect(self.rescan)  # the next opening shows packs added meanwhile
         self._build_menu()
         self.rescan()
 
@@ -266,6 +266,9 @@ class PacksFeature(QObject):
     def draw_overlays(self) -> None:
         """Redraw the comparisons whose results or shown tags changed (timer; also called by tests)."""
         open_views = set(self.win.files)
+        for job, (what, file_job) in list(self.jobs.items()):
+            if what == "compare" and file_job not in open_views:  # its tab was closed
+                self.runner.cancel(job)
         for file_job in list(self.overlays):
             if file_job not in open_views:
                 del self.overlays[file_job]

@@ -156,7 +156,7 @@ class PackJobRunner(JobRunner):
             from models.tagging.engine import Engine
 
             self._engines.clear()  # one second engine at a time (memory)
-            self._engines[pack] = Engine.load(Path(pack) if pack else None, threads=1)
+            self._engines[pack] = Engine.load(Path(pack) if pack else None)  # torch's threads untouched
         return self._engines[pack]
 
     def _compare(self, job_id: int, job: CompareJob, cancel: threading.Event) -> JobGen:
