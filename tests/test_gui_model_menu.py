@@ -71,8 +71,9 @@ def test_model_menu_lists_packs_and_switches_on_the_worker(
         assert "licence MIT" in mel_act.toolTip() and "264 of 527 labels trusted" in mel_act.toolTip()
         assert any(a.text().startswith(known.KNOWN_PACKS[KEY].title) for a in menu.actions())  # fetchable
         table = feature.details().findChild(QTableWidget)
-        rows = {table.item(r, 1).text(): table.item(r, 4).text() for r in range(table.rowCount())}
-        assert rows["mel"] == "264 of 527" and "codec tokens" in rows
+        cols = {table.item(0, c).text(): table.item(3, c).text() for c in range(table.columnCount())}
+        assert cols["mel"] == "264 of 527" and "codec tokens" in cols
+        assert table.verticalHeaderItem(3).text() == "trusted labels"
 
         worker_engine = win.worker.worker.engine
         codec_act.trigger()

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRAW_MS = 250  # compare curves are redrawn at most this often
-DETAIL_COLUMNS = ("pack", "kind", "size", "licence", "trusted labels", "evaluation (manifest)", "folder")
+DETAIL_ROWS = ("kind", "size", "licence", "trusted labels", "evaluation (manifest)", "folder")
 
 
 def _same(a: str | Path | None, b: str | Path | None) -> bool:
@@ -294,23 +294,37 @@ class PacksFeature(QObject):
             self.draw_overlays()
 
     def details(self) -> QDialog:
-        """A table of the installed packs: kind, size, licence, trusted labels, evaluation figures."""
+        """A table of the installed packs (one column each): kind, size, licence, trusted labels,
+        evaluation figures from the manifest, folder."""
         dlg = QDialog(self.win)
         dlg.setWindowTitle("Installed model packs")
-        table = QTableWidget(len(self.packs), len(DETAIL_COLUMNS), dlg)
-        table.setHorizontalHeaderLabels(DETAIL_COLUMNS)
-        for r, s in enumerate(self.packs):
+        table = QTableWidget(len(DETAIL_ROWS), len(self.packs), dlg)
+        table.setVerticalHeaderLabels(DETAIL_ROWS)
+        table.setHorizontalHeaderLabels(
+            [(s.name or s.path.name) + (" (in use)" if self.is_current(s) else "") for s in self.packs]
+        )
+        table.setWordWrap(True)
+        for c, s in enumerate(self.packs):
             cells = (
-                (s.name + (" (current)" if self.is_current(s) else ""), s.kind, s.size_text, s.licence,
-                 f"{s.n_trusted} of {s.n_labels}", s.figures_text, str(s.path))
+                (
+                    s.kind,
+                    s.size_text,
+                    s.licence,
+                    f"{s.n_trusted} of {s.n_labels}",
+                    s.figures_text,
+                    str(s.path),
+                )
                 if not s.error
-                else (s.path.name, "unreadable", "", "", "", s.error, str(s.path))
-            )  # fmt: skip
-            for c, text in enumerate(cells):
-                table.setItem(r, c, QTableWidgetItem(text))
-        table.resizeColumnsToContents()
+                else ("unreadable", "", "", "", s.error, str(s.path))
+            )
+            for r, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                table.setItem(r, c, item)
+        table.horizontalHeader().setDefaultSectionSize(320)
+        table.resizeRowsToContents()
         QVBoxLayout(dlg).addWidget(table)
-        dlg.resize(900, 240)
+        dlg.resize(min(1200, 160 + 330 * max(len(self.packs), 1)), 360)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.show()
         return dlg
