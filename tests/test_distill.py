@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,10 @@ from models.training.distill import (
     DistillData,
     build_student,
     latent_from_codes,
-    per_class_ap,
     train_tagger,
-    trusted_labels,
 )
 from models.training.losses import distillation_loss
+from models.training.student_eval import per_class_ap, trusted_labels
 from tests.conftest import synth_tones
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
@@ -275,3 +275,45 @@ def test_cli_codec_tagger_pack(tmp_path: Path) -> None:
     )
     assert len(pack.info.trusted) == 527
     assert "CC-BY-SA-4.0" in (pdir / "README.md").read_text()
+
+
+class _MeanLinear(torch.nn.Module):
+    """A fixed stand-in student: logits = the time-mean latent through a fixed linear map (what it
+    predicts depends on which frames it is given, so the segment layout is tested)."""
+
+    def __init__(self, d: int, c: int) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(d, c, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return SimpleNamespace(logits=0.5 * x.mean(dim=2) @ self.w)
+
+
+def test_segment_scoring_matches_clip_slices_and_sets_trusted() -> None:
+    from models.training.student_eval import evaluate_student, predict_segments, segment_codes
+
+    rng = np.random.default_rng(0)
+    n, nq, t, s, c = 12, 2, 40, 4, 527
+    codes = rng.integers(0, 16, (n, 1, nq, t)).astype(np.int16)
+    # segment layout: clip-major, segment k of clip i is frames k*T/S..(k+1)*T/S
+    seg = segment_codes(codes[:, 0], s)
+    assert seg.shape == (n * s, nq, t // s)
+    assert np.array_equal(seg[2 * s + 3], codes[2, 0, :, 3 * (t // s) : 4 * (t // s)])
+    table = torch.from_numpy(rng.standard_normal((nq, 16, 128)).astype(np.float32))
+    model = _MeanLinear(128, c)
+    # the teacher's segment logits are the student's own outputs on each segment: AP must be 1 everywhere
+    data = DistillData(codes, np.zeros((n, 1, c), np.float16), np.zeros((n, 1, s, c), np.float16))
+    p = predict_segments(model, data, table)
+    logit = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1))
+    held = DistillData(codes, data.logits, logit.reshape(n, 1, s, c).astype(np.float32))
+    train = DistillData(codes, data.logits, np.concatenate([held.seg_logits] * 3, axis=2))
+    m = evaluate_student(model, train, held, table, augs=(0,), segments=True)
+    assert m["trusted_unit"] == "2-s segment" and m["heldout_segments"] == n * s
+    assert m["heldout_top1_segments"] == 1.0
+    pos = (logit >= 0).sum(axis=0)
+    scored = pos >= 5
+    assert m["heldout_classes_segments"] == int(scored.sum()) > 0
+    assert m["heldout_map_segments"] == pytest.approx(1.0)
+    # trusted: >= 20 training segments (3 x the held-out count here) and AP >= 0.5 on >= 5 positives
+    expect = scored & (3 * pos >= 20)
+    assert m["trusted"] == expect.tolist() and m["n_trusted"] == int(expect.sum())

@@ -349,3 +349,49 @@ def test_merge_report_keeps_hand_written_text() -> None:
     assert "table v1" not in second and "table v2" in second
     assert second.startswith("# Intro\nhand-written") and second.endswith("## Findings\nmore hand-written\n")
     assert merge_report("no markers here", "t") == merge_report(None, "t")
+
+
+def test_broad_agreement_on_two_second_segments(tmp_path: Path, tiny_mel_pack: Path) -> None:
+    from models.evaluation.embedders import PackEmbedder
+    from models.evaluation.report import ReportMeta, render_markdown, results_json
+    from models.evaluation.runner import evaluate
+    from models.evaluation.segments import cut_segments, segment_probs
+
+    assert cut_segments(np.zeros(5 * SR, np.float32), SR).shape == (2, 2 * SR)
+    assert cut_segments(np.ones(SR // 2, np.float32), SR).shape == (1, 2 * SR)  # padded to one segment
+    corpus = tmp_path / "corpus"
+    (corpus / "clips").mkdir(parents=True)
+    rows = []
+    for i, f in enumerate((300.0, 900.0, 2500.0)):
+        sf.write(corpus / "clips" / f"v{i}.flac", _tone(f, seconds=5.0, seed=i), SR)
+        rows.append(f"clips/v{i}.flac,rec,val,repo@1")
+    for name in ("copy", "mix"):
+        sf.write(corpus / "clips" / f"{name}.flac", _tone(440.0, seconds=5.0), SR)
+    rows.append("clips/copy.flac,rec+aug,val,repo@1")  # augmented copies are not scored
+    rows.append("clips/mix.flac,mix-real-events,val,mixture")  # nor mixtures (parts may be in training)
+    text = "clip,source,split,origin\n" + "\n".join(rows) + "\n"
+    (corpus / "manifest.csv").write_text(text, encoding="utf-8")
+    task = load_task(_write_tone_set(tmp_path / "tones", per_class=4))
+    heldout = heldout_clips([task], corpus)
+    assert sum(s.startswith("corpus:") for _, s in heldout) == 3
+    # the same network twice (the padded view has its own id): every segment must agree exactly
+    teacher = PackEmbedder(tiny_mel_pack, name="teacher")
+    pack = PackEmbedder(tiny_mel_pack, name="pack", pad_to_window=True)
+    cache = EmbeddingCache(tmp_path / "c")
+    out = evaluate([teacher, pack], [task], cache, teacher_id=teacher.views[0].id, heldout=heldout)
+    ag = out[1].agreement
+    assert ag is not None and ag.broad is not None and ag.broad.n_clips == 3
+    seg = ag.broad_segments
+    assert seg is not None and seg.n_clips == 3 * 2  # 5-s clips: two 2-s segments each
+    assert seg.top1 == 1.0 and seg.top5 == 1.0
+    # cached segment probabilities come back unchanged
+    paths = [p for p, s in heldout if s.startswith("corpus:")]
+    first = segment_probs(pack, paths, cache)
+    assert all(v is not None and v.shape == (2, 527) for v in first.values())
+    again = segment_probs(pack, paths, cache)
+    assert all(np.array_equal(first[p], again[p]) for p in paths)  # type: ignore[arg-type]
+    meta = ReportMeta(date="2026-01-01", commit="abc1234", command="encotag eval", machine="test")
+    assert "| 2-s segments | 6 |" in render_markdown(out, [task], meta, "## Protocol")
+    assert (
+        json.loads(results_json(out, [task], meta))["rows"][1]["agreement"]["broad_segments"]["n_clips"] == 6
+    )

@@ -32,8 +32,8 @@ def teacher_file(args: argparse.Namespace) -> Path:
 
 def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     """``--per-clip``: codes and teacher logits of every clip of one corpus, cached per clip (built first
-    where missing); the corpus ``val`` split is the held-out set; train segments carry class-balanced
-    sampling weights (``--balance``)."""
+    where missing); the corpus ``val`` split less its mixtures is the held-out set; train segments carry
+    class-balanced sampling weights (``--balance``)."""
     import numpy as np
 
     from models.codec.codec import Codec
@@ -60,8 +60,9 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     n_q, n_frames = codec_shape(codec)
     idx = {
         "train": [i for i, r in enumerate(rows) if r.split == "train"],
-        "held": [i for i, r in enumerate(rows) if r.split != "train"],
+        "held": [i for i, r in enumerate(rows) if r.held_out],
     }
+    dropped = len(rows) - len(idx["train"]) - len(idx["held"])  # val mixtures: see CorpusRow.held_out
     split = {name: [rows[i] for i in sel] for name, sel in idx.items()}
     out = {}
     wmax = 1.0
@@ -79,6 +80,7 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
             "corpus": str(corpus),
             "train_clips": len(split["train"]),
             "heldout_clips": len(split["held"]),
+            "val_mixtures_left_out": dropped,
             "train_hours": round(len(split["train"]) * 10 / 3600, 2),
             "weights_max_over_mean": round(wmax, 2),
         },
@@ -241,12 +243,9 @@ def run_tagger(args: argparse.Namespace) -> int:
     import time
 
     from models.nets.tagger import load_teacher_state
-    from models.training.distill import (
-        DistillConfig,
-        evaluate_student,
-        train_tagger,
-    )
+    from models.training.distill import DistillConfig, train_tagger
     from models.training.outputs import save_tagger_dir, tagger_cfg_of
+    from models.training.student_eval import evaluate_student
 
     if args.codec is None:
         print("encotag train: tagger needs --codec", file=sys.stderr)
@@ -279,9 +278,11 @@ def run_tagger(args: argparse.Namespace) -> int:
     model = train_tagger(dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps)
     train_s = time.monotonic() - t0
     augs = tuple(int(a) for a in args.eval_augs.split(","))
-    # per-clip corpora hold out whole recordings of every source: trusted needs >= 5 held-out positives
-    min_pos = 5 if getattr(args, "per_clip", False) else 3
-    metrics = evaluate_student(model, train, held, table, augs=augs, min_pos_trusted=min_pos)
+    # per-clip corpora hold out whole recordings of every source: trusted is scored on 2-s segments
+    per_clip = bool(getattr(args, "per_clip", False))
+    metrics = evaluate_student(
+        model, train, held, table, augs=augs, min_pos_trusted=5 if per_clip else 3, segments=per_clip
+    )
     info.update(
         {
             "tagger_cfg": tagger_cfg_of(dcfg),

@@ -13,7 +13,8 @@ shared probe sets. Teacher labels: teacher probability ≥ 0.5. Per source and o
 
 The **broad held-out set** is the corpus ``val`` split alone (sources ``corpus:*``): recordings held out
 by recording from every corpus source (their augmented copies, sources ``*+aug``, are left out: they
-would count the same recording up to three times), scored over all classes with ≥ 5 teacher positives,
+would count the same recording up to three times; so are mixtures, origin ``mixture``, whose parts are
+drawn across sources and may be training recordings), scored over all classes with ≥ 5 teacher positives,
 with its own per-class APs (``Agreement.broad``, ``Agreement.broad_per_class``).
 """
 
@@ -35,6 +36,7 @@ MIN_POSITIVES = 5
 SPEECH, MUSIC = 0, 137  # AudioSet indices of "Speech" and "Music"
 BROAD_PREFIX = "corpus:"
 AUGMENTED_SUFFIX = "+aug"  # corpus sources of augmented copies (corpus_stretch): not scored twice
+MIXTURE_ORIGIN = "mixture"  # corpus mixtures (corpus_render): their parts may be training recordings
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class Agreement:
     per_class: tuple[ClassAgreement, ...] = ()
     broad: AgreementScore | None = None
     broad_per_class: tuple[ClassAgreement, ...] = ()
+    # the same clips cut into 2-s segments, each tagged on its own (models.evaluation.segments)
+    broad_segments: AgreementScore | None = None
+    broad_segments_per_class: tuple[ClassAgreement, ...] = ()
 
 
 def heldout_clips(
@@ -98,6 +103,7 @@ def heldout_clips(
             for r in rows
             if (r.get("split") or "").strip().lower() in ("val", "valid", "validation")
             and not (r.get("source") or "").endswith(AUGMENTED_SUFFIX)  # copies of held-out recordings
+            and (r.get("origin") or "") != MIXTURE_ORIGIN  # parts drawn across sources: not held out
         ]
         val.sort(key=lambda r: r.get("clip") or r.get("file") or r.get("path") or "")
         if max_corpus is not None and len(val) > max_corpus:  # evenly spaced: every source keeps its share
@@ -146,7 +152,8 @@ def music_speech_instead(pack: np.ndarray, teacher: np.ndarray) -> float | None:
     return float(np.isin(pack[neither].argmax(axis=1), (SPEECH, MUSIC)).mean())
 
 
-def _score(pack: np.ndarray, teacher: np.ndarray, min_positives: int) -> AgreementScore:
+def score(pack: np.ndarray, teacher: np.ndarray, min_positives: int = MIN_POSITIVES) -> AgreementScore:
+    """mAP, top-1, top-5 overlap and the Music/Speech-instead-of-neither rate of one set of rows."""
     keep, aps = _class_aps(pack, teacher, min_positives)
     top1 = float(np.mean(pack.argmax(axis=1) == teacher.argmax(axis=1))) if len(pack) else 0.0
     return AgreementScore(
@@ -159,9 +166,10 @@ def _score(pack: np.ndarray, teacher: np.ndarray, min_positives: int) -> Agreeme
     )
 
 
-def _per_class(
-    pack: np.ndarray, teacher: np.ndarray, src: np.ndarray, min_positives: int
+def score_per_class(
+    pack: np.ndarray, teacher: np.ndarray, src: np.ndarray, min_positives: int = MIN_POSITIVES
 ) -> tuple[ClassAgreement, ...]:
+    """Each class with ≥ ``min_positives`` teacher positives: AP and the source holding most of them."""
     keep, aps = _class_aps(pack, teacher, min_positives)
     out = []
     for c, ap in zip(keep, aps, strict=True):
@@ -184,16 +192,16 @@ def teacher_agreement(
         )
     src = np.asarray(sources)
     per = {
-        s: _score(pack_probs[src == s], teacher_probs[src == s], min_positives) for s in sorted(set(sources))
+        s: score(pack_probs[src == s], teacher_probs[src == s], min_positives) for s in sorted(set(sources))
     }
     broad = np.char.startswith(src.astype(str), BROAD_PREFIX) if len(src) else np.zeros(0, bool)
     return Agreement(
-        overall=_score(pack_probs, teacher_probs, min_positives),
+        overall=score(pack_probs, teacher_probs, min_positives),
         per_source=per,
-        per_class=_per_class(pack_probs, teacher_probs, src, min_positives),
-        broad=_score(pack_probs[broad], teacher_probs[broad], min_positives) if broad.any() else None,
+        per_class=score_per_class(pack_probs, teacher_probs, src, min_positives),
+        broad=score(pack_probs[broad], teacher_probs[broad], min_positives) if broad.any() else None,
         broad_per_class=(
-            _per_class(pack_probs[broad], teacher_probs[broad], src[broad], min_positives)
+            score_per_class(pack_probs[broad], teacher_probs[broad], src[broad], min_positives)
             if broad.any()
             else ()
         ),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.evaluation.agreement import ClassAgreement
+from models.evaluation.agreement import AgreementScore, ClassAgreement
 from models.evaluation.runner import EmbedderResult
 from models.evaluation.tasks import DOMAINS, Task
 from models.resources import audioset_labels
@@ -124,23 +124,31 @@ def _agreement_tables(rows: list[EmbedderResult]) -> list[str]:
         for src, s in items:
             out.append(f"| {src} | {s.n_clips} | {s.n_classes} | {_f(s.map)} | {_f(s.top1)} |")
         out.append("")
-        b = row.agreement.broad
+        b, bs = row.agreement.broad, row.agreement.broad_segments
         if b is not None:
-            ms = "—" if b.ms_instead is None else f"{100 * b.ms_instead:.1f} %"
             out += [
-                "Broad held-out set (the corpus `val` split: recordings held out from every source):",
+                "Broad held-out set (the corpus `val` split: recordings held out from every source; whole"
+                " 10-s clips, and the same clips as 2-s segments tagged one by one):",
                 "",
-                "| clips | classes ≥ 5 positives | mAP | top-1 | top-5 overlap"
+                "| unit | items | classes ≥ 5 positives | mAP | top-1 | top-5 overlap"
                 " | Music/Speech instead of neither |",
-                "|---:|---:|---:|---:|---:|---:|",
-                f"| {b.n_clips} | {b.n_classes} | {_f(b.map)} | {_f(b.top1)} | {_f(b.top5)} | {ms} |",
+                "|---|---:|---:|---:|---:|---:|---:|",
+                _broad_row("10-s clips", b),
+                *([_broad_row("2-s segments", bs)] if bs is not None else []),
                 "",
             ]
-            if row.agreement.broad_per_class:
+            if row.agreement.broad_segments_per_class:
+                out += _class_table(row.agreement.broad_segments_per_class, "broad held-out 2-s segment")
+            elif row.agreement.broad_per_class:
                 out += _class_table(row.agreement.broad_per_class, "broad held-out")
         if row.agreement.per_class:
             out += _class_table(row.agreement.per_class)
     return out
+
+
+def _broad_row(unit: str, b: AgreementScore) -> str:
+    ms = "—" if b.ms_instead is None else f"{100 * b.ms_instead:.1f} %"
+    return f"| {unit} | {b.n_clips} | {b.n_classes} | {_f(b.map)} | {_f(b.top1)} | {_f(b.top5)} | {ms} |"
 
 
 def _class_table(per_class: tuple[ClassAgreement, ...], which: str = "overall") -> list[str]:
@@ -227,6 +235,10 @@ def results_json(rows: list[EmbedderResult], tasks: list[Task], meta: ReportMeta
                     "per_class": [vars(c) for c in r.agreement.per_class],
                     "broad": None if r.agreement.broad is None else vars(r.agreement.broad),
                     "broad_per_class": [vars(c) for c in r.agreement.broad_per_class],
+                    "broad_segments": None
+                    if r.agreement.broad_segments is None
+                    else vars(r.agreement.broad_segments),
+                    "broad_segments_per_class": [vars(c) for c in r.agreement.broad_segments_per_class],
                 },
             }
             for r in rows
@@ -288,7 +300,12 @@ PROTOCOL = """
   split plus the shared sets' test splits — teacher labels are teacher probability ≥ 0.5; mAP is the mean
   of `average_precision_score` over classes with ≥ 5 teacher positives; top-1 is the fraction of clips
   where the pack's and the teacher's highest-scoring classes agree; per source and overall, and the AP of
-  each class of the overall mAP with the source that holds most of its positives.
+  each class of the overall mAP with the source that holds most of its positives. The **broad held-out
+  set** is the corpus `val` split alone (recordings held out by recording from every source, their
+  augmented copies left out), scored on whole 10-s clips and on 2-s segments (each clip cut into
+  non-overlapping 2-s segments that the pack and the teacher tag one by one: the unit the student is
+  distilled on), with top-5 overlap (share of the teacher's top 5 in the pack's top 5) and the share of
+  items whose top tag is Music or Speech while the teacher's is neither.
 - **Speed** is the embedding compute time in process CPU seconds (decoding and resampling excluded; CPU
   time rather than wall time because the machine is shared) per hour of audio with the number of torch
   threads shown above, measured when the embedding was computed (cached embeddings keep

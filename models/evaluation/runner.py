@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from models.evaluation.agreement import Agreement, teacher_agreement
 from models.evaluation.cache import EmbeddingCache, Entry
 from models.evaluation.embedders import ClipError, Embedder, load_clip
 from models.evaluation.probe import C_GRID, ProbeResult, probe_task
+from models.evaluation.segments import broad_segment_agreement
 from models.evaluation.tasks import Task
 from models.tagging.results import Progress
 
@@ -98,9 +99,10 @@ def evaluate(
     seed: int = 0,
     cs: tuple[float, ...] = C_GRID,
     progress: ProgressFn | None = None,
+    segments: bool = True,
 ) -> list[EmbedderResult]:
     """Probe every task with every view of every embedder; teacher agreement on ``heldout`` for tagging
-    views. Returns one row per view, in order.
+    views (and, with ``segments``, on the 2-s segments of its broad part). Returns one row per view.
 
     teacher_id: the view ``id`` whose probabilities are the reference labels (must be among the views
     for agreement to be computed).
@@ -154,6 +156,7 @@ def evaluate(
     if teacher_id is None or teacher_id not in entries or not heldout:
         return rows
     teach = entries[teacher_id]
+    owner = {v.id: emb for emb in embedders for v in emb.views}
     out = []
     for row in rows:
         if row.has_tags and not row.is_teacher:
@@ -163,15 +166,13 @@ def evaluate(
                 pack_probs = np.stack([got[p].probs for p, _ in use])  # type: ignore[union-attr,misc]
                 teacher_probs = np.stack([teach[p].probs for p, _ in use])  # type: ignore[union-attr,misc]
                 agreement = teacher_agreement(pack_probs, teacher_probs, [s for _, s in use])
-                row = _with_agreement(row, agreement)
+                if segments and hasattr(owner[row.id], "engine") and hasattr(owner[teacher_id], "engine"):
+                    seg = broad_segment_agreement(owner[row.id], owner[teacher_id], use, cache, progress)
+                    if seg is not None:
+                        agreement = replace(agreement, broad_segments=seg[0], broad_segments_per_class=seg[1])
+                row = replace(row, agreement=agreement)
         out.append(row)
     return out
-
-
-def _with_agreement(row: EmbedderResult, agreement: Agreement) -> EmbedderResult:
-    from dataclasses import replace
-
-    return replace(row, agreement=agreement)
 
 
 def _select(task: Task, ok: np.ndarray) -> Task:
