@@ -231,3 +231,22 @@ def test_compare_draws_the_second_packs_curves(
         assert job not in feature.overlays and not any(c in view.tags.listDataItems() for c in drawn)
     finally:
         win.shutdown()
+
+
+def test_official_codec_offline_notice_names_the_files_and_where_to_put_them(
+    qtbot, tiny_mel_pack: Path
+) -> None:
+    from models.codec.official import default_cache_dir
+
+    win, feature = _window(qtbot, tiny_mel_pack)
+    try:
+        base = LocalServer.closed_url("")
+        feature.fetch_urls = ((CODEC_KEY, base),)
+        feature.fetch(CODEC_KEY)
+        qtbot.waitUntil(lambda: feature.notice is not None and feature.notice.isVisible(), timeout=10000)
+        text = feature.notice.text()
+        assert "official EnCodec 24 kHz codec unavailable" in text and "\n" not in text
+        assert f"{base}model.safetensors" in text and str(default_cache_dir() / "model.safetensors") in text
+        assert not (default_cache_dir() / "model.safetensors").exists() and not feature.codec_cached
+    finally:
+        win.shutdown()
