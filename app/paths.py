@@ -51,12 +51,13 @@ def config_dir(ensure: bool = False) -> Path:
 
 
 def data_dir(ensure: bool = False) -> Path:
-    """Folder for user data such as personal heads (e.g. ``~/.local/share/encotag``)."""
+    """Folder for user data: personal heads, fetched packs and downloads, the official codec
+    (e.g. ``~/.local/share/encotag``)."""
     return _resolve("data", ensure)
 
 
 def cache_dir(ensure: bool = False) -> Path:
-    """Folder for re-creatable files: official codec download, evaluation caches (``~/.cache/encotag``)."""
+    """Folder for re-creatable files: evaluation caches (``~/.cache/encotag``)."""
     return _resolve("cache", ensure)
 
 

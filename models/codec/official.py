@@ -1,9 +1,9 @@
 """The official EnCodec 24 kHz checkpoint (``facebook/encodec_24khz``): fetched on first use, verified.
 
 Files (Hugging Face hub, ``resolve/main``): ``config.json`` and ``model.safetensors`` (~93 MB, 23.3 M values
-in float32: 14.9 M weights + the RVQ codebooks). They go to
-``platformdirs.user_cache_dir("encotag")/codecs/encodec_24khz/`` (``$ENCOTAG_HOME/cache/…`` when set);
-nothing is downloaded at import time.
+in float32: 14.9 M weights + the RVQ codebooks). They go to the user data folder, beside the fetched
+packs: ``platformdirs.user_data_dir("encotag")/codecs/encodec_24khz/`` (``$ENCOTAG_HOME/data/…`` when
+set); nothing is downloaded at import time.
 
 Verification, in order:
 1. a pinned sha256 in :data:`PINNED_SHA256` (none is pinned yet: the project could not read the hub's
@@ -76,15 +76,17 @@ def is_cached(cache_dir: Path | str | None = None) -> bool:
 
 
 def default_cache_dir() -> Path:
-    """``<user cache>/codecs/encodec_24khz``: platformdirs' user cache folder for "encotag", or
-    ``$ENCOTAG_HOME/cache`` when that variable is set (the same rule as ``app.paths.cache_dir``)."""
+    """``<user data>/codecs/encodec_24khz``: platformdirs' user data folder for "encotag", or
+    ``$ENCOTAG_HOME/data`` when that variable is set (the same rule as ``app.paths.data_dir``). The
+    data folder, not the cache: the fetched packs and their downloads live there too, and a cache
+    cleaner must not make the next start download 93 MB again."""
     home = os.environ.get("ENCOTAG_HOME", "").strip()
     if home:
-        root = Path(home).expanduser() / "cache"
+        root = Path(home).expanduser() / "data"
     else:
         import platformdirs
 
-        root = Path(platformdirs.user_cache_dir("encotag", appauthor=False))
+        root = Path(platformdirs.user_data_dir("encotag", appauthor=False))
     return root / "codecs" / "encodec_24khz"
 
 
