@@ -223,3 +223,30 @@ def test_pack_list_and_fetch_commands(
     err = capsys.readouterr().err
     assert "corrupt download" in err and str(paths.downloads_dir() / small.name) in err
     assert not (paths.downloads_dir() / small.name).exists()
+
+
+def test_pack_fetch_command_builds_the_reference_pack(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``encotag pack fetch efficientat-mn04`` end to end, the real file served locally (skips without
+    ../shared); ``pack list`` then shows the new pack with its manifest figures."""
+    from app import paths
+    from app.cli import main
+
+    weights = require_shared("teachers", "efficientat_mn04_as", "mn04_as_mAP_432.pt").read_bytes()
+    monkeypatch.setenv("ENCOTAG_HOME", str(tmp_path / "home"))
+    url = server.serve(known.MN04.name, weights)
+    pk = dataclasses.replace(
+        known.KNOWN_PACKS["efficientat-mn04"], files=(dataclasses.replace(known.MN04, url=url),)
+    )
+    monkeypatch.setitem(known.KNOWN_PACKS, "efficientat-mn04", pk)
+    assert main(["pack", "fetch", "efficientat-mn04"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == f"ok: efficientat-mn04 at {paths.packs_dir() / 'efficientat-mn04-reference'}"
+    assert main(["pack", "list"]) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("  EfficientAT mn04_as (mel reference)") :]
+    assert "kind:       mel\n" in block and "trusted:    527 of 527 labels" in block
+    assert "evaluation: audioset_mAP (published, EfficientAT) 0.432" in block
+    assert "size:       4.0 MB" in block and "licence:    MIT (EfficientAT" in block
+    assert "not installed" not in out
