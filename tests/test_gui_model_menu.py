@@ -128,6 +128,8 @@ def test_cancelled_fetch_leaves_nothing_behind(
         dlg = feature.progress_dialog
         qtbot.waitUntil(lambda: dlg.value() >= 8 and dlg.maximum() == len(BODY) // 1024, timeout=10000)
         assert list(paths.downloads_dir().glob("*.part"))  # the download is under way, in a temp file
+        assert dlg.labelText().startswith(f"Fetching {known.KNOWN_PACKS[KEY].title}: ")
+        assert dlg.labelText().endswith(" of 0.5 MB")
         (button,) = dlg.findChildren(QPushButton)  # what the user presses
         assert button.text() == "Cancel"
         button.click()

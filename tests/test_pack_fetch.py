@@ -190,9 +190,13 @@ def test_summaries_of_codec_mel_and_broken_packs(
     (broken / "manifest.json").write_text("{not json")
     bad = summarize(broken)
     assert "manifest.json" in bad.error and bad.describe().endswith(f"unreadable ({bad.error})")
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "manifest.json").symlink_to("/dev/zero")  # never read without bound
+    assert summarize(hostile).error and summarize(hostile).name == ""
     listed = installed_packs(tmp_path, [tiny_codec_pack, str(tiny_codec_pack)])
     paths = [s.path for s in listed]
-    assert broken in paths and paths.count(tiny_codec_pack) == 1
+    assert broken in paths and hostile in paths and paths.count(tiny_codec_pack) == 1
     assert any(s.shipped for s in listed) == (Path(listed[0].path) / "manifest.json").is_file()
 
 

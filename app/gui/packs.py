@@ -184,6 +184,7 @@ class PacksFeature(QObject):
         title = KNOWN_PACKS[key].title if key in KNOWN_PACKS else "the official EnCodec 24 kHz weights"
         dlg = QProgressDialog(f"Fetching {title}…", "Cancel", 0, 0, self.win)
         dlg.setWindowTitle("Fetching")
+        dlg.setProperty("title", f"Fetching {title}")
         dlg.setMinimumDuration(0)
         dlg.setAutoClose(False)
         dlg.setAutoReset(False)
@@ -197,8 +198,11 @@ class PacksFeature(QObject):
     def _progress(self, job: int, p: Progress) -> None:
         what = self.jobs.get(job, ("", None))[0]
         if what == "fetch" and self.progress_dialog is not None:
-            self.progress_dialog.setMaximum(max(p.total // 1024, 0))
-            self.progress_dialog.setValue(p.done // 1024)
+            dlg = self.progress_dialog
+            dlg.setMaximum(max(p.total // 1024, 0))
+            dlg.setValue(p.done // 1024)
+            of = f" of {p.total / 1e6:.1f}" if p.total else ""
+            dlg.setLabelText(f"{dlg.property('title')}: {p.done / 1e6:.1f}{of} MB")
         elif what == "compare" and p.total:
             self.win.statusBar().showMessage(f"Comparing: {100 * p.done // p.total} %")
 

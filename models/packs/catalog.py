@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +146,7 @@ def installed_packs(packs_root: Path | None, extra: Iterable[str | Path | None] 
         found.append((shipped, True))
     if packs_root is not None and Path(packs_root).is_dir():
         try:
-            found += [(p, False) for p in sorted(Path(packs_root).iterdir()) if (p / MANIFEST).is_file()]
+            found += [(p, False) for p in sorted(Path(packs_root).iterdir()) if os.path.lexists(p / MANIFEST)]
         except OSError as exc:
             log.warning("cannot list %s: %s", packs_root, exc)
     found += [(Path(p), False) for p in extra if p]
