@@ -75,6 +75,13 @@ def test_model_menu_lists_packs_and_switches_on_the_worker(
         assert cols["mel"] == "264 of 527" and "codec tokens" in cols
         assert table.verticalHeaderItem(3).text() == "trusted labels"
 
+        assert feature.compare_menu.menuAction() in menu.actions()
+        compare_with = [a.text() for a in feature.compare_menu.actions()]
+        assert any(t.startswith(codec_name) for t in compare_with)  # the other packs, not the current one
+        assert not any(t.startswith(mel_name) for t in compare_with)
+        _action(feature.compare_menu, codec_name).trigger()  # no file open: told, nothing started
+        assert "Open a file first" in win.statusBar().currentMessage() and feature.overlays == {}
+
         worker_engine = win.worker.worker.engine
         codec_act.trigger()
         assert win.statusBar().currentMessage().startswith("Switching to the model pack tiny codec")

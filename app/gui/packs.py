@@ -81,6 +81,8 @@ class PacksFeature(QObject):
         self.progress_dialog: QProgressDialog | None = None
         self.notice: QMessageBox | None = None
         self.fetch_urls: tuple[tuple[str, str], ...] = ()  # URL overrides (tests: a local server)
+        self.compare_menu = QMenu("&Compare the file with", menu)  # kept across rebuilds
+        self._group: QActionGroup | None = None
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.draw_overlays)
         self.timer.start(DRAW_MS)
@@ -113,8 +115,10 @@ class PacksFeature(QObject):
 
     def _build_menu(self) -> None:
         menu = self.menu
-        menu.clear()
-        group = QActionGroup(menu)
+        menu.clear()  # deletes the actions it owns
+        if self._group is not None:
+            self._group.deleteLater()
+        group = self._group = QActionGroup(menu)
         for s in self.packs:
             text = s.path.name + " — unreadable" if s.error else f"{s.name} — {s.kind}, {s.size_text}"
             act = QAction(text, menu, checkable=True)
@@ -132,7 +136,9 @@ class PacksFeature(QObject):
                 act.triggered.connect(lambda _c=False, k=key: self.fetch(k, ("switch", k)))
         menu.setToolTipsVisible(True)
         menu.addSeparator()
-        compare = menu.addMenu("&Compare the file with")
+        compare = self.compare_menu
+        compare.clear()
+        menu.addMenu(compare)
         for s in self.packs:
             if not s.error and not self.is_current(s):
                 act = compare.addAction(f"{s.name} ({s.kind})")
