@@ -3,9 +3,10 @@
 :func:`install` is called by the main window (``actions.install_packs``) with the (empty) Model menu and
 returns the :class:`PacksFeature` that the window keeps in ``extensions``. The menu lists:
 
-- every installed pack (``models.packs.catalog``: the shipped one, ``<user data>/packs/*``, the chosen
-  folder) as "name — kind, size", the full line (licence, trusted labels, evaluation figures from the
-  manifest) as its tooltip and in *Pack details…*; the current pack is checked;
+- every installed pack (``models.packs.catalog``: the shipped one, ``<user data>/packs/*``, the folders
+  chosen in the settings or in this session) as "name — kind, size", the full line (licence, trusted
+  labels, evaluation figures from the manifest) as its tooltip and in *Pack details…*; the current pack
+  is checked;
 - each known pack that is not installed yet (``models.packs.fetch``: the EfficientAT mn04 mel reference)
   as "fetch on first use": choosing it downloads it with progress and Cancel, builds it and switches;
 - *Compare the file with* ▸ a second pack: the current file is tagged by that pack on a background
@@ -81,6 +82,7 @@ class PacksFeature(QObject):
         self.progress_dialog: QProgressDialog | None = None
         self.notice: QMessageBox | None = None
         self.fetch_urls: tuple[tuple[str, str], ...] = ()  # URL overrides (tests: a local server)
+        self.used: list[str] = []  # pack folders used in this session (listed even after switching away)
         self.compare_menu = QMenu("&Compare the file with", menu)  # kept across rebuilds
         self._group: QActionGroup | None = None
         self.timer = QTimer(self)
@@ -96,8 +98,9 @@ class PacksFeature(QObject):
     # --- listing ---------------------------------------------------------------------------------------
     def rescan(self) -> int:
         """List the installed packs on the job thread; the menu is rebuilt when the list arrives."""
-        extra = (self.win.pack_path,) if self.win.pack_path else ()
-        job = self.runner.put(ScanJob(paths.packs_dir(), extra))
+        if self.win.pack_path and self.win.pack_path not in self.used:
+            self.used.append(self.win.pack_path)
+        job = self.runner.put(ScanJob(paths.packs_dir(), tuple(self.used)))
         self.jobs[job] = ("scan", None)
         return job
 
