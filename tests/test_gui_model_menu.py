@@ -97,8 +97,8 @@ def test_model_menu_lists_packs_and_switches_on_the_worker(
         win.shutdown()
 
 
-def _small_known(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
-    small = dataclasses.replace(known.MN04, sha256=hashlib.sha256(BODY).hexdigest(), size=len(BODY), url=url)
+def _small_known(monkeypatch: pytest.MonkeyPatch, url: str, body: bytes = BODY) -> None:
+    small = dataclasses.replace(known.MN04, sha256=hashlib.sha256(body).hexdigest(), size=len(body), url=url)
     monkeypatch.setitem(known.KNOWN_PACKS, KEY, dataclasses.replace(known.KNOWN_PACKS[KEY], files=(small,)))
 
 
@@ -128,15 +128,16 @@ def test_failed_fetch_is_refused_with_a_clear_notice(
 def test_cancelled_fetch_leaves_nothing_behind(
     qtbot, tiny_mel_pack: Path, server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _small_known(monkeypatch, server.serve("w.pt", BODY, "slow"))  # 512 KiB in 4 KiB pieces, 20 ms apart
+    big = BODY * 4  # 2 MiB in 4 KiB pieces 20 ms apart: about 10 s, cancelled after the first few pieces
+    _small_known(monkeypatch, server.serve("w.pt", big, "slow"), big)
     win, feature = _window(qtbot, tiny_mel_pack)
     try:
         feature.fetch(KEY, ("switch", KEY))
         dlg = feature.progress_dialog
-        qtbot.waitUntil(lambda: dlg.value() >= 8 and dlg.maximum() == len(BODY) // 1024, timeout=10000)
+        qtbot.waitUntil(lambda: dlg.value() >= 8 and dlg.maximum() == len(big) // 1024, timeout=10000)
         assert list(paths.downloads_dir().glob("*.part"))  # the download is under way, in a temp file
         assert dlg.labelText().startswith(f"Fetching {known.KNOWN_PACKS[KEY].title}: ")
-        assert dlg.labelText().endswith(" of 0.5 MB")
+        assert dlg.labelText().endswith(" of 2.1 MB")
         (button,) = dlg.findChildren(QPushButton)  # what the user presses
         assert button.text() == "Cancel"
         button.click()
