@@ -6,6 +6,9 @@
 #                             from ../shared into a temporary folder)
 #   ENCOTAG_SCREENSHOT_AUDIO  audio fed as live input (default: resources/examples/example.flac)
 #   ENCOTAG_SCREENSHOT_THEME  light | dark (default: light)
+#   ENCOTAG_SCREENSHOT_COMPARE  a second pack: the audio is opened as a file and compared with it (Model >
+#                             Compare) instead of fed as live input; "reference" builds the mel reference
+#                             pack from ../shared (what docs/screenshot.png shows)
 #   ENCOTAG_SCREENSHOT_SETTINGS  settings.json the window starts with (default: the one below: the live
 #                             spectrogram, three pinned tags, two of them with their own thresholds)
 # Needs Xvfb (Debian: apt-get install -y xvfb xauth). User folders are redirected to a temporary
@@ -45,7 +48,14 @@ else
 JSON
 fi
 
+input=(--synthetic "$audio")
+compare="${ENCOTAG_SCREENSHOT_COMPARE:-}"
+if [ "$compare" = reference ]; then
+  "$py" -m app pack teacher --teacher "$repo/../shared/teachers/efficientat_mn04_as" --out "$work/reference" >/dev/null
+  compare="$work/reference"
+fi
+[ -n "$compare" ] && input=(--open "$audio" --compare "$compare")
 xvfb-run -a -s "-screen 0 1600x1000x24" \
-  "$py" -m app gui --pack "$pack" --synthetic "$audio" --theme "${ENCOTAG_SCREENSHOT_THEME:-light}" \
+  "$py" -m app gui --pack "$pack" "${input[@]}" --theme "${ENCOTAG_SCREENSHOT_THEME:-light}" \
   --screenshot "$out" --exit-after "${ENCOTAG_SCREENSHOT_SECONDS:-12}"
 echo "wrote $out"

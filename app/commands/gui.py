@@ -20,6 +20,9 @@ def register(sub: Any) -> None:
         help="feed the live input from FILE (looped in real time) instead of a device",
     )
     p.add_argument("--pack", metavar="DIR", help="model pack folder (default: the shipped pack)")
+    p.add_argument(
+        "--compare", metavar="DIR", help="compare the first opened file with this pack (Model menu)"
+    )
     p.add_argument("--theme", choices=("system", "light", "dark"), help="override the saved theme")
     p.add_argument("--screenshot", metavar="OUT.png", help="save a screenshot of the window before exiting")
     p.add_argument(
@@ -43,5 +46,6 @@ def run(args: argparse.Namespace) -> int:
             screenshot=args.screenshot,
             exit_after=args.exit_after,
             theme=args.theme,
+            compare=args.compare,
         )
     )

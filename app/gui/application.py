@@ -39,6 +39,7 @@ class GuiOptions:
     screenshot: str | None = None
     exit_after: float | None = None
     theme: str | None = None
+    compare: str | None = None  # once the model is ready, compare the current file with this pack
 
 
 def synthetic_factory(path: str | Path, speed: float = 1.0) -> Callable[[], Any]:
@@ -89,6 +90,15 @@ def run_gui(opts: GuiOptions) -> int:
         win.open_paths(opts.open)
     if opts.live or opts.synthetic:
         win.start_live()
+    packs = next((e for e in win.extensions if hasattr(e, "compare")), None)
+    if opts.compare and packs is not None:
+        compared: list[int | None] = []
+
+        def compare_once(*_args: object) -> None:  # the first time the model is ready
+            if not compared:
+                compared.append(packs.compare(opts.compare))
+
+        win.model_settled.connect(compare_once)
     status = {"code": 0}
     if opts.exit_after is not None:
 
