@@ -254,6 +254,11 @@ class TaggingCodec(CodecGeometry, nn.Module):
         return codec
 
     # ------------------------------------------------------------------ inference
+    def layers_in_order(self) -> list[nn.Module]:
+        """The encoder's stages in order: first convolution, residual blocks and downsampling
+        convolutions, the LSTM, the last convolution (what :mod:`models.codec.streaming` runs)."""
+        return list(self._order)
+
     def _encode_layers(self, x: Tensor) -> Tensor:
         """The encoder on audio (B, 1, n): the high-rate stages op by op, freeing as they go."""
         first, *stages, lstm, last = self._order

@@ -28,6 +28,7 @@ from models.packs.pack import LoadedPack, PackError, load_pack
 
 if TYPE_CHECKING:
     from models.codec.codec import Codec
+    from models.codec.streaming import StreamingEncoder
     from models.codec.tagging_codec import TaggingCodec
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,16 @@ class Engine:
         return np.concatenate(
             [codec.encode(x[s : s + self.batch_size]).numpy() for s in range(0, x.shape[0], self.batch_size)]
         )
+
+    def stream_encoder(self) -> StreamingEncoder | None:
+        """A fresh :class:`~models.codec.streaming.StreamingEncoder` over this pack's codec (the live path
+        of codec packs), or ``None`` when the codec has none (mel packs, the ``transformers`` codec)."""
+        from models.codec.streaming import StreamingEncoder
+        from models.codec.tagging_codec import TaggingCodec
+
+        if not isinstance(self.codec, TaggingCodec):
+            return None
+        return StreamingEncoder(self.codec)
 
     def silence_codes(self, n: int) -> np.ndarray:
         """Codes ``(n_q, ceil(n / hop))`` int64 of ``n`` samples of silence (encoded once per ``n``, then
