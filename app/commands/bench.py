@@ -238,12 +238,16 @@ def run(args: argparse.Namespace) -> int:
             r["cold_start"] = cold_start(s.path, example)
             say(f"GUI event loop while the app tags a 2-minute file with {s.name}")
             r["gui_loop"] = cold_start(s.path, _busy_file(workdir, 120.0))
-    text = rep.header(report) + "\n\n" + rep.table(report) + "\n"
+    from models.benchmark.backends import backend_table
+
+    backends = backend_table(report)
+    text = rep.header(report) + "\n\n" + rep.table(report) + "\n" + (f"\n{backends}\n" if backends else "")
     print(text)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1), encoding="utf-8")
     if args.markdown:
         md = rep.header(report).replace("\n", "  \n") + "\n\n" + rep.table(report, markdown=True) + "\n\n"
+        md += f"{backends}\n\n" if backends else ""
         args.markdown.write_text(md + rep.scaling_table(report), encoding="utf-8")
     if args.svg:
         args.svg.write_text(rep.scaling_svg(report), encoding="utf-8")

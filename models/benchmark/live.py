@@ -37,6 +37,7 @@ class LiveStats:
     results: int
     latency_ms: list[float] = field(default_factory=list)
     compute_ms: list[float] = field(default_factory=list)
+    call_ms: list[float] = field(default_factory=list)  # the producing call alone (within latency)
     skipped_s: float = 0.0
     rss_mb: float = 0.0
 
@@ -161,6 +162,7 @@ class LiveProbe:
                 continue
             stats.results += 1
             stats.compute_ms.append(1000.0 * spent)
+            stats.call_ms.append(1000.0 * (t1 - t0))
             spent = 0.0
             newest = round(result.end * self.input_sr) - 1
             arrived = self._arrival(max(0, newest))
