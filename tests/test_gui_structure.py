@@ -94,7 +94,10 @@ def test_window_instance_has_only_attributes_of_its_own_module(
     qtbot.addWidget(win)
     try:
         qtbot.waitUntil(lambda: win.pack_info is not None, timeout=30000)
-        assert win.heads is not None and win.extensions == [win.heads]  # the heads plug in through the hook
+        assert win.heads is not None and win.extensions == [
+            win.heads,
+            win.views,
+        ]  # the heads plug in through the hook
         # PySide caches bound signals (class attributes) in the instance dict: those are not set by anyone
         own = {n for n in vars(win) if not n.startswith("__") and not hasattr(type(win), n)}
         assert {"ui", "menus", "files", "live", "painter", "worker", "heads"} <= own
