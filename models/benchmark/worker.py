@@ -65,12 +65,6 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         engine, Path(work["clip"]), repeat=repeat, budget_s=budget, unfused_tagger=unfused
     )
     del unfused
-    if engine.codec is not None:
-        from models.benchmark.backends import backend_rows
-        from models.benchmark.live import synthetic_signal
-
-        clip = synthetic_signal(engine.sample_rate, float(cfg["clip_s"]))
-        out["backends"] = backend_rows(engine, clip, repeat=repeat, budget_s=budget)
     if spec.get("long") and work.get("long"):
         out["long_file"] = stages.long_file_row(engine, Path(work["long"]))
     if work.get("files"):
@@ -78,6 +72,12 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     if float(cfg["live_s"]) > 0:
         out["live"] = stages.live_row(engine, float(cfg["live_s"]))
     out["peak_rss_tagging_mb"] = peak_rss_mb()  # the app's paths (long clips in one piece come next)
+    if engine.codec is not None:  # after the RSS of the app's paths: the candidates hold their own copies
+        from models.benchmark.backends import backend_rows
+        from models.benchmark.live import synthetic_signal
+
+        clip = synthetic_signal(engine.sample_rate, float(cfg["clip_s"]))
+        out["backends"] = backend_rows(engine, clip, repeat=repeat, budget_s=budget)
     out["scaling"] = stages.scaling_rows(
         engine, list(cfg["lengths_s"]), list(cfg["batches"]), repeat=repeat, budget_s=budget
     )
