@@ -36,6 +36,7 @@ WINDOW_CHOICES = (0.5, 1.0, 2.0, 5.0)
 HOP_CHOICES = (0.1, 0.25, 0.5, 1.0)
 MAX_RECENT = 10
 HEADS_MODULE = "app.gui.heads"
+PACKS_MODULE = "app.gui.packs"
 
 
 class WindowExtension(Protocol):
@@ -89,9 +90,6 @@ class WindowActions(QObject):
         m_file.addSeparator()
         m_file.addAction(self.act_export)
         m_file.addSeparator()
-        m_file.addAction(self._action("Choose model &pack…", self.pack_dialog))
-        m_file.addAction(self._action("Use the &default pack", lambda: self.pack_requested.emit(None)))
-        m_file.addSeparator()
         m_file.addAction(self._action("&Quit", self.quit_requested.emit, QKeySequence.StandardKey.Quit))
         self.fill_recent(st.recent_files)
 
@@ -105,6 +103,11 @@ class WindowActions(QObject):
         m_live.addSeparator()
         self._choice_menu(m_live.addMenu("Analysis &window"), WINDOW_CHOICES, st.window_s, 0)
         self._choice_menu(m_live.addMenu("Tag &updates (hop)"), HOP_CHOICES, st.hop_s, 1)
+        self.menu_model = mb.addMenu("&Model")  # filled by app.gui.packs (install_packs)
+        self.menu_model.addAction(self._action("Choose model &pack…", self.pack_dialog))
+        self.menu_model.addAction(
+            self._action("Use the &default pack", lambda: self.pack_requested.emit(None))
+        )
 
         m_view = self.menu_view = mb.addMenu("&View")
         for dock in ui.docks:
@@ -325,13 +328,14 @@ def store_settings(settings: Settings) -> None:
         log.warning("cannot save settings: %s", exc)
 
 
-def install_heads(win: MainWindow, menu: QMenu) -> WindowExtension | None:
+def install_heads(win: MainWindow, menu: QMenu, module_name: str = HEADS_MODULE) -> WindowExtension | None:
     """Let ``app.gui.heads`` (when present) add its dock, dialog and menu entries to the window; it
-    returns the extension that the window keeps and shuts down from ``closeEvent``."""
+    returns the extension that the window keeps and shuts down from ``closeEvent``. The Model menu's
+    feature (``app.gui.packs``) plugs in the same way (:func:`install_packs`)."""
     try:
-        module = importlib.import_module(HEADS_MODULE)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name != HEADS_MODULE:
+        if exc.name != module_name:
             raise
         return None
     install = getattr(module, "install", None)
@@ -340,3 +344,8 @@ def install_heads(win: MainWindow, menu: QMenu) -> WindowExtension | None:
     menu.menuAction().setVisible(True)
     ext: WindowExtension = install(win, menu)
     return ext
+
+
+def install_packs(win: MainWindow, menu: QMenu) -> WindowExtension | None:
+    """Let ``app.gui.packs`` fill the Model menu (installed packs, fetch, compare)."""
+    return install_heads(win, menu, PACKS_MODULE)

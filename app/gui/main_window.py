@@ -118,7 +118,10 @@ class MainWindow(QMainWindow):
         self.worker.load(self.pack_path)
         heads = actions.install_heads(self, self.menus.menu_heads)
         self.views = views.install(self)  # spectrograms, per-tag thresholds, timeline keys (app/gui/views.py)
-        self.extensions: list[actions.WindowExtension] = [e for e in (heads, self.views) if e is not None]
+        packs = actions.install_packs(self, self.menus.menu_model)  # the Model menu (app.gui.packs)
+        self.extensions: list[actions.WindowExtension] = [
+            e for e in (heads, self.views, packs) if e is not None
+        ]
         self.heads: Any = heads  # the personal heads feature (app.gui.heads.dialog.HeadsFeature) or None
         layout.restore_window(self, settings)  # after the extensions: their docks are laid out too
         if not settings.window_state:

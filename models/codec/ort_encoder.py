@@ -44,9 +44,12 @@ def backend_choice() -> str:
 
 def cache_dir() -> Path:
     """``<user cache>/onnx`` (``$ENCOTAG_HOME/cache/onnx`` when set; the rule of ``app.paths.cache_dir``)."""
-    from models.codec.official import default_cache_dir
+    home = os.environ.get("ENCOTAG_HOME", "").strip()
+    if home:
+        return Path(home).expanduser() / "cache" / "onnx"
+    import platformdirs
 
-    return default_cache_dir().parent.parent / "onnx"
+    return Path(platformdirs.user_cache_dir("encotag", appauthor=False)) / "onnx"
 
 
 class _EncoderGraph(nn.Module):
