@@ -47,6 +47,9 @@ SHARED_WORDS = ("SHARED", "require_shared", "TEACHER_DIR", "CKPT", "shared_dir",
 SHARED_FIXTURES = {"shared_dir", "teacher_pack"}
 # ``file::test`` (without parameters) of the tests that take over about 5 s each on a 2-core machine.
 SLOW = {
+    "test_gui_head_edit.py::test_onnx_button_exports_on_the_job_thread",  # an ONNX export on the job thread
+    "test_head_onnx.py::test_onnx_export_of_real_packs",  # two real packs exported (1-3 min each)
+    "test_head_onnx.py::test_onnx_export_of_a_codec_pack_matches_torch",  # the encoder's export: 1-7 min
     "test_head_cli.py::test_teacher_pack_heads_on_shared_data",  # 30-80 s per data set
     "test_robustness.py::test_hour_long_file_streams_in_bounded_memory",
     "test_bench.py::test_bench_quick_cli",

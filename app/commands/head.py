@@ -6,7 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.commands.common import ProgressPrinter, UsageError, add_engine_args, load_engine, open_probability
+import numpy as np
+
+from app.commands.common import ProgressPrinter, UsageError, add_engine_args, load_engine
+from app.commands.head_ops import add_calibration_args, calibration_of, report_lines
+from app.commands.head_ops import register as register_edits
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,12 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--label-column", default="label", help="labels.csv column holding the class")
     t.add_argument("--out", required=True, metavar="NAME", help="name to save the head under")
     t.add_argument("--kind", choices=("logreg", "mlp"), default="logreg")
-    t.add_argument(
-        "--false-alarm-rate",
-        type=open_probability,
-        default=0.01,
-        help="calibrate thresholds on the 'background' class to this rate (default 0.01)",
-    )
+    add_calibration_args(t)
     t.add_argument(
         "--keep-examples",
         action="store_true",
@@ -61,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     _common(b)
 
+    register_edits(hs, add_engine_args)
     hs.add_parser("list", help="list saved heads")
     info = hs.add_parser("info", help="show a head's card")
     info.add_argument("name")
@@ -69,9 +69,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     mv = hs.add_parser("rename", help="rename a head")
     mv.add_argument("old")
     mv.add_argument("new")
-    ex = hs.add_parser("export", help="write a head to a file")
+    ex = hs.add_parser("export", help="write a head to a file, or with --onnx as a portable ONNX detector")
     ex.add_argument("name")
-    ex.add_argument("file")
+    ex.add_argument("file", nargs="?", help="the .safetensors file to write (not with --onnx)")
+    ex.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="OUT.onnx",
+        help="one ONNX graph: audio at the pack's rate → head and AudioSet probabilities (+ OUT.json card)",
+    )
+    ex.add_argument(
+        "--check",
+        type=Path,
+        metavar="AUDIO",
+        help="with --onnx: compare onnxruntime with Encotag's outputs on this file's windows; time both",
+    )
+    _common(ex)
     im = hs.add_parser("import", help="verify and add a head file")
     im.add_argument("file")
     im.add_argument("--name")
@@ -121,6 +134,7 @@ def _train(args: argparse.Namespace) -> int:
         print("encotag: none of the example files could be read", file=sys.stderr)
         return 1
     x, y = stack_examples(per_file, data.label_ids())
+    groups = np.concatenate([np.full(len(e), i, np.int64) for i, e in enumerate(per_file) if len(e)])
     head, report = train_head(
         x,
         y,
@@ -129,7 +143,8 @@ def _train(args: argparse.Namespace) -> int:
         kind=args.kind,
         pack_id=engine.info.pack_id,
         layout=engine.info.embedding_layout,
-        false_alarm_rate=args.false_alarm_rate,
+        groups=groups,
+        calibration=calibration_of(args, engine.window.hop_s),
         progress=_progress("training"),
     )
     store = _store()
@@ -141,14 +156,8 @@ def _train(args: argparse.Namespace) -> int:
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"head '{name}' saved to {path}")
-    print(
-        f"examples: {len(y)} windows from {len(data.files) - len(errors)} files; "
-        f"cross-validated accuracy {report.cv_accuracy:.3f} (C={report.c:g}, {report.seconds:.2f} s)"
-    )
-    width = max(len(c) for c in report.classes)
-    print("confusion (rows true, columns predicted):")
-    for name_i, row in zip(report.classes, report.confusion, strict=True):
-        print(f"  {name_i:>{width}}  " + " ".join(f"{int(v):4d}" for v in row))
+    print(f"examples: {len(y)} windows from {len(data.files) - len(errors)} files")
+    print("\n".join(report_lines(report)))
     return 1 if errors else 0
 
 
@@ -178,8 +187,12 @@ def _bench_lines(r, kind: str) -> list[str]:
         f"  window embeddings: {n} files in {r.embed_wall_s:.1f} s wall, {r.embed_cpu_s:.1f} s CPU "
         f"({1000 * r.embed_cpu_s / max(1, n):.0f} ms CPU per file)",
         f"  head ({kind}, {r.n_train_windows} windows): file-level test accuracy {r.head_accuracy:.3f} "
-        f"(CV {r.head_cv_accuracy:.3f}, C={r.head_c:g}, trained in {r.train_s:.1f} s)",
+        f"(CV by file {r.head_cv_accuracy:.3f}, C={r.head_c:g}, trained in {r.train_s:.1f} s)",
     ]
+    if r.head_window_cv_accuracy is not None:
+        lines.append(
+            f"  CV over windows (files split across folds, optimistic): {r.head_window_cv_accuracy:.3f}"
+        )
     if r.head_vs_probe is not None:
         verdict = "yes" if r.head_vs_probe >= -0.01 else "NO"
         lines += [
@@ -232,8 +245,9 @@ def _list() -> int:
             print(f"{printable(h.name)}\tUNREADABLE: {printable(h.error)}")
         else:
             c = h.card
+            by = "by recording" if c.cv_grouping == "recording" else "over windows"
             fields = (h.name, c.kind, f"{len(c.classes)} classes ({', '.join(c.classes)})",
-                      f"cv acc {c.cv_accuracy:.3f}", f"pack {c.pack_id[:12]}", c.created)  # fmt: skip
+                      f"cv acc {c.cv_accuracy:.3f} ({by})", f"pack {c.pack_id[:12]}", c.created)  # fmt: skip
             print("\t".join(printable(f) for f in fields))
     return 0
 
@@ -241,6 +255,7 @@ def _list() -> int:
 def run(args: argparse.Namespace) -> int:
     from models.audio import AudioError
     from models.evaluation.tasks import TaskError
+    from models.heads.head_onnx import OnnxExportError
     from models.heads.heads import HeadError
     from models.packs.pack import PackError
     from models.safeio import printable
@@ -256,6 +271,12 @@ def run(args: argparse.Namespace) -> int:
             return _bench(args)
         if cmd == "list":
             return _list()
+        if cmd in ("correct", "merge", "examples"):
+            from app.commands import head_ops
+
+            return {"correct": head_ops.correct, "merge": head_ops.merge, "examples": head_ops.examples}[cmd](
+                args, store
+            )
         if cmd == "info":
             card = store.load(args.name).card
             for key, value in sorted(card.__dict__.items()):
@@ -266,7 +287,13 @@ def run(args: argparse.Namespace) -> int:
         elif cmd == "rename":
             store.rename(args.old, args.new)
             print(f"renamed '{args.old}' to '{args.new}'")
+        elif cmd == "export" and args.onnx is not None:
+            from app.commands.head_ops import export_onnx
+
+            return export_onnx(args, store)
         elif cmd == "export":
+            if not args.file:
+                raise ValueError("give the file to write (or --onnx OUT.onnx)")
             print(printable(f"wrote {store.export(args.name, Path(args.file))}"))
         elif cmd == "import":
             print(printable(f"imported to {store.import_file(args.file, args.name, force=args.force)}"))
@@ -274,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:  # an unusable pack: nothing was done
         print(printable(f"encotag: {exc}"), file=sys.stderr)
         return 2
-    except (HeadError, PackError, AudioError, TaskError) as exc:
+    except (HeadError, PackError, AudioError, TaskError, OnnxExportError) as exc:
         print(printable(f"encotag: {exc}"), file=sys.stderr)
         return 1
     except ValueError as exc:

@@ -4,7 +4,9 @@ Each file is cut into the pack's windows (or ``--window``/``--hop``). Clip-level
 of the window probabilities (robust to a single loud moment; the ranking matches a whole-clip run on
 the teacher's sample clips). Events come from :func:`models.tagging.events.merge_events`: a label opens at
 ``--threshold``, stays open down to 0.7 × threshold, gaps ≤ 0.25 s are bridged and events shorter than
-``--min-duration`` are dropped.
+``--min-duration`` are dropped. A personal head's events (``--head``) are those of
+:func:`models.heads.head_events.head_events`, as the window exports them: each class at its own
+calibrated threshold, background left out, labelled ``"<class> (head)"``.
 
 A ``.ecodes`` code-stream file (``encotag encode``; format in ``models/codec/codes.py``) is tagged from its
 codec codes directly, without audio decoding or the codec encoder; it needs the codec pack that made it.
@@ -136,11 +138,10 @@ def file_events(ft: FileTags, labels: tuple[str, ...], head: Any, args: argparse
     events = merge_events(
         ft.starts, ft.ends, ft.probs, labels, on=args.threshold, min_duration=args.min_duration
     )
-    if head is not None and ft.head_probs is not None:
-        names = tuple(f"{c} (head)" for c in head.classes)
-        events += merge_events(
-            ft.starts, ft.ends, ft.head_probs, names, on=args.threshold, min_duration=args.min_duration
-        )
+    if head is not None and ft.head_probs is not None:  # each class at its own threshold, no background
+        from models.heads.head_events import head_events
+
+        events += head_events(head, ft.starts, ft.ends, ft.head_probs, min_duration=args.min_duration)
         events.sort(key=lambda e: (e.start, e.label))
     return events
 

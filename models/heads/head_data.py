@@ -221,6 +221,13 @@ def embed_files(
     return [results[i] for i in range(done)], errors
 
 
+def window_batch(x: np.ndarray, engine: EngineLike, window: WindowConfig | None = None) -> np.ndarray:
+    """The analysis windows (n_windows, win_n) float32 of a whole decoded clip ``x`` (n,) at the
+    engine's rate, as ``tag_file`` cuts them (the tail window zero-padded)."""
+    win_n, hop_n = window_samples(window or engine.window, int(engine.sample_rate))
+    return np.stack(_audio_windows(x, win_n, hop_n))
+
+
 def stack_examples(per_file: Sequence[np.ndarray], label_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate per-file window embeddings into (N, D) examples with one label per window."""
     keep = [i for i, e in enumerate(per_file) if len(e)]

@@ -38,6 +38,13 @@ MAX_HEADER_BYTES = 16 << 20
 MAX_CLASSES = 1000
 MAX_DIM = 1 << 16
 EXAMPLES_PREFIX = "examples."
+# card fields added after format 2, with their defaults (left out of the checksum while at them)
+LATE_FIELDS: dict[str, Any] = {
+    "cv_grouping": "",
+    "calibration": "",
+    "class_precision": (),
+    "class_recall": (),
+}
 _KIND_KEYS = {"logreg": {"w", "b"}, "mlp": {"w1", "b1", "w2", "b2"}}
 
 
@@ -55,7 +62,11 @@ def _digest(tensors: dict[str, np.ndarray], card: HeadCard | None = None) -> str
         h.update(str(tensors[key].shape).encode())
         h.update(tensors[key].tobytes())
     if card is not None:
-        h.update(json.dumps({**asdict(card), "weights_sha256": ""}, sort_keys=True).encode())
+        fields = {**asdict(card), "weights_sha256": ""}
+        for key, default in LATE_FIELDS.items():  # cards written before these fields existed still verify
+            if fields[key] == default:
+                del fields[key]
+        h.update(json.dumps(fields, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -110,6 +121,9 @@ def _check_card(card: HeadCard) -> None:
         (isinstance(card.created, str) and isinstance(card.weights_sha256, str), "created"),
         (card.false_alarm_rate is None or number(card.false_alarm_rate), "false_alarm_rate"),
         (all(isinstance(n, str) for n in card.notes), "notes"),
+        (isinstance(card.cv_grouping, str) and isinstance(card.calibration, str), "cv_grouping"),
+        (all(len(v) in (0, len(card.classes)) and all(number(p) for p in v)
+             for v in (card.class_precision, card.class_recall)), "class_precision / class_recall"),
     )  # fmt: skip
     for ok, what in checks:
         if not ok:

@@ -25,12 +25,19 @@ from typing import Any
 
 import numpy as np
 
+from models.heads.head_cv import BACKGROUND as BACKGROUND  # the name the app imports from here
+from models.heads.head_cv import (
+    Calibration,
+    ClassFigures,
+    choose_thresholds,
+    class_figures,
+    grouped_folds,
+)
 from models.heads.head_fit import fit, predict_raw, standardise, stratified_folds
 from models.tagging.results import Progress
 
 FORMAT_VERSION = 2  # 2: the checksum covers the card too (1 still read)
 C_GRID = (0.01, 0.1, 1.0, 10.0)
-BACKGROUND = "background"
 
 ProgressFn = Callable[[Progress], None]
 CancelFn = Callable[[], bool]
@@ -68,6 +75,11 @@ class HeadCard:
     weights_sha256: str = ""
     false_alarm_rate: float | None = None
     notes: tuple[str, ...] = ()
+    # added after format 2 (head_file.LATE_FIELDS: out of the checksum while at their defaults):
+    cv_grouping: str = ""  # "recording": folds never split a recording; "window" / "": windows of one file
+    calibration: str = ""  # how the thresholds were chosen (Calibration.to_text())
+    class_precision: tuple[float, ...] = ()  # per class at its threshold, cross-validated (-1: n/a)
+    class_recall: tuple[float, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -80,7 +92,7 @@ class HeadCard:
         version = data.get("format_version")
         if version not in (1, FORMAT_VERSION) or isinstance(version, bool):
             raise ValueError(f"unsupported head format version {version!r}")
-        for key in ("classes", "example_counts", "notes"):
+        for key in ("classes", "example_counts", "notes", "class_precision", "class_recall"):
             if not isinstance(data.get(key, ()), list | tuple):
                 raise ValueError(f"card field {key} must be a list")
             data[key] = tuple(data.get(key, ()))
@@ -97,6 +109,8 @@ class HeadReport:
     classes: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0
+    grouping: str = "window"  # "recording" when the folds kept every recording on one side
+    per_class: tuple[ClassFigures, ...] = ()  # thresholds with cross-validated precision / recall
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,12 @@ def _warnings(classes: Sequence[str], counts: np.ndarray) -> tuple[str, ...]:
     return tuple(out)
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def train_head(
     x: np.ndarray,
     y: np.ndarray,
@@ -155,20 +175,25 @@ def train_head(
     c_grid: Sequence[float] = C_GRID,
     n_folds: int = 5,
     false_alarm_rate: float = 0.01,
+    groups: np.ndarray | Sequence[int] | None = None,
+    calibration: Calibration | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     seed: int = 0,
 ) -> tuple[Head, HeadReport]:
     """Fit a head on embeddings ``x`` (N, D) float32 with labels ``y`` (N,) in ``range(len(classes))``.
 
-    C is chosen by stratified ``n_folds``-fold cross-validation on the standardised training data
-    (fewer folds when a class has fewer examples); the reported accuracy and confusion table are the
-    cross-validated ones at the chosen C. With a class named ``background`` the other classes'
-    thresholds are calibrated so that at most ``false_alarm_rate`` of background examples fire them.
+    C is chosen by ``n_folds``-fold cross-validation on the standardised training data: with ``groups``
+    (N,) (one id per recording, ``models.heads.head_cv.source_groups``) the folds never split a
+    recording, so windows of one file are never on both sides; without, folds are stratified over
+    windows (fewer folds when a class has fewer examples). The reported accuracy, confusion table and
+    per-class precision / recall are the cross-validated ones at the chosen C. Thresholds follow
+    ``calibration`` (default: at most ``false_alarm_rate`` of the background examples fire a class).
     Raises :class:`TrainingCancelledError` if ``cancel()`` turns true, ``ValueError`` for unusable data.
     """
     if kind not in ("logreg", "mlp"):
         raise ValueError(f"unknown head kind {kind!r} (logreg or mlp)")
+    cal = calibration or Calibration(false_alarm_rate=false_alarm_rate)
     x = np.asarray(x, np.float32)
     y = np.asarray(y, np.int64)
     k = len(classes)
@@ -182,14 +207,28 @@ def train_head(
     if (counts == 0).any():
         empty = [classes[int(i)] for i in np.flatnonzero(counts == 0)]
         raise ValueError(f"no examples for class(es): {', '.join(empty)}")
+    if groups is not None and len(groups) != len(y):
+        raise ValueError(f"{len(groups)} group ids for {len(y)} examples")
     t0 = time.perf_counter()
     mean, scale = standardise(x)
     xs = (x - mean) / scale
-    folds = stratified_folds(y, max(2, min(n_folds, int(counts.min()))), seed)
+    notes: list[str] = []
+    if groups is None:
+        folds = stratified_folds(y, max(2, min(n_folds, int(counts.min()))), seed)
+        grouping = "window"
+    else:
+        folds, single = grouped_folds(y, np.asarray(groups), n_folds, seed)
+        grouping = "recording"
+        if single:
+            names = ", ".join(f"'{classes[c]}'" for c in single)
+            notes.append(
+                f"{names}: examples from one recording only, cross-validated in time blocks of it "
+                "(optimistic); add a second recording"
+            )
     steps = len(c_grid) * len(folds) + 1
     done = 0
     grid = sorted(c_grid)
-    preds = np.zeros((len(grid), len(y)), np.int64)
+    oof = np.zeros((len(grid), len(y), k), np.float32)
     for test_idx in folds:  # C ascending inside each fold, warm-started from the previous C
         train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
         params: dict[str, np.ndarray] | None = None
@@ -197,22 +236,28 @@ def train_head(
             if cancel is not None and cancel():
                 raise TrainingCancelledError("head training cancelled")
             params = fit(xs[train_idx], y[train_idx], k, c, kind, params)
-            preds[j, test_idx] = predict_raw(params, xs[test_idx], kind).argmax(axis=1)
+            oof[j, test_idx] = softmax(predict_raw(params, xs[test_idx], kind))
             done += 1
             if progress is not None:
                 progress(Progress(done, steps, f"cross-validating C={c:g}"))
-    best: tuple[float, float, np.ndarray] | None = None
-    for j, c in enumerate(grid):
-        acc = float((preds[j] == y).mean())
+    best: tuple[float, int] | None = None
+    for j in range(len(grid)):
+        acc = float((oof[j].argmax(axis=1) == y).mean())
         if best is None or acc > best[0] + 1e-9:
-            best = (acc, c, preds[j])
+            best = (acc, j)
     assert best is not None
-    acc, c, pred = best
+    acc, jbest = best
+    c, probs_cv = grid[jbest], oof[jbest]
+    pred = probs_cv.argmax(axis=1)
     params = fit(xs, y, k, c, kind)
     if progress is not None:
         progress(Progress(steps, steps, "done"))
     confusion = np.zeros((k, k), np.int64)
     np.add.at(confusion, (y, pred), 1)
+    thresholds, cal_warn = choose_thresholds(
+        classes, y, probs_cv, softmax(predict_raw(params, xs, kind)), cal
+    )
+    figures = class_figures(classes, y, probs_cv, thresholds, cal.hop_s)
     card = HeadCard(
         name=name,
         classes=tuple(classes),
@@ -224,26 +269,15 @@ def train_head(
         layout_hash=layout_hash(layout) if layout else "",
         embedding_size=int(x.shape[1]),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        false_alarm_rate=cal.background_fraction() if cal.precision is None else None,
+        cv_grouping=grouping,
+        calibration=cal.to_text(),
+        class_precision=tuple(round(f.precision, 6) for f in figures),
+        class_recall=tuple(round(f.recall, 6) for f in figures),
     )
-    head = Head(card=card, mean=mean, scale=scale, params=params, thresholds=np.full(k, 0.5, np.float32))
-    head = calibrate(head, x, y, false_alarm_rate)
+    head = Head(card=card, mean=mean, scale=scale, params=params, thresholds=thresholds)
+    warnings = (*_warnings(classes, counts), *notes, *cal_warn)
     report = HeadReport(
-        acc, float(c), confusion, tuple(classes), _warnings(classes, counts), time.perf_counter() - t0
+        acc, float(c), confusion, tuple(classes), warnings, time.perf_counter() - t0, grouping, figures
     )
     return head, report
-
-
-def calibrate(head: Head, x: np.ndarray, y: np.ndarray, false_alarm_rate: float) -> Head:
-    """Per-class thresholds: the (1 − rate) quantile of the background examples' scores (at least 0.5).
-
-    Without a background class the thresholds stay at 0.5.
-    """
-    thresholds = np.full(len(head.classes), 0.5, np.float32)
-    if BACKGROUND in head.classes:
-        bg = head.classes.index(BACKGROUND)
-        probs = head.predict(x[np.asarray(y) == bg])
-        for j in range(len(head.classes)):
-            if j != bg and len(probs):
-                thresholds[j] = max(0.5, float(np.quantile(probs[:, j], 1.0 - false_alarm_rate)))
-    card = HeadCard(**{**asdict(head.card), "false_alarm_rate": false_alarm_rate})
-    return Head(card=card, mean=head.mean, scale=head.scale, params=head.params, thresholds=thresholds)

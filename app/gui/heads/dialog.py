@@ -17,6 +17,7 @@ selector calls it).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QLabel, QMenu, QSplitter, QV
 
 from app.gui.exporting import export_dir, remember_export
 from app.gui.heads.editor import ClassPanel, Recorder
+from app.gui.heads.extras import HeadExtras
 from app.gui.heads.jobs import EmbedJob, EmbedResult, HeadJobRunner, TrainJob, TrainResult
 from app.gui.heads.manage import HeadListPanel
 from app.gui.heads.output import HeadOutputPanel, export_events_dialog, span_embeddings
@@ -37,6 +39,7 @@ from app.gui.state import heads as logic
 from app.gui.state.head_editor import HeadEditor, audio_dir
 from app.paths import heads_dir
 from models.config import WindowConfig
+from models.heads.head_cv import Calibration
 from models.heads.head_store import ExampleSet, HeadStore
 from models.heads.heads import BACKGROUND, Head, HeadReport
 
@@ -75,6 +78,7 @@ class HeadsDialog(QDialog):
         self.class_panel = ClassPanel()
         self.train_panel = TrainPanel()
         self._connect_panels()
+        self.extras = HeadExtras(self)
         self.recorder.tick.connect(lambda s: self.class_panel.record_button.setText(f"Recording… {s:.0f} s"))
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -111,7 +115,7 @@ class HeadsDialog(QDialog):
         cp.add_files.connect(self.add_files)
         cp.record.connect(self.record)
         cp.class_table.itemSelectionChanged.connect(self._sync_buttons)
-        tp.train_requested.connect(lambda kind, far: self.train(kind, far))
+        tp.train_requested.connect(lambda kind, _far: self.train(kind))
         tp.cancel_requested.connect(self.cancel_jobs)
 
     # --- the editor's state ---------------------------------------------------------------------------
@@ -273,19 +277,21 @@ class HeadsDialog(QDialog):
         return self._submit(EmbedJob(self.current, class_name, tuple(str(p) for p in paths)), "embed")
 
     def train(self, kind: str | None = None, far: float | None = None) -> int | None:
-        """Train the edited head in the background (kind and false-alarm rate from the train panel)."""
+        """Train the edited head in the background (kind and calibration from the train panel; ``far``: a
+        false-alarm fraction instead)."""
         if self.current is None:
             return None
         tp = self.train_panel
-        self.train_panel.clear_report()
+        tp.clear_report()
+        cal = tp.calibration(self.win.settings.hop_s) if far is None else Calibration(false_alarm_rate=far)
         kind = kind or tp.kind.currentData()
-        far = float(tp.far.value()) if far is None else far
-        return self._submit(TrainJob(self.current, self.examples, self.store, kind, far), "train")
+        job = TrainJob(self.current, self.examples, self.store, kind, cal.background_fraction(), cal)
+        return self._submit(job, "train")
 
-    def _submit(self, job: EmbedJob | TrainJob, kind: str) -> int:
+    def _submit(self, job: Any, kind: str) -> int:
         job_id = self.runner.submit(job)
         self._jobs[job_id] = kind
-        self.train_panel.job_started("Embedding examples…" if kind == "embed" else "Training…")
+        self.train_panel.job_started({"embed": "Embedding…", "onnx": "Exporting…"}.get(kind, "Training…"))
         self.sync()
         return job_id
 
@@ -316,6 +322,8 @@ class HeadsDialog(QDialog):
         elif isinstance(r, TrainResult):
             self.train_panel.show_report(r.report, len(r.job.examples.label), r.job.kind)
             self.editor.trained(r)
+        else:
+            self.extras.finished(r)
         self.sync()
 
     def record(self, class_name: str, seconds: float) -> bool:
@@ -330,13 +338,10 @@ class HeadsDialog(QDialog):
     def _recorded(self, class_name: str, audio: np.ndarray, sr: int) -> None:
         self.sync()
         if self.current is not None:
-            keep = (
-                str(audio_dir(self.store, self.current)) if self.class_panel.keep_audio.isChecked() else None
-            )
-            job = EmbedJob(
-                self.current, class_name, audio=audio, sample_rate=sr, source="mic", keep_audio_dir=keep
-            )
-            self._submit(job, "embed")
+            folder = audio_dir(self.store, self.current)
+            keep = str(folder) if self.class_panel.keep_audio.isChecked() else None
+            source = "mic " + time.strftime("%Y-%m-%d %H:%M:%S")  # each take its own recording
+            self._submit(EmbedJob(self.current, class_name, (), audio, sr, source, keep), "embed")
 
     def _record_failed(self, message: str) -> None:
         self.sync()

@@ -143,6 +143,7 @@ class ClassPanel(QGroupBox):
     clear_class = Signal(str)
     add_files = Signal(str, list)  # class name, list[str] files or folders
     record = Signal(str, float)  # class name, seconds
+    review_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__("Classes")
@@ -174,6 +175,9 @@ class ClassPanel(QGroupBox):
         row2.addWidget(button("Add files…", self._add_files_clicked))
         row2.addWidget(button("Add folder…", self._add_folder_clicked))
         row2.addWidget(button("Clear examples", lambda: self._with_class(self.clear_class.emit)))
+        row2.addWidget(
+            button("Examples…", self.review_requested.emit, "Review and remove examples by source")
+        )
         row2.addStretch(1)
         self.keep_audio = QCheckBox("Keep audio")
         self.keep_audio.setToolTip(

@@ -8,7 +8,8 @@ queued jobs one after another:
   → one embedding per analysis window, using the main window's window/hop so the head sees the same
   windows it will be applied to;
 - :class:`TrainJob`: ``models.heads.heads.train_head`` on an example set (progress and cancel), then an
-  atomic save into the head store.
+  atomic save into the head store (corrections and merges are example edits followed by a TrainJob);
+- :class:`OnnxJob`: ``models.heads.head_onnx.export_onnx`` (the head and its pack as one ONNX graph).
 
 Results come back through the signals of the one job model (``app.gui.jobs``, queued to the GUI
 thread): ``progress(job_id, Progress)`` and ``finished(job_id, JobOutcome)`` whose ``result`` is an
@@ -58,6 +59,22 @@ class TrainJob:
     store: Any  # models.heads.head_store.HeadStore
     kind: str = "logreg"
     false_alarm_rate: float = 0.01
+    calibration: Any = None  # models.heads.head_cv.Calibration (None: false_alarm_rate)
+
+
+@dataclass(frozen=True)
+class OnnxJob:
+    """Export head ``head`` of ``store`` with the pack as one ONNX graph to ``path`` (+ its JSON card)."""
+
+    head: str
+    store: Any
+    path: str
+
+
+@dataclass(frozen=True)
+class OnnxResult:
+    job: OnnxJob
+    export: Any  # models.heads.head_onnx.OnnxExport
 
 
 @dataclass(frozen=True)
@@ -174,15 +191,26 @@ class HeadJobRunner(JobRunner):
         """Bad input, not a bug: one line in the dialog and the log, no traceback (head files that fail
         their checks and unreadable audio included)."""
         from models.audio import AudioError
+        from models.heads.head_onnx import OnnxExportError
         from models.heads.heads import HeadError
 
-        return isinstance(exc, ValueError | OSError | HeadError | AudioError)
+        return isinstance(exc, ValueError | OSError | HeadError | AudioError | OnnxExportError)
 
-    def work(self, job_id: int, job: Any, cancel: threading.Event) -> EmbedResult | TrainResult:
-        """A function job (no partial results): embed or train; progress through ``progress``."""
+    def work(self, job_id: int, job: Any, cancel: threading.Event) -> EmbedResult | TrainResult | OnnxResult:
+        """A function job (no partial results): embed, train or export; progress through ``progress``."""
         if isinstance(job, EmbedJob):
             return self._embed(job_id, job, cancel)
+        if isinstance(job, OnnxJob):
+            return self._onnx(job_id, job)
         return self._train(job_id, job, cancel)
+
+    def _onnx(self, job_id: int, job: OnnxJob) -> OnnxResult:
+        from models.heads.head_onnx import export_onnx
+
+        engine = self._engine()
+        self.progress.emit(job_id, Progress(0, 1, "exporting to ONNX (a minute or two)…"))
+        head = job.store.load(job.head, pack_id=engine.info.pack_id, layout=engine.info.embedding_layout)
+        return OnnxResult(job, export_onnx(engine, head, job.path, name=job.head))
 
     def _engine(self) -> Any:
         if self.engine is None:
@@ -253,6 +281,7 @@ class HeadJobRunner(JobRunner):
             return self._embed_file(path, cancel)
 
     def _train(self, job_id: int, job: TrainJob, cancel: threading.Event) -> TrainResult:
+        from models.heads.head_cv import source_groups
         from models.heads.head_store import PackStamp
         from models.heads.heads import train_head
 
@@ -275,6 +304,8 @@ class HeadJobRunner(JobRunner):
             pack_id=engine.info.pack_id,
             layout=engine.info.embedding_layout,
             false_alarm_rate=job.false_alarm_rate,
+            calibration=job.calibration,
+            groups=source_groups(ex.sources, ex.label),
             progress=lambda p: self.progress.emit(job_id, p),
             cancel=cancel.is_set,
         )

@@ -1,5 +1,5 @@
 """The head list panel of the Heads dialog: the saved heads and New / Rename / Delete / Import / Export /
-Activate.
+Activate / Merge / ONNX.
 
 It shows :class:`~app.gui.state.heads.HeadEntry` rows and emits what the user asked for; the dialog
 passes the requests to the Qt-free :class:`~app.gui.state.head_editor.HeadEditor`. A head made for
@@ -53,6 +53,8 @@ class HeadListPanel(QGroupBox):
     import_requested = Signal(str)  # path
     export_requested = Signal(str, str)  # name, path
     activate_requested = Signal(object)  # head name, or None to deactivate
+    merge_requested = Signal(list, str)  # head names, name of the merged head
+    onnx_requested = Signal(str, str)  # head name, .onnx path
 
     def __init__(self) -> None:
         super().__init__("Heads")
@@ -71,6 +73,8 @@ class HeadListPanel(QGroupBox):
             button("New…", self._new_clicked), button("Rename…", self._rename_clicked),
             button("Delete", self._delete_clicked), button("Import…", self._import_clicked),
             button("Export…", self._export_clicked), self.activate_button,
+            button("Merge…", self._merge_clicked, "Merge the selected head with another into a new head"),
+            button("ONNX…", self._onnx_clicked, "Export the head with its model as one portable ONNX file"),
         ]  # fmt: skip
         for i, b in enumerate(buttons):
             grid.addWidget(b, i // 3, i % 3)
@@ -153,3 +157,24 @@ class HeadListPanel(QGroupBox):
             path, _ = QFileDialog.getSaveFileName(self, "Export head", start, HEAD_FILTER)
             if path:
                 self.export_requested.emit(name, path)
+
+    def _merge_clicked(self) -> None:
+        name = self.selected_name()
+        others = [
+            self.head_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.head_list.count())
+        ]
+        others = [o for o in others if o != name]
+        if not name or not others:
+            return
+        other, ok = QInputDialog.getItem(self, "Merge heads", f"Merge '{name}' with:", others, 0, False)
+        out = ask(self, "Merge heads", "Name of the merged head:", f"{name}+{other}") if ok else None
+        if out:
+            self.merge_requested.emit([name, other], out)
+
+    def _onnx_clicked(self) -> None:
+        name = self.selected_name()
+        if name:
+            start = str(Path.home() / f"{name}.onnx")
+            path, _ = QFileDialog.getSaveFileName(self, "Export as ONNX", start, "ONNX models (*.onnx)")
+            if path:
+                self.onnx_requested.emit(name, path)

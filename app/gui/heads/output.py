@@ -8,11 +8,14 @@ embeddings (no torch on the GUI thread), so a head activated after a file was ta
 Per class (background excluded) one curve and a dashed line at the class's calibrated threshold; a table
 gives the current value (live: newest window, file: at the cursor) and marks classes above threshold.
 A draggable span (``LinearRegionItem``) plus "That was …" adds the span's windows as examples of a class
-of the head being edited (``span_requested`` → ``HeadsDialog.label_span``).
+of the head being edited (``span_requested`` → ``HeadsDialog.label_span``); "Wrong detection: it was …"
+adds them to background (or a chosen class) of the active head and retrains it
+(``correction_requested`` → ``app.gui.heads.extras.HeadExtras.correct_span``).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +38,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.plots import _style_plot, curve_colour
-from app.gui.state.heads import head_events, span_rows
+from models.heads.head_edit import span_rows, span_source
+from models.heads.head_events import head_events
 from models.heads.heads import BACKGROUND, Head
 
 if TYPE_CHECKING:
@@ -50,7 +54,7 @@ def current_series(win: MainWindow) -> tuple[Any, str]:
     view = win.current_file()
     if view is not None:
         return view.series, str(view.path)
-    return win.live.series, "live"
+    return win.live.series, "live " + time.strftime("%Y-%m-%d %H:%M")
 
 
 def span_embeddings(win: MainWindow, t0: float, t1: float) -> tuple[np.ndarray, str]:
@@ -61,7 +65,7 @@ def span_embeddings(win: MainWindow, t0: float, t1: float) -> tuple[np.ndarray, 
         return np.zeros((0, 0), np.float32), name
     emb = np.array(series.embeddings[rows], dtype=np.float32)
     a, b = float(series.starts[rows[0]]), float(series.ends[rows[-1]])
-    return emb, f"{name} {a:.2f}-{b:.2f} s"
+    return emb, span_source(name, a, b)
 
 
 def export_head_events(
@@ -98,6 +102,7 @@ class HeadOutputPanel(QWidget):
     """Curves, thresholds and current values of the active head; the span selector for "that was X"."""
 
     span_requested = Signal(str, float, float)  # class name, start s, end s
+    correction_requested = Signal(str, float, float)  # the class the span really is, start s, end s
 
     def __init__(self, win: MainWindow, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -134,12 +139,27 @@ class HeadOutputPanel(QWidget):
         row.addWidget(QLabel("Span:"))
         row.addWidget(self.span_button)
         row.addWidget(self.span_class, 1)
+        self.fix_class = QComboBox()
+        self.fix_class.setToolTip(
+            "What the span really is: background (none of the head's classes) or a class"
+        )
+        self.fix_button = QPushButton("Wrong detection: it was…")
+        self.fix_button.setToolTip(
+            "The active head fired wrongly in the shaded span: add the span's windows to the chosen class "
+            "(background by default) of the active head and retrain it in the background"
+        )
+        self.fix_button.clicked.connect(self._fix_clicked)
+        self.fix_button.setEnabled(False)
+        fix = QHBoxLayout()
+        fix.addWidget(self.fix_button)
+        fix.addWidget(self.fix_class, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.title)
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.table)
         lay.addLayout(row)
+        lay.addLayout(fix)
         self.probs = np.zeros((0, 0), np.float32)  # (N, K) of what is drawn
         self.times = np.zeros(0)
         self._key: tuple[Any, ...] = ()
@@ -159,6 +179,8 @@ class HeadOutputPanel(QWidget):
         self.curves, self.thr_lines = [], []
         self.table.setRowCount(0)
         self._key = ()
+        self.fix_class.clear()
+        self.fix_button.setEnabled(head is not None)
         if head is None:
             self.title.setText("No personal head active. Heads ▸ Manage heads… to make or choose one.")
             return
@@ -167,6 +189,7 @@ class HeadOutputPanel(QWidget):
             f"Head <b>{head.card.name}</b>: {', '.join(head.classes)}"
             + (f" — thresholds at {far:g} false alarms on background" if far is not None else "")
         )
+        self.fix_class.addItems([BACKGROUND, *(c for c in head.classes if c != BACKGROUND)])
         self.table.setRowCount(len(head.classes))
         for j, name in enumerate(head.classes):
             colour = (150, 150, 150) if name == BACKGROUND else curve_colour(j)
@@ -202,6 +225,12 @@ class HeadOutputPanel(QWidget):
         if name:
             t0, t1 = self.region.getRegion()
             self.span_requested.emit(name, float(t0), float(t1))
+
+    def _fix_clicked(self) -> None:
+        target = self.fix_class.currentText()
+        if target:
+            t0, t1 = self.region.getRegion()
+            self.correction_requested.emit(target, float(t0), float(t1))
 
     # --- drawing --------------------------------------------------------------------------------------
     def refresh(self) -> None:

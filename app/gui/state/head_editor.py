@@ -221,6 +221,42 @@ class HeadEditor:
         pack = PackStamp.of(info) if info is not None else None
         return self.edit(logic.add_examples, class_name, emb, source, pack)
 
+    def correct(self, name: str, target: str, emb: np.ndarray, source: str) -> ExampleSet | None:
+        """ "Not X": add a span's embeddings (n, D) to class ``target`` (``background`` or another class,
+        created if new) of head ``name``, keeping its other examples; returns the new set (None: refused,
+        with a notice). The caller retrains the head."""
+        try:
+            ex = self.examples if name == self.current else self.store.load_examples(name)
+            if not len(ex.label):
+                raise ValueError(
+                    f"'{name}' was trained without keeping its examples: corrections need them "
+                    "(retrain it here, or with 'encotag head train --keep-examples')"
+                )
+            info = self.pack()
+            ex = logic.add_examples(ex, target, emb, source, PackStamp.of(info) if info is not None else None)
+            self.store.save_examples(name, ex)
+        except (ValueError, OSError, HeadError) as exc:
+            self.notify(f"Correction refused: {exc}", True)
+            return None
+        if name == self.current:
+            self.examples = ex
+        self.reload()
+        return ex
+
+    def remove_sources(self, items: list[tuple[str, str]]) -> bool:
+        """Remove the examples of each (class, source) from the edited head's set (then Train again)."""
+        ex = self.examples
+        try:
+            for cls, src in items:
+                ex = logic.remove_source(ex, cls, src)
+        except ValueError as exc:
+            self.notify(str(exc), True)
+            return False
+        ok = self.edit(lambda _ex: ex)
+        if ok:
+            self.notify(f"Removed the examples of {len(items)} source(s); press Train to retrain.", False)
+        return ok
+
     # --- job results ------------------------------------------------------------------------------------
     def embedded(self, r: Any) -> None:
         """File an ``EmbedResult`` into its head's example set (the edited one or another)."""

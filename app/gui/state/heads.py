@@ -1,5 +1,5 @@
 """Qt-free helpers behind the Heads dialog: the list of heads (trained and drafts), editing example sets,
-picking the windows of a time span, and turning head probabilities into events.
+picking the windows of a time span (head events: ``models.heads.head_events``).
 
 A *draft* is a head that has examples (``NAME.examples.safetensors``) but no trained file yet. Example
 sets hold embeddings (N, D) float32 with one label per row, never audio (see ``models.heads.head_store``).
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from models.heads.head_cv import Calibration
+from models.heads.head_edit import add_rows, remove_source, source_rows, span_rows  # noqa: F401 - helpers of the dialog
 from models.heads.head_store import EXAMPLES_SUFFIX, ExampleSet, HeadStore, PackStamp, check_name
-from models.heads.heads import BACKGROUND, Head, HeadCard, HeadError
-from models.tagging.events import merge_events
-from models.tagging.results import Event
+from models.heads.heads import BACKGROUND, HeadCard, HeadError
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ class HeadEntry:
             return f"{self.name} — not trained yet ({self.n_examples} examples)"
         c = self.card
         return (
-            f"{self.name} — {len(c.classes)} classes ({', '.join(c.classes)}), "
-            f"{c.kind}, CV accuracy {c.cv_accuracy:.3f}"
+            f"{self.name} — {len(c.classes)} classes ({', '.join(c.classes)}), {c.kind}, {accuracy_text(c)}"
         )
 
     def tooltip(self) -> str:
@@ -48,9 +47,32 @@ class HeadEntry:
         c = self.card
         counts = ", ".join(f"{n}: {k}" for n, k in zip(c.classes, c.example_counts, strict=False))
         far = "" if c.false_alarm_rate is None else f"\nfalse-alarm rate: {c.false_alarm_rate:g}"
+        if c.calibration:
+            far = f"\nthresholds: {Calibration.from_text(c.calibration).describe()}"
         return (
             f"{self.path}\nexamples: {counts}\npack: {c.pack_id[:12]}\nC: {c.c:g}{far}\ncreated: {c.created}"
         )
+
+
+def accuracy_text(card: HeadCard) -> str:
+    """The head's accuracy as the user should read it: cross-validated by recording when it was trained
+    so; an older head's figure (windows of one file on both sides of the folds) is marked as such."""
+    if card.cv_grouping == "recording":
+        return f"accuracy by recording {card.cv_accuracy:.3f}"
+    return f"accuracy {card.cv_accuracy:.3f} (over windows, optimistic: retrain for the by-recording figure)"
+
+
+def class_rows(card: HeadCard, thresholds: Sequence[float]) -> list[tuple[str, str, str, str]]:
+    """(class, threshold, precision, recall) per class, as text; "—" where not defined (background)."""
+
+    def fmt(values: Sequence[float], j: int) -> str:
+        return f"{values[j]:.2f}" if j < len(values) and values[j] >= 0 else "—"
+
+    return [
+        (name, "—" if name == BACKGROUND else f"{float(thresholds[j]):.2f}",
+         fmt(card.class_precision, j), fmt(card.class_recall, j))
+        for j, name in enumerate(card.classes)
+    ]  # fmt: skip
 
 
 def list_entries(store: HeadStore) -> list[HeadEntry]:
@@ -143,38 +165,4 @@ def add_examples(
             f"these examples have {emb.shape[1]}-dim embeddings but the head's have {_dim(ex)} "
             "(made with another model pack?)"
         )
-    base = replace(ex, sources=tuple(_sources(ex)))
-    out = base.add(name, emb, "", pack)
-    return replace(out, sources=(*base.sources, *per_row))
-
-
-def span_rows(starts: np.ndarray, ends: np.ndarray, t0: float, t1: float) -> np.ndarray:
-    """Indices of windows whose centre lies in [t0, t1] s; the nearest window if none does (empty if no
-    windows)."""
-    if len(starts) == 0:
-        return np.zeros(0, np.int64)
-    lo, hi = min(t0, t1), max(t0, t1)
-    centres = 0.5 * (np.asarray(starts) + np.asarray(ends))
-    idx = np.flatnonzero((centres >= lo) & (centres <= hi))
-    if len(idx) == 0:
-        idx = np.array([int(np.argmin(np.abs(centres - 0.5 * (lo + hi))))])
-    return idx.astype(np.int64)
-
-
-def head_events(
-    head: Head,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    probs: np.ndarray,
-    min_duration: float = 0.25,
-) -> list[Event]:
-    """Events of a head's classes (background excluded), each with its own calibrated threshold.
-
-    ``probs`` (N, K) float32 are the head's probabilities for windows ``starts``/``ends`` (N,) s."""
-    events: list[Event] = []
-    for j, name in enumerate(head.classes):
-        if name == BACKGROUND or len(probs) == 0:
-            continue
-        on = float(head.thresholds[j]) if len(head.thresholds) else 0.5
-        events += merge_events(starts, ends, probs[:, j : j + 1], [name], on=on, min_duration=min_duration)
-    return sorted(events, key=lambda e: (e.start, e.label))
+    return add_rows(ex, name, emb, per_row, pack)
