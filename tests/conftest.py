@@ -26,6 +26,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# the torch encoder is the reference the other tests compare against; tests/test_encoder_backends.py
+# turns the ONNX Runtime backend on where it tests it
+os.environ.setdefault("ENCOTAG_ENCODER", "torch")
 
 import torch  # noqa: E402
 
@@ -55,6 +58,7 @@ SLOW = {
     "test_gui_packs.py::test_screenshot_tool_runs_the_real_window_under_xvfb",
     "test_gui.py::test_event_loop_stays_responsive_during_long_file",
     "test_qt_free.py::test_models_and_app_core_import_without_qt",
+    "test_encoder_backends.py::test_backend_rows_measure_every_candidate",
 }
 
 

@@ -149,7 +149,8 @@ def test_live_probe_measures_compute_and_latency() -> None:
     s = stats.summary()
     assert 8 <= stats.results <= 17  # one result per 0.1 s hop
     assert 18 <= s["compute_p50_ms"] < 200
-    assert all(lat >= com - 1 for lat, com in zip(stats.latency_ms, stats.compute_ms, strict=False))
+    assert all(lat >= com - 1 for lat, com in zip(stats.latency_ms, stats.call_ms, strict=False))
+    assert all(call <= com for call, com in zip(stats.call_ms, stats.compute_ms, strict=True))
     assert s["latency_p50_ms"] >= s["compute_p50_ms"] and s["rss_mb"] > 0
 
 

@@ -61,6 +61,13 @@ def test_switch_to_a_codec_pack_while_listening(qtbot, tiny_mel_pack: Path, tiny
         # the new engine's stream restarts the live history (and the trajectory's PCA)
         restarted = lambda: win.live.trajectory.pca is not mel_pca and len(win.live.series) >= 3  # noqa: E731
         qtbot.waitUntil(restarted, timeout=60000)
+
+        def streams() -> bool:  # the codec pack's live path streams its encoder (the worker attaches it)
+            tagger = win.live.tap.tagger if win.live.tap is not None else None
+            codes = None if tagger is None else tagger.codes
+            return codes is not None and codes.encoder.samples_encoded > 0
+
+        qtbot.waitUntil(streams, timeout=60000)
         win.refresh_all()
         assert win.live.trajectory.pca.dim == win.live.series.embeddings.shape[1]
         assert win.ui.topk.labels_shown

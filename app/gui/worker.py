@@ -77,6 +77,7 @@ class InferenceWorker(JobRunner):
         self._busy = False  # the pending commands and jobs are being run (guards re-entrancy)
         self.in_job = False  # a file job is running (read by tests)
         self._load_failed = False
+        self.load_times: dict[str, float] = {}  # the last load: engine imports, pack load (seconds)
         self._timer: QTimer | None = None
         self._wake.connect(self._run_pending, Qt.ConnectionType.QueuedConnection)
 
@@ -133,10 +134,12 @@ class InferenceWorker(JobRunner):
         """Load ``Engine.load(pack_path)`` on this thread (None = the shipped default pack)."""
         self.engine_loading.emit(pack_path or "default")
         try:
-            from models.tagging.engine import Engine
-
             t0 = time.perf_counter()
+            from models.tagging.engine import Engine  # torch: most of a cold start (docs/PERFORMANCE.md)
+
+            t1 = time.perf_counter()
             engine = Engine.load(Path(pack_path) if pack_path else None, threads=inference_threads())
+            self.load_times = {"import_s": t1 - t0, "load_s": time.perf_counter() - t1}
         except Exception as exc:  # noqa: BLE001 - any failure becomes a visible notice, never a crash
             from models.packs.pack import PackError
             from models.safeio import printable

@@ -6,8 +6,8 @@ writes each block into the tagger's ring buffer and notes when every input sampl
 measuring thread plays the inference worker: it polls ``process_latest`` every ``poll_s`` seconds like
 the GUI worker does. For every result it records
 
-- ``compute_ms``: wall time of the ``process_latest`` call that produced it (resampling + engine),
-  i.e. the compute spent per hop;
+- ``compute_ms``: wall time of the ``process_latest`` calls since the previous result, the one that
+  produced it included (resampling + encoder + tagger), i.e. the compute spent per hop;
 - ``latency_ms``: from the moment the newest sample of the window entered the ring buffer to the
   moment its tags were available (includes waiting for the hop to complete, the poll and compute).
 
@@ -37,6 +37,7 @@ class LiveStats:
     results: int
     latency_ms: list[float] = field(default_factory=list)
     compute_ms: list[float] = field(default_factory=list)
+    call_ms: list[float] = field(default_factory=list)  # the producing call alone (within latency)
     skipped_s: float = 0.0
     rss_mb: float = 0.0
 
@@ -150,15 +151,19 @@ class LiveProbe:
         skipped0 = self.tagger.skipped_s
         start = time.perf_counter()
         end = start + seconds
+        spent = 0.0  # compute of the calls since the last result (resampling between results counts)
         while time.perf_counter() < end:
             t0 = time.perf_counter()
             result = self.tagger.process_latest()
             t1 = time.perf_counter()
+            spent += t1 - t0
             if result is None:
                 time.sleep(self.poll_s)
                 continue
             stats.results += 1
-            stats.compute_ms.append(1000.0 * (t1 - t0))
+            stats.compute_ms.append(1000.0 * spent)
+            stats.call_ms.append(1000.0 * (t1 - t0))
+            spent = 0.0
             newest = round(result.end * self.input_sr) - 1
             arrived = self._arrival(max(0, newest))
             if arrived is not None:

@@ -146,8 +146,14 @@ def header(report: dict[str, Any]) -> str:
     load = " ".join(f"{x:.2f}" for x in la) if la else "n/a"
     load_end = " ".join(f"{x:.2f}" for x in la_end) if la_end else "n/a"
     cfg = report["config"]
+    picked = ", ".join(
+        f"{r['subject']['name']}: {r['encoder_backend']}"
+        for r in report["results"]
+        if r.get("encoder_backend")
+    )
     return (
-        f"encotag bench, {m['date_utc']}: {m['cpu']} ({m['cores']} cores), torch {m['torch']} with "
+        (f"codec encoder backend picked by the engine: {picked}\n" if picked else "")
+        + f"encotag bench, {m['date_utc']}: {m['cpu']} ({m['cores']} cores), torch {m['torch']} with "
         f"{m['threads']} threads, Python {m['python']}\n"
         f"load average (1/5/15 min) at start {load}, at end {load_end}\n"
         f"clip {cfg['clip_s']:g} s, batch 1, best of {cfg['repeat']}; "

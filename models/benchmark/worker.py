@@ -32,7 +32,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(int(cfg["threads"]))
     t_import = time.perf_counter() - t0
     t0 = time.perf_counter()
-    engine = Engine.load(spec["subject"]["path"])
+    engine = Engine.load(spec["subject"]["path"], threads=int(cfg["threads"]))  # as stated, not auto
     t_load = time.perf_counter() - t0
     out: dict[str, Any] = {
         "subject": spec["subject"],
@@ -43,6 +43,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "load_s": t_load,
         "rss_after_load_mb": rss_mb(),
     }
+    out["encoder_backend"] = engine.encoder_backend  # what the engine picked by itself
     if engine.codec is not None:
         c = engine.codec.cfg
         out["codec"] = {
@@ -71,6 +72,12 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     if float(cfg["live_s"]) > 0:
         out["live"] = stages.live_row(engine, float(cfg["live_s"]))
     out["peak_rss_tagging_mb"] = peak_rss_mb()  # the app's paths (long clips in one piece come next)
+    if engine.codec is not None:  # after the RSS of the app's paths: the candidates hold their own copies
+        from models.benchmark.backends import backend_rows
+        from models.benchmark.live import synthetic_signal
+
+        clip = synthetic_signal(engine.sample_rate, float(cfg["clip_s"]))
+        out["backends"] = backend_rows(engine, clip, repeat=repeat, budget_s=budget)
     out["scaling"] = stages.scaling_rows(
         engine, list(cfg["lengths_s"]), list(cfg["batches"]), repeat=repeat, budget_s=budget
     )

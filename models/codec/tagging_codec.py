@@ -16,7 +16,7 @@ be there and nothing else; the decoder's weights are then dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -218,6 +218,8 @@ class TaggingCodec(CodecGeometry, nn.Module):
         self._books = [_Codebook(cfg.codebook_size, cfg.hidden_size) for _ in range(n_books)]
         self.quantizer = _Quantizer(nn.ModuleList(self._books))
         self.fused = True
+        # another implementation of _encode_layers (models/codec/ort_encoder.py), checked against it
+        self.encoder_backend: Callable[[Tensor], Tensor] | None = None
         self.eval()
 
     def fuse(self) -> TaggingCodec:
@@ -254,6 +256,11 @@ class TaggingCodec(CodecGeometry, nn.Module):
         return codec
 
     # ------------------------------------------------------------------ inference
+    def layers_in_order(self) -> list[nn.Module]:
+        """The encoder's stages in order: first convolution, residual blocks and downsampling
+        convolutions, the LSTM, the last convolution (what :mod:`models.codec.streaming` runs)."""
+        return list(self._order)
+
     def _encode_layers(self, x: Tensor) -> Tensor:
         """The encoder on audio (B, 1, n): the high-rate stages op by op, freeing as they go."""
         first, *stages, lstm, last = self._order
@@ -284,6 +291,8 @@ class TaggingCodec(CodecGeometry, nn.Module):
         """Continuous encoder output (B, 128, T) before quantization."""
         audio = self._check_audio(audio)
         with torch.inference_mode():
+            if self.encoder_backend is not None:
+                return self.encoder_backend(audio.unsqueeze(1))
             return self._encode_layers(audio.unsqueeze(1))
 
     def quantize_codes(self, latent: Tensor, bandwidth: float | None = None) -> Tensor:

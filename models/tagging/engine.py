@@ -28,11 +28,26 @@ from models.packs.pack import LoadedPack, PackError, load_pack
 
 if TYPE_CHECKING:
     from models.codec.codec import Codec
+    from models.codec.streaming import StreamingEncoder
     from models.codec.tagging_codec import TaggingCodec
 
 log = logging.getLogger(__name__)
 
 MIN_SECONDS = 0.05  # shorter inputs are zero-padded to this length
+
+
+def auto_threads() -> int:
+    """Torch threads for a busy machine: the cores the load average leaves free (at least 1). OpenMP
+    threads that wait for each other on cores other processes hold are worse than one thread: on the
+    2-core machine at load 7–9 the encoder ran 23× real time on 1 thread and 0.5× on 2 (PERFORMANCE.md)."""
+    import os
+
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return cores
+    return max(1, min(cores, int(cores - load + 0.5)))
 
 
 class EngineError(RuntimeError):
@@ -57,6 +72,9 @@ class Engine:
     ) -> None:
         if threads is not None:
             torch.set_num_threads(max(1, min(int(threads), 256)))  # libgomp aborts far above
+        elif auto_threads() < torch.get_num_threads():
+            log.info("torch threads %d → %d: the machine is busy", torch.get_num_threads(), auto_threads())
+            torch.set_num_threads(auto_threads())
         self.pack = pack
         self.info: PackInfo = pack.info
         self.sample_rate: int = pack.info.sample_rate
@@ -79,6 +97,9 @@ class Engine:
             if dataclasses.replace(codec.cfg, bandwidth=cfg.bandwidth) != cfg:
                 raise PackError(f"{pack.path}: the official codec does not match the pack's codec config")
             self.codec = codec
+        self.encoder_backend = "torch" if self.codec is not None else "none"
+        if self.codec is not None and self._use_ort():
+            self.encoder_backend = "onnxruntime"
         if self.codec is not None:
             self._frame_ms = 1000.0 * self.codec.hop_length / self.codec.sample_rate
         else:
@@ -86,6 +107,16 @@ class Engine:
         self._frame_hop = max(1, round(pack.timestamp_hop_ms / self._frame_ms))
         self.timestamp_hop_ms = self._frame_hop * self._frame_ms
         self._silence: dict[int, np.ndarray] = {}
+
+    def _use_ort(self) -> bool:
+        """Give a pack codec the ONNX Runtime encoder where it is installed, unless ``ENCOTAG_ENCODER=torch``
+        (:mod:`models.codec.ort_encoder`: checked against torch, torch kept on any failure)."""
+        from models.codec.ort_encoder import attach_ort_encoder, backend_choice
+        from models.codec.tagging_codec import TaggingCodec
+
+        if backend_choice() == "torch" or not isinstance(self.codec, TaggingCodec):
+            return False
+        return attach_ort_encoder(self.codec, self.codec_id or "", torch.get_num_threads())
 
     @classmethod
     def load(
@@ -168,6 +199,16 @@ class Engine:
         return np.concatenate(
             [codec.encode(x[s : s + self.batch_size]).numpy() for s in range(0, x.shape[0], self.batch_size)]
         )
+
+    def stream_encoder(self) -> StreamingEncoder | None:
+        """A fresh :class:`~models.codec.streaming.StreamingEncoder` over this pack's codec (the live path
+        of codec packs), or ``None`` when the codec has none (mel packs, the ``transformers`` codec)."""
+        from models.codec.streaming import StreamingEncoder
+        from models.codec.tagging_codec import TaggingCodec
+
+        if not isinstance(self.codec, TaggingCodec):
+            return None
+        return StreamingEncoder(self.codec)
 
     def silence_codes(self, n: int) -> np.ndarray:
         """Codes ``(n_q, ceil(n / hop))`` int64 of ``n`` samples of silence (encoded once per ``n``, then

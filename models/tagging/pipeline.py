@@ -27,6 +27,7 @@ import numpy as np
 
 from models.audio import StreamResampler, iter_audio, probe, sanitize, to_mono
 from models.config import WindowConfig
+from models.tagging.live_codes import LiveCodes, live_codes
 from models.tagging.results import Progress, WindowResult
 from models.tagging.windows import (
     CancelFlag,
@@ -122,8 +123,10 @@ class StreamTagger:
 
     Input: float32 ``(n,)`` or ``(n, channels)`` at ``input_sr``. ``process_latest`` resamples what has
     arrived (soxr HQ, incremental), and once at least one hop of new audio is complete runs the engine
-    on the newest window only. If the worker fell behind by more than a window, the backlog is dropped
-    (newest wins) and the resampler restarts at the newest audio. Times are seconds of stream audio.
+    on the newest window only. Codec packs with a streaming encoder encode each sample once, with the
+    real past as context (:mod:`models.tagging.live_codes`), and tag the newest window of codes. If the
+    worker fell behind by more than a window, the backlog is dropped (newest wins) and the resampler
+    (and encoder) restart at the newest audio. Times are seconds of stream audio.
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class StreamTagger:
         self.ring = RingBuffer(capacity, channels)
         self._win = RingBuffer(self.win_n)
         self._lock = threading.Lock()  # one process_latest at a time
+        self._codes = live_codes(engine, self.win_n)  # codec packs: streamed codes, not audio windows
         self.reset()
 
     def reset(self) -> None:
@@ -157,8 +161,25 @@ class StreamTagger:
         self._produced = 0  # engine-rate samples produced (stream clock)
         self._valid = 0  # consecutive valid samples in the window ring
         self._last_emit: int | None = None
+        self._due: int | None = None  # codec packs: when the next result is due (stream clock)
         self._rs = StreamResampler(self.input_sr, self.sr)
         self.skipped_s = 0.0  # input seconds dropped because the worker fell behind
+        if self._codes is not None:
+            self._codes.restart(0)
+
+    def _restart(self, produced: int) -> None:
+        """Resample (and encode) afresh from stream-clock sample ``produced`` (input was dropped)."""
+        self._rs = StreamResampler(self.input_sr, self.sr)
+        self._produced = produced
+        self._valid = 0
+        self._due = None
+        if self._codes is not None:
+            self._codes.restart(produced)
+
+    @property
+    def codes(self) -> LiveCodes | None:
+        """The streamed codes of a codec pack's live path (``None``: audio windows, e.g. mel packs)."""
+        return self._codes
 
     def push(self, block: np.ndarray) -> None:
         """Append input frames (callback-safe: a copy into the ring buffer)."""
@@ -175,18 +196,17 @@ class StreamTagger:
             new_read = total - self._max_backlog
             self.skipped_s += (new_read - self._read) / self.input_sr
             self._read = new_read
-            self._rs = StreamResampler(self.input_sr, self.sr)
-            self._produced = round(new_read * self.sr / self.input_sr)
-            self._valid = 0
+            self._restart(round(new_read * self.sr / self.input_sr))
         x, first = self.ring.read_range(self._read, total)
         if first != self._read:  # overwritten while we were away
-            self._rs = StreamResampler(self.input_sr, self.sr)
-            self._produced = round(first * self.sr / self.input_sr)
-            self._valid = 0
+            self._restart(round(first * self.sr / self.input_sr))
         self._read = first + len(x)
         if len(x):
             out = self._rs.process(sanitize(to_mono(x)))
-            self._win.write(out)
+            if self._codes is not None:
+                self._codes.push(out)
+            else:
+                self._win.write(out)
             self._produced += len(out)
             self._valid += len(out)
 
@@ -194,6 +214,8 @@ class StreamTagger:
         """Tag the newest full window if at least one hop of new audio arrived since the last result."""
         with self._lock:
             self._catch_up()
+            if self._codes is not None:
+                return self._process_codes(self._codes)
             if self._valid < self.win_n:
                 return None
             if self._last_emit is not None and self._produced - self._last_emit < self.hop_n:
@@ -202,11 +224,28 @@ class StreamTagger:
             end = self._produced
             self._last_emit = end
         probs, emb = self.engine.infer(samples[None, :])
+        return self._result(end - self.win_n, end, probs, emb)
+
+    def _process_codes(self, codes: LiveCodes) -> WindowResult | None:
+        """Codec packs: tag the newest window of streamed codes once a hop of new frames is there."""
+        end, hop = codes.end, codes.hop
+        if not codes.ready or (self._due is not None and end < self._due - self._due % hop):
+            return None  # due: the next hop's end on the stream clock, tagged at the frame before it
+        window = codes.window()
+        if window is None:
+            return None
+        self._due = (end if self._due is None else self._due) + self.hop_n
+        while self._due - self._due % hop <= end:  # the worker fell behind: skip to the next hop
+            self._due += self.hop_n
+        probs, emb = self.engine.infer_codes(window[None])  # type: ignore[attr-defined]
+        return self._result(end - codes.width * codes.hop, end, probs, emb)
+
+    def _result(self, start: int, end: int, probs: np.ndarray, emb: np.ndarray) -> WindowResult:
         head_probs = None
         if self.head is not None:
             head_probs = np.asarray(self.head.predict(emb), dtype=np.float32)[0]
         return WindowResult(
-            start=(end - self.win_n) / self.sr,
+            start=start / self.sr,
             end=end / self.sr,
             probs=np.asarray(probs[0], dtype=np.float32),
             embedding=np.asarray(emb[0], dtype=np.float32),
