@@ -35,6 +35,7 @@ EXPORT_FILTERS = {
     "audacity": "Audacity labels (*.txt)",
     "srt": "SubRip subtitles (*.srt)",
     "vtt": "WebVTT subtitles (*.vtt)",
+    "raven": "Raven selection table (*.selections.txt)",
 }
 AUDIO_FILTER = "Audio (*.wav *.flac *.ogg *.oga *.opus *.mp3 *.aif *.aiff *.au *.caf *.w64);;All files (*)"
 MIN_EVENT_S = 0.25
