@@ -110,13 +110,13 @@ def format_events(events: Sequence[Event], fmt: str) -> str:
         body = "\n".join(cues)
         return body if fmt == "srt" else "WEBVTT\n\n" + body
     if fmt == "raven":
-        rows = ["\t".join(RAVEN_COLUMNS)]
+        lines = ["\t".join(RAVEN_COLUMNS)]
         for i, ev in enumerate(events, 1):
             label = " ".join(ev.label.split())  # no tabs or newlines inside a cell
             score = "" if math.isnan(ev.score) else f"{ev.score:.4f}"
-            rows.append(f"{i}\tSpectrogram 1\t1\t{ev.start:.6f}\t{ev.end:.6f}\t0.0\t{RAVEN_HIGH_HZ:.1f}\t"
+            lines.append(f"{i}\tSpectrogram 1\t1\t{ev.start:.6f}\t{ev.end:.6f}\t0.0\t{RAVEN_HIGH_HZ:.1f}\t"
                         f"{label}\t{score}")  # fmt: skip
-        return "\n".join(rows) + "\n"
+        return "\n".join(lines) + "\n"
     if fmt == "table":
         if not events:
             return "(no events)\n"

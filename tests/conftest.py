@@ -52,6 +52,8 @@ SLOW = {
     "test_gui_packs.py::test_screenshot_tool_runs_the_real_window_under_xvfb",
     "test_gui.py::test_event_loop_stays_responsive_during_long_file",
     "test_qt_free.py::test_models_and_app_core_import_without_qt",
+    "test_batch.py::test_resume_after_a_killed_run",
+    "test_batch.py::test_worker_processes_give_the_same_records",
 }
 
 
