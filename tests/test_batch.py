@@ -228,3 +228,14 @@ def test_embed_resumes_and_round_trips(tiny_mel_pack: Path, tmp_path: Path, caps
         assert [r["kind"] for r in got] == ["window"] * len(want["times"]) + ["scene"]
         assert np.allclose([r["embedding"] for r in got[:-1]], want["embedding"], atol=1e-5)
         assert np.allclose([[r["start"], r["end"]] for r in got[:-1]], want["times"])
+
+
+def test_bundle_leaves_out_pyarrow_and_ray() -> None:
+    """The bundle is at 590 of 600 MB: Parquet and Ray stay optional extras (the bundle writes CSV)."""
+    import re
+
+    spec = (REPO / "build.spec").read_text(encoding="utf-8")
+    block = re.search(r"^excludes = \[(.*?)^\]", spec, re.S | re.M)
+    assert block is not None
+    names = set(re.findall(r'"([^"]+)"', block.group(1)))
+    assert {"pyarrow", "ray"} <= names
