@@ -54,6 +54,7 @@ SLOW = {
     "test_qt_free.py::test_models_and_app_core_import_without_qt",
     "test_batch.py::test_resume_after_a_killed_run",
     "test_batch.py::test_worker_processes_give_the_same_records",
+    "test_batch_ray.py::test_ray_local_run_equals_the_single_machine_run",
 }
 
 

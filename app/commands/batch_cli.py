@@ -178,11 +178,11 @@ def run_combined(
     with journal:
         try:
             if args.engine == "ray":
-                from models.batch.ray_engine import RayUnavailable, run_ray
+                from models.batch.ray_engine import RayUnavailableError, run_ray
 
                 try:
                     counts = run_ray(spec, files, journal, workers=workers, on_record=progress)
-                except RayUnavailable as exc:
+                except RayUnavailableError as exc:
                     print(f"encotag: {exc}", file=sys.stderr)
                     return 2
             else:
