@@ -239,3 +239,17 @@ def test_bundle_leaves_out_pyarrow_and_ray() -> None:
     assert block is not None
     names = set(re.findall(r'"([^"]+)"', block.group(1)))
     assert {"pyarrow", "ray"} <= names
+
+
+def test_bench_batch_throughput_rows(tiny_mel_pack: Path, tmp_path: Path, capsys: Cap) -> None:
+    argv = ["bench", "--batch", "--pack", tiny_mel_pack, "--batch-short", "6", "0.5", "--batch-long", "1",
+            "3", "--batch-baseline", "4", "--workers", "1", "--workdir", tmp_path, "--json",
+            tmp_path / "t.json"]  # fmt: skip
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0
+    rows = json.loads((tmp_path / "t.json").read_text())
+    assert [(r["workload"], r["path"], r["files"]) for r in rows] == [
+        ("6 × 0.5 s", "single process (today)", 4), ("6 × 0.5 s", "batch, 1 worker(s)", 6),
+        ("1 × 3 s", "single process (today)", 1), ("1 × 3 s", "batch, 1 worker(s)", 1)]  # fmt: skip
+    assert rows[1]["audio_h"] == pytest.approx(6 * 0.5 / 3600) and all(r["files_per_s"] > 0 for r in rows)
+    assert "single process (today)" in out and "audio-h/h" in out
