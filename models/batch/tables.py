@@ -18,7 +18,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,6 @@ def events_path(out: str | os.PathLike[str]) -> Path:
     """``results.parquet`` → ``results.events.parquet``."""
     p = Path(out)
     return p.with_name(f"{p.stem}.events{p.suffix}")
-
-
-def ordered(records: dict[str, dict[str, Any]], keys: Iterable[str]) -> list[dict[str, Any]]:
-    """The records of ``keys`` first (in that order), then any others from earlier runs, by path."""
-    first = [records[k] for k in keys if k in records]
-    seen = {id(r) for r in first}
-    return first + sorted((r for r in records.values() if id(r) not in seen), key=lambda r: r["key"])
 
 
 def file_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
