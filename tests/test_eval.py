@@ -364,10 +364,13 @@ def test_broad_agreement_on_two_second_segments(tmp_path: Path, tiny_mel_pack: P
     rows = []
     for i, f in enumerate((300.0, 900.0, 2500.0)):
         sf.write(corpus / "clips" / f"v{i}.flac", _tone(f, seconds=5.0, seed=i), SR)
-        rows.append(f"clips/v{i}.flac,rec,val")
-    sf.write(corpus / "clips" / "copy.flac", _tone(440.0, seconds=5.0), SR)
-    rows.append("clips/copy.flac,rec+aug,val")  # augmented copies are not scored
-    (corpus / "manifest.csv").write_text("clip,source,split\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        rows.append(f"clips/v{i}.flac,rec,val,repo@1")
+    for name in ("copy", "mix"):
+        sf.write(corpus / "clips" / f"{name}.flac", _tone(440.0, seconds=5.0), SR)
+    rows.append("clips/copy.flac,rec+aug,val,repo@1")  # augmented copies are not scored
+    rows.append("clips/mix.flac,mix-real-events,val,mixture")  # nor mixtures (parts may be in training)
+    text = "clip,source,split,origin\n" + "\n".join(rows) + "\n"
+    (corpus / "manifest.csv").write_text(text, encoding="utf-8")
     task = load_task(_write_tone_set(tmp_path / "tones", per_class=4))
     heldout = heldout_clips([task], corpus)
     assert sum(s.startswith("corpus:") for _, s in heldout) == 3

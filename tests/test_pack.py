@@ -241,3 +241,35 @@ def test_shipped_default_pack_is_small_complete_and_loads() -> None:
         assert m["provenance"][part]["data"]
     pack = load_pack(pack_dir)  # strict: hashes and shapes checked
     assert pack.codec is not None and len(pack.info.labels) == 527
+
+
+def test_half_precision_tagger_weights(tiny_mel_pack: Path, tmp_path: Path) -> None:
+    """A pack may store its tagger as float16 (room for a wider tagger): it loads into float32 modules
+    and tags within a small tolerance of the float32 pack."""
+    import numpy as np
+
+    from models.tagging.engine import Engine
+    from models.training.outputs import half_state
+
+    pack = load_pack(tiny_mel_pack)
+    half = half_state(dict(pack.tagger_state))
+    assert all(v.dtype in (torch.float16, torch.int64) for v in half.values())
+    out = save_pack(
+        tmp_path / "half",
+        name="half",
+        tagger_cfg=pack.tagger_cfg,
+        tagger_state=half,
+        labels=pack.info.labels,
+        trusted=list(pack.info.trusted),
+        window=pack.window,
+        licence="MIT",
+        provenance={"tagger_weights_dtype": "float16"},
+    )
+    size = (out / TAGGER_FILE).stat().st_size
+    assert size < 0.6 * (tiny_mel_pack / TAGGER_FILE).stat().st_size
+    loaded = load_pack(out)
+    assert all(p.dtype == torch.float32 for p in loaded.tagger.parameters())
+    audio = np.random.default_rng(0).standard_normal((2, 32000)).astype(np.float32) * 0.1
+    full_probs, _ = Engine.load(tiny_mel_pack).infer(audio)
+    half_probs, _ = Engine.load(out).infer(audio)
+    assert np.max(np.abs(full_probs - half_probs)) < 2e-3

@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--out", type=Path, required=True, help="snapshot root (one owner+name folder each)")
     s.add_argument("--commit", default="HEAD", help="commit to take (default HEAD)")
     s.set_defaults(func=run_snapshot)
+    r = sub.add_parser("resplit", help="hold out a recording of every source (rewrites manifest.csv)")
+    r.add_argument("corpus", type=Path, help="corpus folder (manifest.csv)")
+    r.set_defaults(func=run_resplit)
     c = sub.add_parser("coverage", help="teacher class coverage of a corpus, on 2-s segments")
     c.add_argument("corpus", type=Path, help="corpus folder (manifest.csv)")
     c.add_argument("--teacher", type=Path, default=None, help="teacher folder (default ../shared/teachers/…)")
@@ -198,4 +201,41 @@ def run_coverage(args: argparse.Namespace) -> int:
         )
     else:
         print(report)
+    return 0
+
+
+def run_resplit(args: argparse.Namespace) -> int:
+    """Apply :func:`models.training.corpus_split.cover_every_source` to an existing corpus's manifest; the
+    teacher cache of every clip whose split changed is dropped (held-out clips cache whole-clip logits)."""
+    import csv
+    import io
+
+    from models.safeio import atomic_write_bytes
+    from models.training.corpus_render import MANIFEST_COLUMNS
+    from models.training.corpus_split import cover_every_source
+
+    manifest = args.corpus / "manifest.csv"
+    try:
+        with manifest.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        print(f"encotag corpus resplit: {manifest}: {exc}", file=sys.stderr)
+        return 2
+    if not rows or not {"clip", "source", "split"} <= set(rows[0]):
+        print(f"encotag corpus resplit: {manifest}: not a corpus manifest", file=sys.stderr)
+        return 2
+    new, info = cover_every_source(rows)
+    before = {r["clip"]: r["split"] for r in rows}
+    changed = [r["clip"] for r in new if before[r["clip"]] != r["split"]]
+    for clip in changed:
+        (args.corpus / "teacher_segments" / (clip + ".npy")).unlink(missing_ok=True)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]) or MANIFEST_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(new)
+    atomic_write_bytes(manifest, buf.getvalue().encode("utf-8"))
+    print(
+        f"{manifest}: {len(info['moved'])} sources got a held-out recording ({len(changed)} clips moved to "
+        f"val), {info['mixtures_left_out']} training mixtures left out; {len(new)} of {len(rows)} rows kept"
+    )
     return 0

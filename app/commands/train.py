@@ -88,6 +88,9 @@ def register(sub: Any) -> None:
     k.add_argument(
         "--selection", type=Path, default=None, help="JSON with the model-selection runs (provenance)"
     )
+    k.add_argument(
+        "--half", action="store_true", help="store the tagger's weights as float16 (room for a wider tagger)"
+    )
     for q in (c, f, t, k):
         q.set_defaults(func=run)
 
@@ -155,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
             from models.training.outputs import assemble_pack
 
             selection = json.loads(args.selection.read_text()) if args.selection else None
-            path = assemble_pack(args.codec, args.tagger, args.out, name=args.name, selection=selection)
+            path = assemble_pack(
+                args.codec, args.tagger, args.out, name=args.name, selection=selection, half=args.half
+            )
             print(f"pack written to {path}")
             return 0
         from app.commands.train_tagger import prepare_features, run_tagger

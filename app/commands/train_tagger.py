@@ -32,8 +32,8 @@ def teacher_file(args: argparse.Namespace) -> Path:
 
 def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     """``--per-clip``: codes and teacher logits of every clip of one corpus, cached per clip (built first
-    where missing); the corpus ``val`` split is the held-out set; train segments carry class-balanced
-    sampling weights (``--balance``)."""
+    where missing); the corpus ``val`` split less its mixtures is the held-out set; train segments carry
+    class-balanced sampling weights (``--balance``)."""
     import numpy as np
 
     from models.codec.codec import Codec
@@ -60,8 +60,9 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     n_q, n_frames = codec_shape(codec)
     idx = {
         "train": [i for i, r in enumerate(rows) if r.split == "train"],
-        "held": [i for i, r in enumerate(rows) if r.split != "train"],
+        "held": [i for i, r in enumerate(rows) if r.held_out],
     }
+    dropped = len(rows) - len(idx["train"]) - len(idx["held"])  # val mixtures: see CorpusRow.held_out
     split = {name: [rows[i] for i in sel] for name, sel in idx.items()}
     out = {}
     wmax = 1.0
@@ -79,6 +80,7 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
             "corpus": str(corpus),
             "train_clips": len(split["train"]),
             "heldout_clips": len(split["held"]),
+            "val_mixtures_left_out": dropped,
             "train_hours": round(len(split["train"]) * 10 / 3600, 2),
             "weights_max_over_mean": round(wmax, 2),
         },

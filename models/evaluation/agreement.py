@@ -13,7 +13,8 @@ shared probe sets. Teacher labels: teacher probability ≥ 0.5. Per source and o
 
 The **broad held-out set** is the corpus ``val`` split alone (sources ``corpus:*``): recordings held out
 by recording from every corpus source (their augmented copies, sources ``*+aug``, are left out: they
-would count the same recording up to three times), scored over all classes with ≥ 5 teacher positives,
+would count the same recording up to three times; so are mixtures, origin ``mixture``, whose parts are
+drawn across sources and may be training recordings), scored over all classes with ≥ 5 teacher positives,
 with its own per-class APs (``Agreement.broad``, ``Agreement.broad_per_class``).
 """
 
@@ -35,6 +36,7 @@ MIN_POSITIVES = 5
 SPEECH, MUSIC = 0, 137  # AudioSet indices of "Speech" and "Music"
 BROAD_PREFIX = "corpus:"
 AUGMENTED_SUFFIX = "+aug"  # corpus sources of augmented copies (corpus_stretch): not scored twice
+MIXTURE_ORIGIN = "mixture"  # corpus mixtures (corpus_render): their parts may be training recordings
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ def heldout_clips(
             for r in rows
             if (r.get("split") or "").strip().lower() in ("val", "valid", "validation")
             and not (r.get("source") or "").endswith(AUGMENTED_SUFFIX)  # copies of held-out recordings
+            and (r.get("origin") or "") != MIXTURE_ORIGIN  # parts drawn across sources: not held out
         ]
         val.sort(key=lambda r: r.get("clip") or r.get("file") or r.get("path") or "")
         if max_corpus is not None and len(val) > max_corpus:  # evenly spaced: every source keeps its share

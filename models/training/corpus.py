@@ -33,6 +33,7 @@ from typing import Any
 
 from models.training.corpus_render import MANIFEST_COLUMNS, render_unit
 from models.training.corpus_sources import DOMAINS, Source, Unit
+from models.training.corpus_split import cover_every_source
 from models.training.corpus_synth import SYNTHS, all_sources
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,7 @@ def plan_round(
 def write_outputs(opts: BuildOptions, journal: Journal, srcs: list[Source], final: bool = False) -> float:
     """Atomically rewrite manifest.csv and summary.md, write READY markers; return total hours."""
     rows = [r for r in journal.rows() if (opts.out_dir / r["clip"]).is_file()]
+    rows, _ = cover_every_source(rows)  # a held-out recording in every source; no leaking mixtures
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     w.writeheader()

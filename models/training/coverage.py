@@ -42,12 +42,25 @@ class CorpusRow:
     source: str
     domain: str
     split: str
+    origin: str = ""
+
+    @property
+    def held_out(self) -> bool:
+        """A held-out clip: ``val`` split and not a mixture. A mixture's parts are drawn across sources,
+        so one in ``val`` may hold recordings that are in training: it is neither trained on nor scored."""
+        return self.split != "train" and self.origin != MIXTURE_ORIGIN
+
+
+MIXTURE_ORIGIN = "mixture"  # the manifest's origin of mixed clips (corpus_render)
 
 
 def read_manifest(corpus: Path) -> list[CorpusRow]:
-    """The rows of ``corpus/manifest.csv`` (columns clip, source, domain, split)."""
+    """The rows of ``corpus/manifest.csv`` (columns clip, source, domain, split, origin)."""
     with (corpus / "manifest.csv").open(newline="", encoding="utf-8") as f:
-        return [CorpusRow(r["clip"], r["source"], r.get("domain", ""), r["split"]) for r in csv.DictReader(f)]
+        return [
+            CorpusRow(r["clip"], r["source"], r.get("domain", ""), r["split"], r.get("origin") or "")
+            for r in csv.DictReader(f)
+        ]
 
 
 def _segments(x: np.ndarray, n_seg: int) -> np.ndarray:

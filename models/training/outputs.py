@@ -59,9 +59,16 @@ def load_codec_dir(path: Path) -> tuple[CodecConfig, dict[str, Tensor], dict[str
 
 
 def assemble_pack(
-    codec_dir: Path, tagger_dir: Path, out: Path, name: str = "encotag-default", selection: Any = None
+    codec_dir: Path,
+    tagger_dir: Path,
+    out: Path,
+    name: str = "encotag-default",
+    selection: Any = None,
+    half: bool = False,
 ) -> Path:
-    """Write a codec pack from a trained codec folder and tagger folder (see ``docs/TRAINING.md``)."""
+    """Write a codec pack from a trained codec folder and tagger folder (see ``docs/TRAINING.md``).
+    ``half`` stores the tagger's floating-point tensors as float16 (half the file; the pack loads them
+    into float32 modules, see :func:`half_state`)."""
     from safetensors.torch import load_file
 
     from models.packs.pack import save_pack
@@ -105,11 +112,15 @@ def assemble_pack(
             "labels, clean + first augmented copy) >= 0.5"
         ),
     }
+    tagger_state = load_file(str(Path(tagger_dir) / "tagger.safetensors"))
+    if half:
+        tagger_state = half_state(tagger_state)
+        provenance["tagger_weights_dtype"] = "float16"
     path = save_pack(
         out,
         name=name,
         tagger_cfg=tagger_cfg,
-        tagger_state=load_file(str(Path(tagger_dir) / "tagger.safetensors")),
+        tagger_state=tagger_state,
         codec_cfg=codec_cfg,
         codec_state=codec_state,
         labels=audioset_labels(),
@@ -122,6 +133,11 @@ def assemble_pack(
     )
     write_pack_readme(path, name, provenance, sum(bool(t) for t in trusted))
     return path
+
+
+def half_state(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with every floating-point tensor as float16 (integer buffers unchanged)."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def write_pack_readme(pack_dir: Path, name: str, provenance: dict[str, Any], n_trusted: int) -> None:

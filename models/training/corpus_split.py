@@ -1,0 +1,84 @@
+"""Held-out recordings in every source (``encotag corpus resplit``, and every manifest the builder writes).
+
+The split is drawn per recording by a stable hash (:func:`models.training.corpus_stretch.split_for`: 12 %
+of the real recordings, 5 % of the rest), so a source of a few recordings can end up with none held out,
+and the broad held-out set then says nothing about it. :func:`cover_every_source` moves one recording of
+each such source (of two or more recordings) to ``val``: the one with the smallest stable hash, with all
+its clips and augmented copies (``<source>+aug``, same unit id before ``~``). A mixture is a training clip
+only while none of its parts is a held-out recording: training mixtures holding a part of a ``val``
+recording are left out of the manifest (they stay in the journal). The rule is deterministic, so a
+rebuild writes the same manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from models.training.corpus_sources import stable_hash
+
+AUG_SUFFIX = "+aug"
+MIXTURE = "mixture"
+
+
+def _params(row: dict[str, Any]) -> dict[str, Any]:
+    p = row.get("params") or {}
+    if isinstance(p, str):
+        try:
+            p = json.loads(p) if p else {}
+        except ValueError:
+            return {}
+    return p if isinstance(p, dict) else {}
+
+
+def recording_of(row: dict[str, Any]) -> tuple[str, str]:
+    """(source without ``+aug``, unit id without the copy suffix) of a non-mixture row."""
+    unit = str(_params(row).get("unit") or row["clip"])
+    return str(row["source"]).removesuffix(AUG_SUFFIX), unit.split("~")[0]
+
+
+def files_of(row: dict[str, Any]) -> set[str]:
+    """The source files a row was cut or mixed from (``file``/``files``, and a mixture's ``bg``/``fg``)."""
+    p = _params(row)
+    out: set[str] = set()
+    for part in (p, p.get("bg") or {}, p.get("fg") or {}):
+        if not isinstance(part, dict):
+            continue
+        if isinstance(part.get("file"), str):
+            out.add(part["file"])
+        files = part.get("files")
+        if isinstance(files, list):
+            out.update(f for f in files if isinstance(f, str))
+    return out
+
+
+def cover_every_source(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``rows`` (manifest dicts) with one held-out recording in every source of ≥ 2 recordings that had
+    none, and without the training mixtures that hold a part of a held-out recording; returns
+    (new rows, what changed: ``moved`` source → unit, ``mixtures_left_out``)."""
+    units: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, r in enumerate(rows):
+        if r.get("origin") != MIXTURE:
+            src, uid = recording_of(r)
+            units[src][uid].append(i)
+    split = [str(r["split"]) for r in rows]
+    moved: dict[str, str] = {}
+    for src, by_unit in sorted(units.items()):
+        if len(by_unit) < 2 or any(split[i] != "train" for idx in by_unit.values() for i in idx):
+            continue
+        uid = min(by_unit, key=lambda u: (stable_hash("cover", src, u), u))
+        for i in by_unit[uid]:
+            split[i] = "val"
+        moved[src] = uid
+    held_files: set[str] = set()
+    for i, r in enumerate(rows):
+        if r.get("origin") != MIXTURE and split[i] != "train":
+            held_files |= files_of(r)
+    out, dropped = [], 0
+    for i, r in enumerate(rows):
+        if r.get("origin") == MIXTURE and split[i] == "train" and files_of(r) & held_files:
+            dropped += 1
+            continue
+        out.append(r if split[i] == r["split"] else {**r, "split": split[i]})
+    return out, {"moved": moved, "mixtures_left_out": dropped}
