@@ -248,8 +248,9 @@ def test_bench_batch_throughput_rows(tiny_mel_pack: Path, tmp_path: Path, capsys
     code, out, _ = run_cli(capsys, *argv)
     assert code == 0
     rows = json.loads((tmp_path / "t.json").read_text())
+    single = "single process (today), 2 thread(s)"  # bench's default --threads
     assert [(r["workload"], r["path"], r["files"]) for r in rows] == [
-        ("6 × 0.5 s", "single process (today)", 4), ("6 × 0.5 s", "batch, 1 worker(s)", 6),
-        ("1 × 3 s", "single process (today)", 1), ("1 × 3 s", "batch, 1 worker(s)", 1)]  # fmt: skip
+        ("6 × 0.5 s", single, 4), ("6 × 0.5 s", "batch, 1 worker(s)", 6),
+        ("1 × 3 s", single, 1), ("1 × 3 s", "batch, 1 worker(s)", 1)]  # fmt: skip
     assert rows[1]["audio_h"] == pytest.approx(6 * 0.5 / 3600) and all(r["files_per_s"] > 0 for r in rows)
     assert "single process (today)" in out and "audio-h/h" in out

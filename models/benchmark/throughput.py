@@ -62,7 +62,8 @@ def single_process(pack: Path | None, files: list[Path], threads: int | None) ->
     audio = 0.0
     for f in files:
         audio += tag_record(engine, f, engine.window, None, TagOptions())["duration"]
-    return _row("single process (today)", len(files), audio, time.perf_counter() - t0)
+    name = f"single process (today), {threads or 'default'} thread(s)"
+    return _row(name, len(files), audio, time.perf_counter() - t0)
 
 
 def batch(pack: Path | None, files: list[Path], workers: int, out: Path) -> dict[str, Any]:
@@ -123,7 +124,7 @@ def table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
     ]
     body = [
         [r["workload"], r["path"], str(r["files"]), f"{r['audio_h']:.2f}", f"{r['wall_s']:.0f}",
-         f"{r['files_per_s']:.2f}", f"{r['audio_h_per_h']:.0f}", f"{r['load']:.1f}"]
+         f"{r['files_per_s']:.2f}", f"{r['audio_h_per_h']:.1f}", f"{r['load']:.1f}"]
         for r in rows
     ]  # fmt: skip
     if markdown:
