@@ -87,6 +87,25 @@ def list_input_devices() -> list[InputDevice]:
     return out
 
 
+NO_INPUT = (
+    "No audio input device was found. Connect a microphone (or enable one in the system's sound settings),"
+    " then choose it in Live ▸ Input device."
+)
+
+
+def _missing_input(device: int | str | None, exc: Exception) -> str:
+    """The one line a user reads when ``device`` (None: the default) cannot be opened for input."""
+    try:
+        devices = list_input_devices()
+    except AudioInputError as err:
+        return str(err)
+    if not devices:
+        return NO_INPUT
+    if device is None:
+        return f"No default audio input is set ({exc}): choose a device in Live ▸ Input device."
+    return f"The input device {device!r} was not found (unplugged?): choose another in Live ▸ Input device."
+
+
 class SoundDeviceSource:
     """A PortAudio input stream (sounddevice). The callback hands each block to ``on_block`` unchanged."""
 
@@ -101,7 +120,7 @@ class SoundDeviceSource:
         try:
             info = sd.query_devices(device, "input")
         except Exception as exc:  # noqa: BLE001 - PortAudioError, ValueError and friends
-            raise AudioInputError(f"input device {device!r}: {exc}") from None
+            raise AudioInputError(_missing_input(device, exc)) from None
         self.device = device
         self.name = str(info["name"])
         self.sample_rate = int(sample_rate or info.get("default_samplerate") or 48000)

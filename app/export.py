@@ -237,3 +237,12 @@ def format_from_path(path: str | os.PathLike[str]) -> str | None:
         return "raven"
     suffix = Path(path).suffix.lower()
     return {".csv": "csv", ".json": "json", ".srt": "srt", ".vtt": "vtt", ".txt": "audacity"}.get(suffix)
+
+
+def with_extension(path: str | os.PathLike[str], fmt: str) -> Path:
+    """``path`` with ``fmt``'s extension added when its name has no events extension ("events" →
+    "events.csv"; "a.srt" stays as it is)."""
+    p = Path(path)
+    if format_from_path(p) is not None or not p.name:
+        return p
+    return p.with_name(p.name + EXTENSIONS[fmt])

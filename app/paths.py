@@ -51,12 +51,13 @@ def config_dir(ensure: bool = False) -> Path:
 
 
 def data_dir(ensure: bool = False) -> Path:
-    """Folder for user data such as personal heads (e.g. ``~/.local/share/encotag``)."""
+    """Folder for user data: personal heads, fetched packs and downloads, the official codec
+    (e.g. ``~/.local/share/encotag``)."""
     return _resolve("data", ensure)
 
 
 def cache_dir(ensure: bool = False) -> Path:
-    """Folder for re-creatable files: official codec download, evaluation caches (``~/.cache/encotag``)."""
+    """Folder for re-creatable files: evaluation caches (``~/.cache/encotag``)."""
     return _resolve("cache", ensure)
 
 
@@ -76,3 +77,19 @@ def heads_dir(ensure: bool = False) -> Path:
 def settings_path() -> Path:
     """The settings file (``<config>/settings.json``); the folder is created on save, not here."""
     return config_dir() / "settings.json"
+
+
+def packs_dir(ensure: bool = False) -> Path:
+    """Folder of the user's installed model packs (``<data>/packs``): fetched packs are built here."""
+    path = data_dir() / "packs"
+    if ensure:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def downloads_dir(ensure: bool = False) -> Path:
+    """Folder of verified downloads that packs are built from (``<data>/downloads``)."""
+    path = data_dir() / "downloads"
+    if ensure:
+        path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -55,6 +55,10 @@ class Settings:
         recent_files: most recently opened files, newest first.
         window_geometry: ``QWidget.saveGeometry()`` as base64 text ("" = unset).
         window_state: ``QMainWindow.saveState()`` as base64 text ("" = unset).
+        tag_thresholds: per-tag thresholds of pinned tags, ``(label, threshold)`` pairs (a JSON object in
+            the file); tags without one use ``threshold``.
+        spectrogram: show the spectrogram instead of the waveform (file timelines and live).
+        last_export_dir: folder of the last export (events, head events, heads).
     """
 
     version: int = SETTINGS_VERSION
@@ -71,10 +75,19 @@ class Settings:
     recent_files: tuple[str, ...] = ()
     window_geometry: str = ""
     window_state: str = ""
+    tag_thresholds: tuple[tuple[str, float], ...] = ()
+    spectrogram: bool = False
+    last_export_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """JSON-ready dict (tuples become lists, the per-tag thresholds an object)."""
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        out["tag_thresholds"] = dict(self.tag_thresholds)
+        return out
+
+    def threshold_of(self, label: str) -> float:
+        """The threshold of ``label``: its own one, else the global ``threshold``."""
+        return dict(self.tag_thresholds).get(label, self.threshold)
 
 
 def _is_number(value: Any) -> bool:
@@ -92,6 +105,17 @@ def _str_tuple(value: Any) -> bool:
 _LIST_CAPS = {"recent_files": MAX_RECENT, "selected_tags": MAX_TOP_K}
 
 
+def _thresholds(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and len(value) <= MAX_TOP_K
+        and all(
+            isinstance(k, str) and len(k) <= MAX_TEXT and _is_number(v) and 0.0 <= v <= 1.0
+            for k, v in value.items()
+        )
+    )
+
+
 _VALIDATORS: dict[str, Any] = {
     "input_device": _optional_str,
     "window_s": lambda v: _is_number(v) and 0.1 <= v <= 30.0,
@@ -106,6 +130,9 @@ _VALIDATORS: dict[str, Any] = {
     "recent_files": _str_tuple,
     "window_geometry": lambda v: isinstance(v, str) and len(v) <= MAX_TEXT,
     "window_state": lambda v: isinstance(v, str) and len(v) <= MAX_TEXT,
+    "tag_thresholds": _thresholds,
+    "spectrogram": lambda v: isinstance(v, bool),
+    "last_export_dir": _optional_str,
 }
 
 
@@ -131,7 +158,9 @@ def settings_from_dict(data: dict[str, Any], source: str = "settings") -> Settin
         if not check(value):
             log.warning("%s: invalid value for %r (%.100r); using the default", source, key, value)
             continue
-        if isinstance(value, list):
+        if key == "tag_thresholds":
+            value = tuple(sorted((str(k), float(v)) for k, v in value.items()))
+        elif isinstance(value, list):
             value = tuple(value)
         elif key in ("window_s", "hop_s", "threshold"):
             value = float(value)

@@ -145,7 +145,7 @@ def test_official_codec_pack(tiny_codec_pack: Path, tmp_path: Path, monkeypatch:
     (hub / "model.safetensors").write_bytes(weights)
     official_codec(None, base_url=hub.as_uri() + "/")  # first use: "download" into the cache
     assert (default_cache_dir() / "model.safetensors").is_file()
-    assert str(default_cache_dir()).startswith(str(tmp_path / "home" / "cache"))
+    assert str(default_cache_dir()).startswith(str(tmp_path / "home" / "data"))  # the user data folder
     out = save_pack(
         tmp_path / "official_pack",
         name="official codec pack",

@@ -94,7 +94,8 @@ def test_window_instance_has_only_attributes_of_its_own_module(
     qtbot.addWidget(win)
     try:
         qtbot.waitUntil(lambda: win.pack_info is not None, timeout=30000)
-        assert win.heads is not None and win.extensions == [win.heads]  # the heads plug in through the hook
+        assert win.heads is not None and win.extensions[:2] == [win.heads, win.views]  # plugged in by hooks
+        assert type(win.extensions[2]).__name__ == "PacksFeature"  # the Model menu (app.gui.packs)
         # PySide caches bound signals (class attributes) in the instance dict: those are not set by anyone
         own = {n for n in vars(win) if not n.startswith("__") and not hasattr(type(win), n)}
         assert {"ui", "menus", "files", "live", "painter", "worker", "heads"} <= own

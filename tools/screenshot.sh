@@ -6,6 +6,8 @@
 #                             from ../shared into a temporary folder)
 #   ENCOTAG_SCREENSHOT_AUDIO  audio fed as live input (default: resources/examples/example.flac)
 #   ENCOTAG_SCREENSHOT_THEME  light | dark (default: light)
+#   ENCOTAG_SCREENSHOT_SETTINGS  settings.json the window starts with (default: the one below: the live
+#                             spectrogram, three pinned tags, two of them with their own thresholds)
 # Needs Xvfb (Debian: apt-get install -y xvfb xauth). User folders are redirected to a temporary
 # ENCOTAG_HOME, so your own settings are never read or written.
 set -euo pipefail
@@ -32,6 +34,16 @@ if [ -z "$pack" ]; then
   fi
 fi
 audio="${ENCOTAG_SCREENSHOT_AUDIO:-resources/examples/example.flac}"
+mkdir -p "$ENCOTAG_HOME/config"
+if [ -n "${ENCOTAG_SCREENSHOT_SETTINGS:-}" ]; then
+  cp "$ENCOTAG_SCREENSHOT_SETTINGS" "$ENCOTAG_HOME/config/settings.json"
+else
+  cat >"$ENCOTAG_HOME/config/settings.json" <<'JSON'
+{"version": 1, "spectrogram": true, "threshold": 0.3,
+ "selected_tags": ["Speech", "Speech synthesizer", "Music"],
+ "tag_thresholds": {"Speech": 0.6, "Music": 0.15}}
+JSON
+fi
 
 xvfb-run -a -s "-screen 0 1600x1000x24" \
   "$py" -m app gui --pack "$pack" --synthetic "$audio" --theme "${ENCOTAG_SCREENSHOT_THEME:-light}" \

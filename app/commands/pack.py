@@ -1,4 +1,5 @@
-"""``encotag pack teacher|verify``: build the teacher pack, check a pack.
+"""``encotag pack teacher|verify|list|fetch``: build the teacher pack, check a pack, list the installed
+packs, fetch a known pack (``list`` and ``fetch``: :mod:`app.commands.pack_catalog`).
 
 - ``encotag pack teacher --out DIR [--teacher DIR]`` converts EfficientAT's mn04_as (default
   ``../shared/teachers/efficientat_mn04_as``, looked up beside the source checkout, then relative to
@@ -25,7 +26,7 @@ def default_teacher_dir() -> Path:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("pack", help="build the teacher pack or verify a pack")
+    p = sub.add_parser("pack", help="list, fetch, build or verify model packs")
     psub = p.add_subparsers(dest="pack_command", metavar="ACTION", required=True)
     t = psub.add_parser("teacher", help="convert the EfficientAT mn04_as teacher into a mel pack")
     t.add_argument("--out", type=Path, required=True, help="pack folder to write")
@@ -34,6 +35,9 @@ def register(sub: Any) -> None:
     v = psub.add_parser("verify", help="load a pack strictly and print its id")
     v.add_argument("dir", type=Path, help="pack folder")
     v.set_defaults(func=run)
+    from app.commands.pack_catalog import register as register_catalog
+
+    register_catalog(psub)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,8 @@ from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QWidget
 
-from app import __version__, paths
+from app import paths
+from app.gui.exporting import ask_events_path
 from app.gui.layout import WindowParts
 from app.settings import Settings, save_settings
 
@@ -29,20 +30,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXPORT_FILTERS = {
-    "csv": "CSV (*.csv)",
-    "json": "JSON (*.json)",
-    "audacity": "Audacity labels (*.txt)",
-    "srt": "SubRip subtitles (*.srt)",
-    "vtt": "WebVTT subtitles (*.vtt)",
-    "raven": "Raven selection table (*.selections.txt)",
-}
 AUDIO_FILTER = "Audio (*.wav *.flac *.ogg *.oga *.opus *.mp3 *.aif *.aiff *.au *.caf *.w64);;All files (*)"
 MIN_EVENT_S = 0.25
 WINDOW_CHOICES = (0.5, 1.0, 2.0, 5.0)
 HOP_CHOICES = (0.1, 0.25, 0.5, 1.0)
 MAX_RECENT = 10
 HEADS_MODULE = "app.gui.heads"
+PACKS_MODULE = "app.gui.packs"
 
 
 class WindowExtension(Protocol):
@@ -96,9 +90,6 @@ class WindowActions(QObject):
         m_file.addSeparator()
         m_file.addAction(self.act_export)
         m_file.addSeparator()
-        m_file.addAction(self._action("Choose model &pack…", self.pack_dialog))
-        m_file.addAction(self._action("Use the &default pack", lambda: self.pack_requested.emit(None)))
-        m_file.addSeparator()
         m_file.addAction(self._action("&Quit", self.quit_requested.emit, QKeySequence.StandardKey.Quit))
         self.fill_recent(st.recent_files)
 
@@ -112,8 +103,13 @@ class WindowActions(QObject):
         m_live.addSeparator()
         self._choice_menu(m_live.addMenu("Analysis &window"), WINDOW_CHOICES, st.window_s, 0)
         self._choice_menu(m_live.addMenu("Tag &updates (hop)"), HOP_CHOICES, st.hop_s, 1)
+        self.menu_model = mb.addMenu("&Model")  # filled by app.gui.packs (install_packs)
+        self.menu_model.addAction(self._action("Choose model &pack…", self.pack_dialog))
+        self.menu_model.addAction(
+            self._action("Use the &default pack", lambda: self.pack_requested.emit(None))
+        )
 
-        m_view = mb.addMenu("&View")
+        m_view = self.menu_view = mb.addMenu("&View")
         for dock in ui.docks:
             m_view.addAction(dock.toggleViewAction())
         m_view.addSeparator()
@@ -184,7 +180,14 @@ class WindowActions(QObject):
             combo.addItem("No audio input available", None)
             combo.setToolTip(str(exc))
             return
-        combo.addItem("System default input", None)
+        if not devices:  # no "System default input" to offer: say what to do instead
+            from app.audio_input import NO_INPUT
+
+            combo.addItem("No input device found", None)
+            combo.setToolTip(NO_INPUT)
+        else:
+            combo.addItem("System default input", None)
+            combo.setToolTip("Input device")
         for d in devices:
             combo.addItem(f"{d.name} ({d.hostapi})" if d.hostapi else d.name, d.name)
         want = self._settings().input_device
@@ -256,17 +259,16 @@ def device_source(device: str | None) -> Any:
 # --- export --------------------------------------------------------------------------------------------
 def current_events(win: MainWindow) -> tuple[list[Any], str]:
     """Events of the current view (file tab or live history) merged with hysteresis; and a base name."""
-    from models.tagging.events import merge_events
+    from app.gui.state.thresholds import events_with_thresholds, pinned_thresholds
 
     view = win.current_file()
     series = view.series if view is not None else win.live.series
     name = view.path.stem if view is not None else "live"
-    if len(series) == 0 or not win.labels:
-        return [], name
-    events = merge_events(
-        series.starts, series.ends, series.probs, win.labels,
-        on=win.settings.threshold, min_duration=MIN_EVENT_S,
-    )  # fmt: skip
+    st = win.settings
+    own = pinned_thresholds(st.tag_thresholds, st.selected_tags)  # per-tag thresholds of pinned tags
+    events = events_with_thresholds(
+        series.starts, series.ends, series.probs, win.labels, st.threshold, own, MIN_EVENT_S
+    )
     return events, name
 
 
@@ -286,14 +288,11 @@ def export_dialog(win: MainWindow) -> None:
     if not events:
         QMessageBox.information(win, "Export events", "Nothing to export yet: no tag reached the threshold.")
         return
-    filters = ";;".join(EXPORT_FILTERS.values())
-    start = str(Path(win.settings.last_open_dir or str(Path.home())) / f"{name}.events.csv")
-    path, chosen = QFileDialog.getSaveFileName(win, "Export events", start, filters)
-    if not path:
+    asked = ask_events_path(win, "Export events", name)
+    if asked is None:
         return
-    fmt = next((k for k, v in EXPORT_FILTERS.items() if v == chosen), None)
     try:
-        out = export_events(win, path, fmt)
+        out = export_events(win, *asked)
     except (OSError, ValueError) as exc:
         win.notifier.report(f"Export failed: {exc}")
         return
@@ -301,24 +300,11 @@ def export_dialog(win: MainWindow) -> None:
 
 
 # --- about, settings, extensions -----------------------------------------------------------------------
-def about(parent: QWidget, info: Any) -> None:
-    """The About box (``info``: the loaded ``PackInfo`` or None while loading)."""
-    if info is None:
-        pack = "<p>The model pack is still loading.</p>"
-    else:
-        prov = "".join(f"<li>{k}: {v}</li>" for k, v in sorted(info.provenance.items()))
-        pack = (
-            f"<p><b>Model pack:</b> {info.name} (id {info.pack_id[:12]})<br>"
-            f"<b>Licence:</b> {info.licence}</p>"
-            + (f"<p><b>Provenance</b></p><ul>{prov}</ul>" if prov else "")
-        )
-    QMessageBox.about(
-        parent,
-        "About Encotag",
-        f"<h3>Encotag {__version__}</h3><p>Tells you what you are hearing: EnCodec latents → MobileNetV3 →"
-        f" AudioSet tags, with embeddings and personal heads.</p>{pack}"
-        f"<p>AudioSet labels: Google, CC BY 4.0.<br>Logs: {paths.log_dir()}</p>",
-    )
+def about(parent: QWidget, info: Any) -> QWidget:
+    """The About box (``info``: the loaded ``PackInfo`` or None while loading): ``app.gui.about``."""
+    from app.gui.about import about as open_about
+
+    return open_about(parent, info)
 
 
 def _open_folder(folder: Path) -> None:
@@ -342,13 +328,14 @@ def store_settings(settings: Settings) -> None:
         log.warning("cannot save settings: %s", exc)
 
 
-def install_heads(win: MainWindow, menu: QMenu) -> WindowExtension | None:
+def install_heads(win: MainWindow, menu: QMenu, module_name: str = HEADS_MODULE) -> WindowExtension | None:
     """Let ``app.gui.heads`` (when present) add its dock, dialog and menu entries to the window; it
-    returns the extension that the window keeps and shuts down from ``closeEvent``."""
+    returns the extension that the window keeps and shuts down from ``closeEvent``. The Model menu's
+    feature (``app.gui.packs``) plugs in the same way (:func:`install_packs`)."""
     try:
-        module = importlib.import_module(HEADS_MODULE)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name != HEADS_MODULE:
+        if exc.name != module_name:
             raise
         return None
     install = getattr(module, "install", None)
@@ -357,3 +344,8 @@ def install_heads(win: MainWindow, menu: QMenu) -> WindowExtension | None:
     menu.menuAction().setVisible(True)
     ext: WindowExtension = install(win, menu)
     return ext
+
+
+def install_packs(win: MainWindow, menu: QMenu) -> WindowExtension | None:
+    """Let ``app.gui.packs`` fill the Model menu (installed packs, fetch, compare)."""
+    return install_heads(win, menu, PACKS_MODULE)

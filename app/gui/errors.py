@@ -31,6 +31,7 @@ class ErrorNotifier(QObject):
         super().__init__()
         self.parent_widget = parent_widget
         self.box: QMessageBox | None = None
+        self.last_notice: QMessageBox | None = None
         self.count = 0
         self.error.connect(self._show, Qt.ConnectionType.QueuedConnection)
 
@@ -55,6 +56,16 @@ class ErrorNotifier(QObject):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.show()
         self.box = box
+
+    def notice(self, title: str, text: str) -> QMessageBox:
+        """A plain, non-modal warning for an expected problem (no device, …): ``title`` and ``text`` as
+        given, no mention of an unexpected error or the log."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self.parent_widget)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.last_notice = box
+        return box
 
 
 def install_error_hooks(notifier: ErrorNotifier) -> None:

@@ -10,9 +10,8 @@ The window is composed of explicit parts, each made in its own module and kept h
 - ``painter``: the drawing code (:class:`app.gui.drawing.Painter`), which reads ``live`` and ``files``;
 - ``worker``: the :class:`~app.gui.worker.WorkerThread` that owns the engine (the window never runs
   torch); results come in through queued signals and are drawn by one refresh timer (``REFRESH_MS``);
-- ``extensions``: features plugged in through :func:`app.gui.actions.install_heads` (the personal heads),
-  told through ``window_closing()`` when the window closes.
-
+- ``extensions``: features plugged in through :func:`app.gui.actions.install_heads` (the personal heads)
+  and ``app.gui.views.install`` (``views``), told through ``window_closing()`` when the window closes.
 Only this module sets the window's attributes; the other parts get what they need passed in.
 """
 
@@ -29,7 +28,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QTabWidget
 
-from app.gui import actions, batch, layout
+from app.gui import actions, batch, layout, views
 from app.gui.drawing import REFRESH_MS, Painter
 from app.gui.errors import ErrorNotifier
 from app.gui.file_view import FileView
@@ -96,7 +95,6 @@ class MainWindow(QMainWindow):
         self.files.job_finished.connect(self._job_finished)
         self.menus = actions.WindowActions(self, self.ui, lambda: self.settings, source_factory is not None)
         self._connect_actions(self.menus)
-        layout.restore_window(self, settings)
         self.painter = Painter(self.live, self.files, self.ui, self.live_tab, lambda: self.tag_labels,
                                self._cursor_moved)  # fmt: skip
 
@@ -119,8 +117,13 @@ class MainWindow(QMainWindow):
         self.ui.model_status.setText("Loading model…")
         self.worker.load(self.pack_path)
         heads = actions.install_heads(self, self.menus.menu_heads)
-        self.extensions: list[actions.WindowExtension] = [heads] if heads is not None else []
+        self.views = views.install(self)  # spectrograms, per-tag thresholds, timeline keys (app/gui/views.py)
+        packs = actions.install_packs(self, self.menus.menu_model)  # the Model menu (app.gui.packs)
+        self.extensions: list[actions.WindowExtension] = [
+            e for e in (heads, self.views, packs) if e is not None
+        ]
         self.heads: Any = heads  # the personal heads feature (app.gui.heads.dialog.HeadsFeature) or None
+        layout.restore_window(self, settings)  # after the extensions: their docks are laid out too
         if not settings.window_state:
             layout.default_layout(self, self.ui)
 
@@ -142,13 +145,8 @@ class MainWindow(QMainWindow):
         """Change the in-memory settings (saved when the window closes)."""
         self.settings = dataclasses.replace(self.settings, **changes)
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.tag_labels.names
-
-    @property
-    def trusted(self) -> tuple[bool, ...]:
-        return self.tag_labels.trusted
+    labels = property(lambda self: self.tag_labels.names, doc="The loaded pack's labels.")
+    trusted = property(lambda self: self.tag_labels.trusted, doc="Per label: trained/validated on.")
 
     @property
     def curve_labels(self) -> tuple[str, ...]:
@@ -200,7 +198,7 @@ class MainWindow(QMainWindow):
             tap = self.live.start(source, self.source_failed.emit)
         except Exception as exc:  # noqa: BLE001 - AudioInputError and PortAudio errors alike
             log.warning("cannot start live input: %s", exc)
-            self.notifier.report(f"Cannot start listening: {exc}")
+            self.notifier.notice("Encotag: cannot start listening", str(exc))
             return
         self.worker.start_live(tap)
         self.live_tab.info.setText(f"Listening: {source.name} ({source.sample_rate} Hz)")

@@ -18,6 +18,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+NO_OUTPUT = (
+    "No audio output device was found: connect speakers or headphones (or enable an output in the"
+    " system's sound settings) to play files."
+)
 QUEUE_BLOCKS = 8
 BLOCK_S = 0.25
 
@@ -101,6 +105,10 @@ class FilePlayer:
         try:
             import sounddevice as sd
 
+            try:
+                sd.query_devices(kind="output")
+            except Exception:  # noqa: BLE001 - PortAudio: "Error querying device -1"
+                raise OSError(NO_OUTPUT) from None
             skip = int(round(start_s * self.sample_rate))
             with sd.OutputStream(
                 samplerate=self.sample_rate, channels=1, dtype="float32", callback=callback,
@@ -123,7 +131,8 @@ class FilePlayer:
                 while not stop.is_set() and not finished.wait(0.1):
                     pass
         except Exception as exc:  # noqa: BLE001 - no output device, unreadable file, …: reported, not raised
-            self.error = f"{path}: cannot play ({' '.join(str(exc).split()) or type(exc).__name__})"
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            self.error = reason if reason == NO_OUTPUT else f"{path}: cannot play ({reason})"
             log.warning("%s", self.error)
             if on_error is not None:
                 on_error(self.error)

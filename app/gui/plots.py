@@ -6,7 +6,7 @@ refresh timer (``setData`` on existing items; nothing is recreated per frame).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,8 @@ def _style_plot(plot: pg.PlotWidget) -> None:
 
 
 class LevelMeter(QWidget):
-    """Horizontal input level meter: RMS bar and peak tick in dBFS (-60 … 0)."""
+    """Horizontal input level meter: RMS bar and peak tick in dBFS (-60 … 0), the RMS level written on
+    it in dBFS (e.g. "-23 dBFS"), the peak in the tooltip."""
 
     FLOOR_DB = -60.0
 
@@ -61,7 +62,12 @@ class LevelMeter(QWidget):
     def set_level(self, rms_db: float, peak_db: float) -> None:
         self.rms_db = max(self.FLOOR_DB, min(0.0, rms_db))
         self.peak_db = max(self.FLOOR_DB, min(0.0, peak_db))
+        self.setToolTip(f"Input level: RMS {self.rms_db:.1f} dBFS, peak {self.peak_db:.1f} dBFS")
         self.update()
+
+    def text(self) -> str:
+        """The level written on the meter: RMS in whole dBFS."""
+        return f"{self.rms_db:.0f} dBFS"
 
     def _frac(self, db: float) -> float:
         return (db - self.FLOOR_DB) / -self.FLOOR_DB
@@ -82,6 +88,12 @@ class LevelMeter(QWidget):
         x = r.left() + r.width() * self._frac(self.peak_db)
         p.setPen(self.palette().text().color())
         p.drawLine(int(x), int(r.top()) + 1, int(x), int(r.bottom()) - 1)
+        font = p.font()
+        font.setPointSizeF(max(6.0, min(9.0, r.height() * 0.6)))
+        p.setFont(font)
+        p.drawText(
+            r.adjusted(0, 0, -4, 0), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, self.text()
+        )
         p.end()
 
 
@@ -118,6 +130,7 @@ class TopKBars(pg.PlotWidget):
         _style_plot(self)
         self.k = k
         self.threshold = 0.3
+        self.tag_thr: dict[int, float] = {}  # per-tag thresholds (class index → threshold)
         self.setMouseEnabled(x=False, y=False)
         self.getViewBox().invertY(True)
         self.setXRange(0, 1, padding=0.01)
@@ -159,9 +172,10 @@ class TopKBars(pg.PlotWidget):
         vals = probs[idx].astype(float)
         above = pg.mkBrush(ACCENT)
         below = pg.mkBrush(150, 150, 150, 160)
+        thr = [self.tag_thr.get(int(i), self.threshold) for i in idx]  # each tag's own, else the global one
         self.bars.setOpts(
             x0=np.zeros(k), y=np.arange(k), width=vals, height=0.8,
-            brushes=[above if v >= self.threshold else below for v in vals],
+            brushes=[above if v >= t else below for v, t in zip(vals, thr, strict=True)],
         )  # fmt: skip
         self.labels_shown = []
         for i, t in enumerate(self.texts):
@@ -195,9 +209,34 @@ class TagHistoryPlot(pg.PlotWidget):
         )
         self.addItem(self.thr_line)
         self.curves: dict[int, pg.PlotDataItem] = {}
+        self.order: list[int] = []  # class indices in curve-colour order
+        self.tag_thr: dict[int, float] = {}  # per-tag thresholds (class index → threshold)
+        self.tag_lines: dict[int, pg.InfiniteLine] = {}
 
     def set_threshold(self, value: float) -> None:
         self.thr_line.setValue(value)
+
+    def set_tag_thresholds(self, thresholds: Mapping[int, float]) -> None:
+        """Per-tag thresholds: each drawn tag that has one gets its own dashed line in its colour."""
+        self.tag_thr = dict(thresholds)
+        self._sync_tag_lines()
+
+    def _sync_tag_lines(self) -> None:
+        for i in [i for i in self.tag_lines if i not in self.curves or i not in self.tag_thr]:
+            self.removeItem(self.tag_lines.pop(i))
+        for n, i in enumerate(self.order):
+            if i not in self.tag_thr:
+                continue
+            colour = curve_colour(n)
+            pen = pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashDotLine)
+            line = self.tag_lines.get(i)
+            if line is None:
+                opts = {"position": 0.02, "color": colour, "anchors": [(0, 1), (0, 1)]}
+                line = pg.InfiniteLine(self.tag_thr[i], angle=0, pen=pen, label="{value:.2f}", labelOpts=opts)
+                self.addItem(line)
+                self.tag_lines[i] = line
+            line.setPen(pen)
+            line.setValue(self.tag_thr[i])
 
     def set_tags(self, indices: Sequence[int], labels: Sequence[str]) -> None:
         """Draw curves for these class indices (others removed)."""
@@ -212,6 +251,9 @@ class TagHistoryPlot(pg.PlotWidget):
                 self.curves[i] = self.plot([], [], pen=pen, name=labels[i])
             else:
                 self.curves[i].setPen(pen)
+        if list(indices) != self.order:
+            self.order = list(indices)
+            self._sync_tag_lines()
 
     def update_data(self, times: np.ndarray, probs: np.ndarray) -> None:
         """times (N,) seconds, probs (N, C) float32; live plots scroll to the last ``span_s``."""

@@ -1,9 +1,9 @@
 """The official EnCodec 24 kHz checkpoint (``facebook/encodec_24khz``): fetched on first use, verified.
 
 Files (Hugging Face hub, ``resolve/main``): ``config.json`` and ``model.safetensors`` (~93 MB, 23.3 M values
-in float32: 14.9 M weights + the RVQ codebooks). They go to
-``platformdirs.user_cache_dir("encotag")/codecs/encodec_24khz/`` (``$ENCOTAG_HOME/cache/…`` when set);
-nothing is downloaded at import time.
+in float32: 14.9 M weights + the RVQ codebooks). They go to the user data folder, beside the fetched
+packs: ``platformdirs.user_data_dir("encotag")/codecs/encodec_24khz/`` (``$ENCOTAG_HOME/data/…`` when
+set); nothing is downloaded at import time.
 
 Verification, in order:
 1. a pinned sha256 in :data:`PINNED_SHA256` (none is pinned yet: the project could not read the hub's
@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from models.config import CodecConfig
+from models.download import FetchCancelled
+from models.tagging.windows import CancelFlag, is_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +69,24 @@ class _Response(Protocol):
 Opener = Callable[[str], _Response]
 
 
+def is_cached(cache_dir: Path | str | None = None) -> bool:
+    """Whether both official files are in the cache (verified again when loaded)."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return all((folder / name).is_file() for name in (CONFIG_FILE, WEIGHTS_FILE))
+
+
 def default_cache_dir() -> Path:
-    """``<user cache>/codecs/encodec_24khz``: platformdirs' user cache folder for "encotag", or
-    ``$ENCOTAG_HOME/cache`` when that variable is set (the same rule as ``app.paths.cache_dir``)."""
+    """``<user data>/codecs/encodec_24khz``: platformdirs' user data folder for "encotag", or
+    ``$ENCOTAG_HOME/data`` when that variable is set (the same rule as ``app.paths.data_dir``). The
+    data folder, not the cache: the fetched packs and their downloads live there too, and a cache
+    cleaner must not make the next start download 93 MB again."""
     home = os.environ.get("ENCOTAG_HOME", "").strip()
     if home:
-        root = Path(home).expanduser() / "cache"
+        root = Path(home).expanduser() / "data"
     else:
         import platformdirs
 
-        root = Path(platformdirs.user_cache_dir("encotag", appauthor=False))
+        root = Path(platformdirs.user_data_dir("encotag", appauthor=False))
     return root / "codecs" / "encodec_24khz"
 
 
@@ -130,11 +140,13 @@ def download(
     expected_sha256: str | None = None,
     progress: ProgressFn | None = None,
     opener: Opener | None = None,
+    cancel: CancelFlag = None,
 ) -> str:
     """Download ``url`` to ``dest`` atomically (temp file in ``dest``'s folder, then ``os.replace``).
 
     Verifies the byte count against ``Content-Length`` and the sha256 against ``expected_sha256`` or the
-    server-declared one; returns the sha256. Raises ``OSError``/``ValueError`` on failure (temp removed).
+    server-declared one; returns the sha256. Raises ``OSError``/``ValueError`` on failure and
+    :class:`models.download.FetchCancelled` when ``cancel`` is set (the temp file removed either way).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     resp = (opener or _urllib_open)(url)
@@ -150,6 +162,8 @@ def download(
                 if progress is not None:
                     progress(0, total)
                 while block := resp.read(_CHUNK):
+                    if is_cancelled(cancel):
+                        raise FetchCancelled
                     out.write(block)
                     digest.update(block)
                     done += len(block)
@@ -247,6 +261,7 @@ def official_codec(
     opener: Opener | None = None,
     allow_download: bool = True,
     fuse: bool = True,
+    cancel: CancelFlag = None,
 ):  # -> models.codec.codec.Codec
     """The official 24 kHz EnCodec as a :class:`~models.codec.codec.Codec`
     (weight norm fused, unless told not to).
@@ -254,11 +269,12 @@ def official_codec(
     Downloads the two files on first use (``progress(done_bytes, total_bytes)`` for the weights; total 0
     when unknown), verifies them (module docstring) and caches them. ``bandwidth`` (kbps) defaults to 6.
     Raises :class:`CodecUnavailable` (naming the URL and the path to place the file at) when the files
-    cannot be fetched or do not verify.
+    cannot be fetched or do not verify, :class:`models.download.FetchCancelled` when ``cancel`` is set
+    during a download (nothing is left behind).
     """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     try:
-        return _official_codec(folder, progress, bandwidth, base_url, opener, allow_download, fuse)
+        return _official_codec(folder, progress, bandwidth, base_url, opener, allow_download, fuse, cancel)
     except CodecUnavailable:
         raise
     except OSError as exc:
@@ -273,6 +289,7 @@ def _official_codec(
     opener: Opener | None,
     allow_download: bool,
     fuse: bool,
+    cancel: CancelFlag = None,
 ):  # -> models.codec.codec.Codec
     record = _read_record(folder)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
@@ -288,6 +305,7 @@ def _official_codec(
                 expected_sha256=PINNED_SHA256.get(name),
                 progress=progress if name == WEIGHTS_FILE else None,
                 opener=opener,
+                cancel=cancel,
             )
         except (OSError, ValueError) as exc:
             raise _unavailable(f"download of {name} failed: {exc}", folder, base_url) from None

@@ -34,32 +34,51 @@ def build_teacher_pack(teacher_dir: Path | str, out_dir: Path | str) -> Path:
 
     Raises :class:`PackError` "<path>: <reason>" when the weights or labels are missing or unreadable.
     """
-    from models.nets.tagger import load_teacher_state
-
     tdir = Path(teacher_dir)
     weights = tdir / TEACHER_FILE
     if not weights.is_file():
         raise PackError(f"{weights}: missing teacher weights")
-    labels = teacher_labels(tdir / TEACHER_LABELS)
+    return build_mel_pack(weights, out_dir, labels=teacher_labels(tdir / TEACHER_LABELS))
+
+
+def build_mel_pack(
+    weights: Path | str,
+    out_dir: Path | str,
+    *,
+    labels: list[str],
+    name: str = "EfficientAT mn04_as (teacher, mel input)",
+    description: str = "EfficientAT mn04_as AudioSet tagger (mAP .432) on the 32 kHz log-mel front end.",
+    source: str = "https://github.com/fschmid56/EfficientAT (mn04_as)",
+    evaluation: dict[str, float] | None = None,
+) -> Path:
+    """The teacher conversion: EfficientAT mn04_as weights (a state dict, read with
+    ``weights_only=True``) and its labels as a mel pack at ``out_dir`` (atomically). ``evaluation``
+    goes into the manifest's provenance (the figures ``encotag pack list`` shows)."""
+    from models.nets.tagger import load_teacher_state
+
+    weights = Path(weights)
     try:
         state = load_teacher_state(weights)
     except Exception as exc:  # noqa: BLE001 - torch raises several exception types on a damaged file
         raise PackError(f"{weights}: {one_line(exc)}") from None
+    provenance: dict[str, object] = {
+        "source": source,
+        "file": weights.name,
+        "sha256": sha256_file(weights),
+        "converted_by": "models.packs.teacher_pack.build_mel_pack",
+    }
+    if evaluation:
+        provenance["evaluation"] = dict(evaluation)
     return save_pack(
         out_dir,
-        name="EfficientAT mn04_as (teacher, mel input)",
-        description="EfficientAT mn04_as AudioSet tagger (mAP .432) on the 32 kHz log-mel front end.",
+        name=name,
+        description=description,
         tagger_cfg=TaggerConfig(width=0.4, num_classes=len(labels), frontend="mel"),
         tagger_state=state,
         labels=labels,
         trusted=[True] * len(labels),
         window=WindowConfig(),
         licence=TEACHER_LICENCE,
-        provenance={
-            "source": "https://github.com/fschmid56/EfficientAT (mn04_as)",
-            "file": TEACHER_FILE,
-            "sha256": sha256_file(weights),
-            "converted_by": "models.packs.teacher_pack.build_teacher_pack",
-        },
+        provenance=provenance,
         mel_cfg=MelConfig(),
     )

@@ -26,6 +26,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDockWidget, QLabel, QMenu, QSplitter, QVBoxLayout, QWidget
 
+from app.gui.exporting import export_dir, remember_export
 from app.gui.heads.editor import ClassPanel, Recorder
 from app.gui.heads.jobs import EmbedJob, EmbedResult, HeadJobRunner, TrainJob, TrainResult
 from app.gui.heads.manage import HeadListPanel
@@ -70,6 +71,7 @@ class HeadsDialog(QDialog):
         panel.span_requested.connect(self.label_span)
 
         self.heads_panel = HeadListPanel()
+        self.heads_panel.start_dir = lambda: export_dir(self.win)  # the last export's folder
         self.class_panel = ClassPanel()
         self.train_panel = TrainPanel()
         self._connect_panels()
@@ -191,7 +193,10 @@ class HeadsDialog(QDialog):
         return self._then_sync(self.editor.import_head(path, name))
 
     def export_head(self, name: str, path: str | Path) -> Path | None:
-        return self.editor.export_head(name, path)
+        out = self.editor.export_head(name, path)
+        if out is not None:
+            remember_export(self.win, out)
+        return out
 
     def activate(self, name: str | None) -> bool:
         """Run head ``name`` live and on files (None: no head). A head of another pack is refused."""

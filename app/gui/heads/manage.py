@@ -57,6 +57,7 @@ class HeadListPanel(QGroupBox):
     def __init__(self) -> None:
         super().__init__("Heads")
         self.active_name: str | None = None
+        self.start_dir: Callable[[], Path] = Path.home  # where Import/Export open (the dialog sets it)
         self.head_list = QListWidget()
         self.head_list.setWordWrap(True)
         self.head_list.currentItemChanged.connect(lambda cur, _prev: self.selected.emit(self._name(cur)))
@@ -141,14 +142,14 @@ class HeadListPanel(QGroupBox):
             self.delete_requested.emit(name)
 
     def _import_clicked(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a head", str(Path.home()), HEAD_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Import a head", str(self.start_dir()), HEAD_FILTER)
         if path:
             self.import_requested.emit(path)
 
     def _export_clicked(self) -> None:
         name = self.selected_name()
         if name:
-            start = str(Path.home() / f"{name}.safetensors")
+            start = str(self.start_dir() / f"{name}.safetensors")
             path, _ = QFileDialog.getSaveFileName(self, "Export head", start, HEAD_FILTER)
             if path:
                 self.export_requested.emit(name, path)

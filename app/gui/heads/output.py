@@ -23,7 +23,6 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -83,15 +82,12 @@ def export_events_dialog(win: MainWindow, head: Head | None) -> None:
     if head is None:
         QMessageBox.information(win, "Export head events", "No personal head is active.")
         return
-    from app.gui.actions import EXPORT_FILTERS
+    from app.gui.exporting import ask_events_path
 
-    start = str(Path.home() / "head.events.csv")
-    filters = ";;".join(EXPORT_FILTERS.values())
-    path, chosen = QFileDialog.getSaveFileName(win, "Export head events", start, filters)
-    if path:
-        fmt = next((k for k, v in EXPORT_FILTERS.items() if v == chosen), None)
+    asked = ask_events_path(win, "Export head events", "head")
+    if asked is not None:
         try:
-            out, n = export_head_events(win, head, path, fmt)
+            out, n = export_head_events(win, head, *asked)
         except (OSError, ValueError) as exc:
             win.notifier.report(f"Export failed: {exc}")
             return

@@ -187,6 +187,8 @@ class HeadEditor:
         wanted, self.wanted_head = self.wanted_head, None
         if wanted and Path(wanted).parent == self.store.root and Path(wanted).is_file():
             self.activate(Path(wanted).name[: -len(".safetensors")])
+        if self.current is None and self.active_name is not None:
+            self.select(self.active_name)  # "That was…" offers the active head's classes after a restart
 
     # --- classes and examples ---------------------------------------------------------------------------
     def edit(self, fn: Callable[..., ExampleSet], *args: Any) -> bool:
