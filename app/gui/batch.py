@@ -187,6 +187,7 @@ class BatchModel(QAbstractTableModel):
     def __init__(self, rows: BatchRows, parent: Any = None) -> None:
         super().__init__(parent)
         self.rows = rows
+        self._sort: tuple[int, Qt.SortOrder] | None = None
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802 - Qt API
         return 0 if parent.isValid() else len(self.rows)
@@ -213,6 +214,18 @@ class BatchModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort the rows themselves (a Python key per row; the proxy's own sort would call :meth:`data`
+        twice per comparison, seconds for thousands of rows); kept sorted as results arrive."""
+        self._sort = (column, order)
+        self.layoutAboutToBeChanged.emit()
+        old = [r.path for r in self.rows.rows]
+        self.rows.sort(column, order == Qt.SortOrder.DescendingOrder)
+        pos = {r.path: i for i, r in enumerate(self.rows.rows)}
+        for idx in self.persistentIndexList():
+            self.changePersistentIndex(idx, self.index(pos[old[idx.row()]], idx.column()))
+        self.layoutChanged.emit()
+
     def add(self, records: list[dict[str, Any]]) -> None:
         """File a list of records (one model update for the whole list)."""
         new = [r for r in records if str(r["file"]) not in self.rows]
@@ -226,6 +239,17 @@ class BatchModel(QAbstractTableModel):
         touched = [self.rows.update(r) for r in records if id(r) not in fresh]
         if touched:
             self.dataChanged.emit(self.index(min(touched), 0), self.index(max(touched), len(COLUMNS) - 1))
+        if self._sort is not None:
+            self.sort(*self._sort)
+
+
+class SourceSortProxy(QSortFilterProxyModel):
+    """Filters here, sorts in the source model (:meth:`BatchModel.sort`)."""
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        source = self.sourceModel()
+        if isinstance(source, BatchModel) and column >= 0:
+            source.sort(column, order)
 
 
 class BatchView(QWidget):
@@ -238,9 +262,8 @@ class BatchView(QWidget):
         super().__init__(parent)
         self.rows = BatchRows([str(p) for p in paths])
         self.model = BatchModel(self.rows, self)
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = SourceSortProxy(self)
         self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(SORT_ROLE)
         self.proxy.setFilterKeyColumn(-1)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.table = QTableView(self)

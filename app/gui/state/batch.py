@@ -63,6 +63,11 @@ class BatchRows:
     def __contains__(self, path: object) -> bool:
         return path in self._index
 
+    def sort(self, col: int, descending: bool = False) -> None:
+        """Order the rows by column ``col`` (one key per row: cheap for any number of rows)."""
+        self.rows.sort(key=lambda r: r.sort_key(col), reverse=descending)
+        self._index = {r.path: i for i, r in enumerate(self.rows)}
+
     def update(self, rec: dict[str, Any]) -> int:
         """File ``rec`` into its row; returns the row index (a file not in the batch is appended)."""
         path = str(rec["file"])
