@@ -5,6 +5,12 @@
 - audacity: Audacity's label track format, ``start<TAB>end<TAB>label`` per line (no score; parsed events
   get score NaN, i.e. unknown).
 - srt / vtt: one cue per event, text ``label (score)``; SRT times ``00:00:01,250``, VTT ``00:00:01.250``.
+- raven: a Raven Pro selection table (tab-separated, ``*.selections.txt``): ``Selection``, ``View``,
+  ``Channel``, ``Begin Time (s)``, ``End Time (s)``, ``Low Freq (Hz)``, ``High Freq (Hz)``,
+  ``Annotation`` (the label), ``Score``; one row per event with View ``Spectrogram 1``, channel 1 and the
+  whole band (0 to :data:`RAVEN_HIGH_HZ`), as BirdNET writes them. Parsing accepts any Raven table with
+  begin/end times (Annotation, else Label/Common Name/Class for the label; Score/Confidence if present)
+  and reads each selection once (Raven lists a selection once per view).
 
 Qt-free. :func:`write_events` writes atomically (temp file + ``os.replace``).
 """
@@ -23,8 +29,12 @@ from pathlib import Path
 from models.atomic import atomic_write_text
 from models.tagging.results import Event
 
-FORMATS = ("csv", "json", "audacity", "srt", "vtt")
+FORMATS = ("csv", "json", "audacity", "srt", "vtt", "raven")
+RAVEN_HIGH_HZ = 16000.0
+RAVEN_COLUMNS = ("Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
+                 "High Freq (Hz)", "Annotation", "Score")  # fmt: skip
 EXTENSIONS = {
+    "raven": ".selections.txt",
     "csv": ".csv",
     "json": ".json",
     "audacity": ".txt",
@@ -99,6 +109,14 @@ def format_events(events: Sequence[Event], fmt: str) -> str:
             cues.append(f"{head}{timestamp(ev.start, sep)} --> {timestamp(ev.end, sep)}\n{_cue_text(ev)}\n")
         body = "\n".join(cues)
         return body if fmt == "srt" else "WEBVTT\n\n" + body
+    if fmt == "raven":
+        lines = ["\t".join(RAVEN_COLUMNS)]
+        for i, ev in enumerate(events, 1):
+            label = " ".join(ev.label.split())  # no tabs or newlines inside a cell
+            score = "" if math.isnan(ev.score) else f"{ev.score:.4f}"
+            lines.append(f"{i}\tSpectrogram 1\t1\t{ev.start:.6f}\t{ev.end:.6f}\t0.0\t{RAVEN_HIGH_HZ:.1f}\t"
+                        f"{label}\t{score}")  # fmt: skip
+        return "\n".join(lines) + "\n"
     if fmt == "table":
         if not events:
             return "(no events)\n"
@@ -131,6 +149,34 @@ def _parse_cues(text: str, fmt: str) -> list[Event]:
         label, score = _split_cue_text(" ".join(body))
         events.append(Event(label=label, start=start, end=end, score=score))
     return events
+
+
+def _parse_raven(text: str) -> list[Event]:
+    lines = [line for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+    if not lines:
+        return []
+    head = [h.strip() for h in lines[0].lstrip("\ufeff").split("\t")]
+    col = {name: i for i, name in enumerate(head)}
+    if "Begin Time (s)" not in col or "End Time (s)" not in col:
+        raise ExportError("a Raven selection table needs 'Begin Time (s)' and 'End Time (s)' columns")
+    label_col = next((col[c] for c in ("Annotation", "Label", "Common Name", "Class") if c in col), None)
+    score_col = next((col[c] for c in ("Score", "Confidence") if c in col), None)
+    out, seen = [], set()
+    for n, line in enumerate(lines[1:], 2):
+        cells = line.split("\t")
+        cells += [""] * (len(head) - len(cells))
+        sel = cells[col["Selection"]] if "Selection" in col else str(n)
+        if sel in seen:  # the same selection in another view
+            continue
+        seen.add(sel)
+        try:
+            start, end = float(cells[col["Begin Time (s)"]]), float(cells[col["End Time (s)"]])
+            raw = cells[score_col].strip() if score_col is not None else ""
+            score = float(raw) if raw else math.nan
+        except ValueError:
+            raise ExportError(f"raven selection table line {n}: times and score must be numbers") from None
+        out.append(Event(cells[label_col].strip() if label_col is not None else "", start, end, score))
+    return out
 
 
 def parse_events(text: str, fmt: str) -> list[Event]:
@@ -175,6 +221,8 @@ def parse_events(text: str, fmt: str) -> list[Event]:
         return out
     if fmt in ("srt", "vtt"):
         return _parse_cues(text, fmt)
+    if fmt == "raven":
+        return _parse_raven(text)
     raise ValueError(f"cannot parse events format {fmt!r} (choose from {', '.join(FORMATS)})")
 
 
@@ -185,6 +233,8 @@ def write_events(events: Sequence[Event], path: str | os.PathLike[str], fmt: str
 
 def format_from_path(path: str | os.PathLike[str]) -> str | None:
     """The events format implied by a file name (``.csv`` → csv, ``.srt`` → srt, …), or None."""
+    if Path(path).name.lower().endswith(".selections.txt"):
+        return "raven"
     suffix = Path(path).suffix.lower()
     return {".csv": "csv", ".json": "json", ".srt": "srt", ".vtt": "vtt", ".txt": "audacity"}.get(suffix)
 

@@ -59,6 +59,9 @@ SLOW = {
     "test_gui.py::test_event_loop_stays_responsive_during_long_file",
     "test_qt_free.py::test_models_and_app_core_import_without_qt",
     "test_encoder_backends.py::test_backend_rows_measure_every_candidate",
+    "test_batch.py::test_resume_after_a_killed_run",
+    "test_batch.py::test_worker_processes_give_the_same_records",
+    "test_batch_ray.py::test_ray_local_run_equals_the_single_machine_run",
 }
 
 

@@ -95,3 +95,36 @@ def test_unknown_format_and_suffix() -> None:
     assert format_from_path("a/b.SRT") == "srt"
     assert format_from_path("labels.txt") == "audacity"
     assert format_from_path("x.wav") is None
+
+
+def test_raven_selection_table() -> None:
+    """Raven Pro reads tab-separated selection tables; what we write parses back, and so does a table
+    written by Raven itself (a selection per view) or by BirdNET (Common Name, Confidence)."""
+    ev = [Event("Bird vocalization, bird call, bird song", 1.25, 2.0, 0.9312), Event("Dog", 3.0, 4.5, 0.5)]
+    text = format_events(ev, "raven")
+    lines = text.splitlines()
+    assert lines[0].split("\t") == [
+        "Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
+        "High Freq (Hz)", "Annotation", "Score",
+    ]  # fmt: skip
+    assert lines[1].split("\t") == [
+        "1", "Spectrogram 1", "1", "1.250000", "2.000000", "0.0", "16000.0",
+        "Bird vocalization, bird call, bird song", "0.9312",
+    ]  # fmt: skip
+    assert parse_events(text, "raven") == ev
+    raven = (
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)\tAnnotation\n"
+        "1\tWaveform 1\t1\t0.5\t1.5\t0\t8000\tOwl\n"
+        "1\tSpectrogram 1\t1\t0.5\t1.5\t0\t8000\tOwl\n"
+        "2\tSpectrogram 1\t1\t2\t3\t100\t900\t\n"
+    )
+    back = parse_events(raven, "raven")
+    assert [(e.label, e.start, e.end) for e in back] == [("Owl", 0.5, 1.5), ("", 2.0, 3.0)]
+    assert all(math.isnan(e.score) for e in back)
+    birdnet = "Selection\tBegin Time (s)\tEnd Time (s)\tCommon Name\tConfidence\n7\t3.0\t6.0\tRobin\t0.81\n"
+    assert parse_events(birdnet, "raven") == [Event("Robin", 3.0, 6.0, 0.81)]
+    with pytest.raises(ExportError):
+        parse_events("Selection\tLabel\n1\tx\n", "raven")
+    with pytest.raises(ExportError):
+        parse_events("Begin Time (s)\tEnd Time (s)\nzero\t1\n", "raven")
+    assert format_from_path("site.Table.1.selections.txt") == "raven"

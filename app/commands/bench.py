@@ -61,6 +61,17 @@ def register(sub: Any) -> None:
     p.add_argument("--json", type=Path, help="also write all results as JSON")
     p.add_argument("--markdown", type=Path, help="also write the tables as Markdown")
     p.add_argument("--svg", type=Path, help="also write the scaling plot (SVG)")
+    p.add_argument(
+        "--batch", action="store_true",
+        help="only the batch throughput: single process (today) against the batch path (--workers)",
+    )  # fmt: skip
+    p.add_argument("--batch-short", nargs=2, type=float, default=[10000, 5.0], metavar=("N", "S"),
+                   help="short-clip workload: N files of S seconds (default 10000 × 5 s)")  # fmt: skip
+    p.add_argument("--batch-long", nargs=2, type=float, default=[100, 600.0], metavar=("N", "S"),
+                   help="long-file workload: N files of S seconds (default 100 × 600 s)")  # fmt: skip
+    p.add_argument("--batch-baseline", type=int, default=500, metavar="N",
+                   help="short clips the single-process path is timed on (long files: N / 100)")  # fmt: skip
+    p.add_argument("--workers", type=int, nargs="+", default=[2], help="batch worker counts to measure")
     p.add_argument("--gui-probe", nargs=2, metavar=("PACK", "FILE"), help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -226,9 +237,35 @@ def gui_probe(pack: str, audio: str, timeout_s: float = 120.0) -> int:
 
 
 # ------------------------------------------------------------------------------------ run
+def run_batch_bench(args: argparse.Namespace) -> int:
+    """``encotag bench --batch``: the throughput table of :mod:`models.benchmark.throughput`."""
+    from models.benchmark.throughput import run_throughput, table
+
+    workdir = args.workdir or Path(tempfile.gettempdir()) / "encotag-bench"
+    pack = args.pack[0] if args.pack else None
+    say = lambda msg: print(f"encotag bench: {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    load = os.getloadavg()
+    rows = run_throughput(
+        pack, workdir, short=(int(args.batch_short[0]), args.batch_short[1]),
+        long=(int(args.batch_long[0]), args.batch_long[1]), workers=args.workers,
+        baseline_files=args.batch_baseline, threads=args.threads, say=say,
+    )  # fmt: skip
+    head = (
+        f"batch throughput, pack {pack or 'default'}, {os.cpu_count()} CPUs, load {load[0]:.1f} at the start"
+    )
+    print(head + "\n\n" + table(rows))
+    if args.markdown:
+        args.markdown.write_text(head + "\n\n" + table(rows, markdown=True), encoding="utf-8")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.gui_probe:
         return gui_probe(*args.gui_probe)
+    if args.batch:
+        return run_batch_bench(args)
     from models.benchmark import report as rep
     from models.benchmark.runner import run_benchmark
     from models.packs.pack import PackError

@@ -11,10 +11,19 @@ calibrated threshold, background left out, labelled ``"<class> (head)"``.
 A ``.ecodes`` code-stream file (``encotag encode``; format in ``models/codec/codes.py``) is tagged from its
 codec codes directly, without audio decoding or the codec encoder; it needs the codec pack that made it.
 
-Output (``--format``): ``table`` (people), ``csv``, ``json``, ``audacity``, ``srt``, ``vtt`` (events).
-With ``--out FILE`` and one input the output goes to FILE; with several inputs ``--out`` is a folder
-that gets one ``<name><ext>`` per input. On stdout, several inputs are separated by ``==> PATH <==``
-lines. Exit codes: 0 all good, 1 some inputs failed (each named on stderr, the others processed),
+Output (``-o`` semantics in :mod:`app.commands.batch_cli`):
+
+- no ``--out``: ``--format`` ``table`` (people, the default), ``csv``, ``json``, ``audacity``, ``srt``,
+  ``vtt`` or ``raven`` on stdout; several inputs are separated by ``==> PATH <==`` lines;
+- ``--out DIR/`` (an existing folder or a path ending in ``/``): one ``<name><ext>`` per input;
+- ``--out FILE``: one combined, resumable dataset (Parquet, CSV or JSON): FILE is the files table (one
+  row per file: duration, top-k tags with scores and trusted flags, pack id, status) and
+  ``FILE-stem.events.EXT`` the events table (file, start, end, label, score, trusted). Re-running the
+  command skips the files already done (journal ``FILE.journal``). With one input, a per-file format
+  (``audacity``, ``srt``, ``vtt``, ``raven``, ``table``; implied by FILE's extension) writes FILE in that
+  format instead, and so does one input to a pipe or device (``-o /dev/stdout -f csv``: its events).
+
+Exit codes: 0 all good, 1 some inputs failed (each named on stderr, the others processed),
 2 usage error or unusable pack/head (nothing processed).
 """
 
@@ -23,12 +32,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.commands.batch_cli import add_batch_args, combined_target, is_folder_target, run_combined
 from app.commands.common import (
     ProgressPrinter,
     UsageError,
@@ -42,10 +51,13 @@ from app.commands.common import (
     report_failure,
     window_config,
 )
+from models.batch.work import FileTags
 
 log = logging.getLogger(__name__)
 
-TABLE_FORMATS = ("table", "csv", "json", "audacity", "srt", "vtt")
+PER_FILE_FORMATS = ("table", "audacity", "srt", "vtt", "raven")
+
+TABLE_FORMATS = ("table", "csv", "json", "parquet", "audacity", "srt", "vtt", "raven")
 
 
 def register(sub: Any) -> None:
@@ -57,7 +69,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     add_engine_args(p)
-    p.add_argument("--format", "-f", choices=TABLE_FORMATS, default="table", help="output format")
+    p.add_argument(
+        "--format", "-f", choices=TABLE_FORMATS,
+        help="output format (default: a table on stdout; with -o FILE its extension, else parquet)",
+    )  # fmt: skip
     p.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="clip-level tags to show")
     p.add_argument(
         "--threshold", type=probability, default=0.3, metavar="T", help="event on-threshold (off = 0.7 T)"
@@ -65,85 +80,36 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--min-duration", type=non_negative_float, default=0.25, metavar="S", help="shortest event kept"
     )
-    p.add_argument("--out", "-o", type=Path, help="output file (one input) or folder (several inputs)")
+    p.add_argument(
+        "--out", "-o",
+        help="FILE: one combined, resumable dataset (files table + FILE-stem.events table); "
+        "DIR/: one output per input",
+    )  # fmt: skip
     p.add_argument(
         "--head", metavar="NAME", help="also apply a personal head (a name or a .safetensors file)"
     )
+    add_batch_args(p)
     p.set_defaults(func=run)
 
 
 # ------------------------------------------------------------------------------------ tagging
-@dataclass
-class FileTags:
-    path: Path
-    duration: float
-    starts: np.ndarray  # (N,) s
-    ends: np.ndarray  # (N,) s
-    probs: np.ndarray  # (N, C) float32
-    head_probs: np.ndarray | None  # (N, K) float32
-    truncated: str = ""  # "" or why only part of the file was tagged
-
-
 def tag_one(engine: Any, path: Path, window: Any, head: Any) -> FileTags:
-    """Run the pipeline over one file, keeping only times and probabilities (not embeddings).
-    ``.ecodes`` files are tagged from their codes (:func:`models.tagging.code_tagging.tag_codes`)."""
-    from models.tagging.pipeline import TagStats, tag_file
+    """:func:`models.batch.work.tag_one` with a per-file progress bar on a terminal."""
+    from models.batch.work import tag_one as run_one
 
-    stats = TagStats()
-    starts, ends, probs, head_rows = [], [], [], []
     bar = ProgressPrinter(path.name, piped=False, min_total=8)
-    if path.suffix.lower() == ".ecodes":
-        from models.codec.codes import CodesError, check_stream, load_codes
-        from models.tagging.code_tagging import tag_codes
-
-        if engine.codec is None:
-            raise CodesError(f"{path}: a code stream needs the codec pack that made it, not a mel pack")
-        stream = load_codes(path, codec_id=engine.codec_id)
-        check_stream(stream, engine.codec, int(engine.sample_rate), str(path))
-        results = tag_codes(engine, stream, window, head)
-    else:
-        results = tag_file(engine, path, window=window, head=head, progress=bar, stats=stats)
     try:
-        for r in results:
-            starts.append(r.start)
-            ends.append(r.end)
-            probs.append(r.probs)
-            if r.head_probs is not None:
-                head_rows.append(r.head_probs)
+        return run_one(engine, path, window, head, progress=bar)
     finally:
         bar.close()
-    if not probs:
-        from models.audio import AudioError
-
-        raise AudioError(path, "no audio to tag")
-    cut = ""
-    if stats.truncated:
-        cut = "truncated: only the part that decoded was tagged"
-        if stats.frames_expected and stats.frames_in:
-            cut += f" ({100 * stats.frames_in / stats.frames_expected:.0f} % of what the header claims)"
-    return FileTags(
-        path=path,
-        duration=max(ends) if ends else 0.0,
-        starts=np.asarray(starts),
-        ends=np.asarray(ends),
-        probs=np.stack(probs),
-        head_probs=np.stack(head_rows) if head_rows else None,
-        truncated=cut,
-    )
 
 
 def file_events(ft: FileTags, labels: tuple[str, ...], head: Any, args: argparse.Namespace) -> list[Any]:
-    from models.tagging.events import merge_events
+    from models.batch.work import TagOptions
+    from models.batch.work import file_events as events_of
 
-    events = merge_events(
-        ft.starts, ft.ends, ft.probs, labels, on=args.threshold, min_duration=args.min_duration
-    )
-    if head is not None and ft.head_probs is not None:  # each class at its own threshold, no background
-        from models.heads.head_events import head_events
-
-        events += head_events(head, ft.starts, ft.ends, ft.head_probs, min_duration=args.min_duration)
-        events.sort(key=lambda e: (e.start, e.label))
-    return events
+    opts = TagOptions(args.top_k, args.threshold, args.min_duration)
+    return events_of(ft, labels, head, opts)
 
 
 def format_table(ft: FileTags, events: list[Any], engine: Any, head: Any, args: argparse.Namespace) -> str:
@@ -198,7 +164,42 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"encotag: {exc}", file=sys.stderr)
         return 2
-    targets = output_paths(files, args.out, EXTENSIONS[args.format])
+    folder = args.out is not None and is_folder_target(args.out)
+    out_path = Path(args.out) if args.out is not None else None
+    combined = out_path is not None and not folder
+    if combined and out_path is not None and len(files) == 1 and args.format is None:
+        from app.export import format_from_path
+
+        implied = format_from_path(out_path)  # e.g. -o x.srt: that file, as a subtitle file
+        implied = "table" if implied == "audacity" else implied  # -o x.txt: the table, as ever
+        args.format = implied if implied in PER_FILE_FORMATS else None
+    if combined and len(files) == 1 and out_path is not None and out_path.exists() and not out_path.is_file():
+        combined = False  # one input to a pipe or a device (-o /dev/stdout): its events, streamed
+    if combined and len(files) == 1 and args.format in PER_FILE_FORMATS:
+        combined = False  # one input, a per-file format: that one file, as asked
+    if combined and out_path is not None:
+        try:
+            out, fmt = combined_target(out_path, args.format)
+        except UsageError as exc:
+            print(f"encotag: {exc}", file=sys.stderr)
+            return 2
+        code = run_combined("tag", args, files, engine, window, head, out, fmt)
+        return code if code != 0 else (1 if failures else 0)
+    args.format = args.format or ("csv" if args.out is not None else "table")
+    if args.format == "parquet":
+        print("encotag: parquet is a combined output: give -o FILE.parquet", file=sys.stderr)
+        return 2
+    if args.engine != "local":
+        print("encotag: --engine ray writes a combined output: give -o FILE.parquet", file=sys.stderr)
+        return 2
+    if folder and out_path is not None:
+        try:
+            out_path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"encotag: {printable(out_path)}: cannot make the folder ({exc.strerror or exc})",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    targets = output_paths(files, out_path, EXTENSIONS[args.format])
     for path, target in zip(files, targets, strict=True):
         try:
             ft = tag_one(engine, path, window, head)

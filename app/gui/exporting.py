@@ -21,6 +21,7 @@ EXPORT_FILTERS = {
     "audacity": "Audacity labels (*.txt)",
     "srt": "SubRip subtitles (*.srt)",
     "vtt": "WebVTT subtitles (*.vtt)",
+    "raven": "Raven selection table (*.selections.txt)",
 }
 
 

@@ -28,7 +28,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QTabWidget
 
-from app.gui import actions, layout, views
+from app.gui import actions, batch, layout, views
 from app.gui.drawing import REFRESH_MS, Painter
 from app.gui.errors import ErrorNotifier
 from app.gui.file_view import FileView
@@ -240,6 +240,8 @@ class MainWindow(QMainWindow):
         """Queue files (folders are expanded) for tagging; returns the job ids."""
         from models.audio import list_audio_files
 
+        if batch.wanted(paths := list(paths)):  # a folder or many files: one batch view, no file jobs
+            return batch.open_batch(self, paths)
         ids = []
         for path in list_audio_files(paths):
             job = next(self._job_ids)

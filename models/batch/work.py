@@ -1,0 +1,185 @@
+"""What one file turns into in a batch: ``tag_record`` (summary + events) and ``embed_record``.
+
+Records are plain dicts (JSON-able except the embedding arrays), so they cross process boundaries and go
+into the journal (:mod:`models.batch.journal`) unchanged. ``file_key`` is the resume key: absolute path,
+size and modification time (ns).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.tagging.results import Event, Progress
+
+
+@dataclass(frozen=True)
+class TagOptions:
+    """How ``encotag tag`` turns window probabilities into a summary and events."""
+
+    top_k: int = 5
+    threshold: float = 0.3
+    min_duration: float = 0.25
+
+
+@dataclass
+class FileTags:
+    path: Path
+    duration: float
+    starts: np.ndarray  # (N,) s
+    ends: np.ndarray  # (N,) s
+    probs: np.ndarray  # (N, C) float32
+    head_probs: np.ndarray | None  # (N, K) float32
+    truncated: str = ""  # "" or why only part of the file was tagged
+
+
+def file_key(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """(absolute path, size, mtime_ns): a file is done when a record with this key is in the journal."""
+    st = os.stat(path)
+    return os.path.abspath(path), int(st.st_size), int(st.st_mtime_ns)
+
+
+def _truncation_note(stats: Any) -> str:
+    if not stats.truncated:
+        return ""
+    cut = "truncated: only the part that decoded was tagged"
+    if stats.frames_expected and stats.frames_in:
+        cut += f" ({100 * stats.frames_in / stats.frames_expected:.0f} % of what the header claims)"
+    return cut
+
+
+def tag_one(
+    engine: Any, path: Path, window: Any, head: Any, progress: Callable[[Progress], Any] | None = None
+) -> FileTags:
+    """Run the pipeline over one file, keeping only times and probabilities (not embeddings).
+    ``.ecodes`` files are tagged from their codes (:func:`models.tagging.code_tagging.tag_codes`)."""
+    from models.audio import AudioError
+    from models.tagging.pipeline import TagStats, tag_file
+
+    stats = TagStats()
+    starts, ends, probs, head_rows = [], [], [], []
+    if path.suffix.lower() == ".ecodes":
+        from models.codec.codes import CodesError, check_stream, load_codes
+        from models.tagging.code_tagging import tag_codes
+
+        if engine.codec is None:
+            raise CodesError(f"{path}: a code stream needs the codec pack that made it, not a mel pack")
+        stream = load_codes(path, codec_id=engine.codec_id)
+        check_stream(stream, engine.codec, int(engine.sample_rate), str(path))
+        results = tag_codes(engine, stream, window, head)
+    else:
+        results = tag_file(engine, path, window=window, head=head, progress=progress, stats=stats)
+    for r in results:
+        starts.append(r.start)
+        ends.append(r.end)
+        probs.append(r.probs)
+        if r.head_probs is not None:
+            head_rows.append(r.head_probs)
+    if not probs:
+        raise AudioError(path, "no audio to tag")
+    return FileTags(
+        path=path,
+        duration=max(ends) if ends else 0.0,
+        starts=np.asarray(starts),
+        ends=np.asarray(ends),
+        probs=np.stack(probs),
+        head_probs=np.stack(head_rows) if head_rows else None,
+        truncated=_truncation_note(stats),
+    )
+
+
+def file_events(ft: FileTags, labels: tuple[str, ...], head: Any, opts: TagOptions) -> list[Event]:
+    """Hysteresis events of the tagger, and the head's events (models.heads.head_events: each class at its
+    own threshold, background left out, labelled ``"<class> (head)"``), by start."""
+    from models.tagging.events import merge_events
+
+    events = merge_events(
+        ft.starts, ft.ends, ft.probs, labels, on=opts.threshold, min_duration=opts.min_duration
+    )
+    if head is not None and ft.head_probs is not None:  # each class at its own threshold, no background
+        from models.heads.head_events import head_events
+
+        events += head_events(head, ft.starts, ft.ends, ft.head_probs, min_duration=opts.min_duration)
+        events.sort(key=lambda e: (e.start, e.label))
+    return events
+
+
+def _base(path: Path) -> dict[str, Any]:
+    try:
+        full, size, mtime = file_key(path)
+    except OSError:
+        full, size, mtime = os.path.abspath(path), -1, -1
+    return {"file": str(path), "key": full, "size": size, "mtime_ns": mtime}
+
+
+def failed_record(path: Path, reason: str) -> dict[str, Any]:
+    """A file that could not be processed (retried by the next run)."""
+    return {**_base(path), "status": "failed", "error": reason, "duration": 0.0, "windows": 0}
+
+
+def tag_record(engine: Any, path: Path, window: Any, head: Any, opts: TagOptions) -> dict[str, Any]:
+    """Tag one file: ``{file, key, size, mtime_ns, status, error, duration, windows, top_labels,
+    top_scores, top_trusted, n_events, pack_id, events: [[start, end, label, score, trusted], …]}``.
+    Raises what :func:`tag_one` raises (the caller records the failure)."""
+    rec = _base(path)  # stat before reading: a file changed while it is read is redone next time
+    ft = tag_one(engine, path, window, head)
+    labels, trusted = engine.labels, engine.info.trusted
+    clip = ft.probs.mean(axis=0)
+    top = np.argsort(-clip, kind="stable")[: opts.top_k]
+    events = file_events(ft, labels, head, opts)
+    index = {name: i for i, name in enumerate(labels)}
+    rec.update(
+        status="warning" if ft.truncated else "ok",
+        error=ft.truncated,
+        duration=float(ft.duration),
+        windows=len(ft.starts),
+        top_labels=[labels[i] for i in top],
+        top_scores=[round(float(clip[i]), 6) for i in top],
+        top_trusted=[bool(trusted[i]) for i in top],
+        n_events=len(events),
+        pack_id=engine.info.pack_id,
+        events=[
+            [
+                round(float(e.start), 6),
+                round(float(e.end), 6),
+                e.label,
+                round(float(e.score), 6),
+                bool(trusted[index[e.label]]) if e.label in index else True,
+            ]
+            for e in events
+        ],
+    )
+    return rec
+
+
+def embed_record(engine: Any, path: Path, window: Any) -> dict[str, Any]:
+    """Window embeddings of one file: the base fields plus ``times`` (N, 2) float64 and ``embedding``
+    (N, D) float32 arrays."""
+    from models.audio import AudioError
+    from models.tagging.pipeline import TagStats, tag_file
+
+    rec = _base(path)
+    stats = TagStats()
+    times, embs = [], []
+    for r in tag_file(engine, path, window=window, stats=stats):
+        times.append((r.start, r.end))
+        embs.append(r.embedding)
+    if not embs:
+        raise AudioError(path, "no audio to embed")
+    cut = "truncated: only the part that decoded was embedded" if stats.truncated else ""
+    times_a = np.asarray(times, np.float64)
+    rec.update(
+        status="warning" if cut else "ok",
+        error=cut,
+        duration=float(times_a[:, 1].max()),
+        windows=len(times),
+        pack_id=engine.info.pack_id,
+        times=times_a,
+        embedding=np.stack(embs).astype(np.float32),
+    )
+    return rec
