@@ -74,14 +74,12 @@ def test_correct_merge_review_and_events_equal_the_cli(
         # one definition of head events: the window's export equals `encotag tag --head` on the file
         out, n = export_head_events(win, dlg.active, tmp_path / "gui.json", "json")
         gui = parse_events(out.read_text(), "json")
+        # a folder target: one events file per input, in --format (a file target is a combined dataset)
         rc = main(["tag", str(kitchen), "--pack", str(teacher_pack), "--head", "beeper", "--window", "1",
-                   "--hop", "0.5", "--format", "json", "--out", str(tmp_path / "cli.json")])  # fmt: skip
+                   "--hop", "0.5", "--format", "json", "--out", str(tmp_path / "cli") + "/"])  # fmt: skip
         assert rc == 0
-        cli = [
-            e
-            for e in parse_events((tmp_path / "cli.json").read_text(), "json")
-            if e.label.endswith(" (head)")
-        ]
+        (cli_file,) = (tmp_path / "cli").iterdir()
+        cli = [e for e in parse_events(cli_file.read_text(), "json") if e.label.endswith(" (head)")]
         assert n >= 1 and [e.label for e in gui] == [e.label for e in cli] == ["tone (head)"] * len(gui)
         for a, b in zip(gui, cli, strict=True):
             assert a.start == pytest.approx(b.start) and a.end == pytest.approx(b.end)
