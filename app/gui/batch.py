@@ -47,7 +47,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.jobs import JobCancelledError, JobOutcome, JobRunner, JobStatus
+from app.gui.jobs import JobCancelledError, JobOutcome, JobStatus, ThreadJobRunner
 from app.gui.state.batch import COLUMNS, BatchRows
 from models.tagging.results import Progress
 
@@ -82,43 +82,15 @@ class ExportJob:
     records: list[dict[str, Any]] = field(compare=False)
 
 
-class BatchJobRunner(JobRunner):
+class BatchJobRunner(ThreadJobRunner):
     """Batch jobs one after another on one Python thread with its own Engine (module docstring)."""
+
+    thread_name = "encotag-batch"
 
     def __init__(self) -> None:
         super().__init__()
         self._engine: Any = None
         self._engine_pack: str | None = None
-        self._wakeup = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    def _queued(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stopping = False
-            self._thread = threading.Thread(target=self._loop, name="encotag-batch", daemon=True)
-            self._thread.start()
-        self._wakeup.set()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Cancel everything and join the thread (idempotent)."""
-        self.cancel(None)
-        thread, self._thread = self._thread, None
-        if thread is not None and thread.is_alive():
-            self._stopping = True
-            self._wakeup.set()
-            thread.join(timeout_s)
-
-    def _loop(self) -> None:
-        while not self._stopping:
-            item = self.pop()
-            if item is None:
-                self._wakeup.wait()
-                self._wakeup.clear()
-                continue
-            self.execute(*item)
-        while (item := self.pop()) is not None:
-            self.execute(*item)
 
     def is_expected(self, exc: BaseException) -> bool:
         from models.audio import AudioError
@@ -369,6 +341,7 @@ class BatchView(QWidget):
 def open_batch(win: MainWindow, paths: list[str | Path]) -> list[int]:
     """Open ``paths`` (folders expanded) as a batch tab of ``win`` (the current tab), tagged with its pack
     and settings; returns no file-job ids (the batch is one job of its own runner)."""
+
     from models.audio import list_audio_files
     from models.batch.runner import BatchSpec
     from models.batch.work import TagOptions

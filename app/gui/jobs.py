@@ -220,3 +220,47 @@ class JobRunner(QObject):
         for job_id, _ in jobs:
             self.errored.emit(job_id, JobError(job_id, message))
             self.finished.emit(job_id, JobOutcome(job_id, JobStatus.ERROR, message))
+
+
+class ThreadJobRunner(JobRunner):
+    """A :class:`JobRunner` whose jobs run one after another on one daemon thread of its own, started
+    when the first job is queued. ``thread_name`` names the thread (logs, debuggers)."""
+
+    thread_name = "encotag-jobs"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wakeup = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # --- GUI thread -----------------------------------------------------------------------------------
+    def _queued(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stopping = False
+            self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
+            self._thread.start()
+        self._wakeup.set()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Cancel everything and join the thread (idempotent)."""
+        self.cancel(None)
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            self._stopping = True
+            self._wakeup.set()
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("%s thread did not stop within %.0f s", self.thread_name, timeout_s)
+
+    # --- job thread -----------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stopping:
+            item = self.pop()
+            if item is None:
+                self._wakeup.wait()
+                self._wakeup.clear()
+                continue
+            self.execute(*item)
+        while (item := self.pop()) is not None:  # cancelled by stop(): finish them as cancelled
+            self.execute(*item)

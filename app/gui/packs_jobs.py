@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.gui.jobs import JobCancelledError, JobGen, JobRunner
+from app.gui.jobs import JobCancelledError, JobGen, ThreadJobRunner
 from app.gui.state.series import ResultBatch
 from models.config import WindowConfig
 from models.tagging.results import Progress, WindowResult
@@ -65,46 +65,14 @@ class CompareStart:
     labels: tuple[str, ...]
 
 
-class PackJobRunner(JobRunner):
+class PackJobRunner(ThreadJobRunner):
     """Runs the Model menu's jobs one after another on one background thread (module docstring)."""
+
+    thread_name = "encotag-packs"
 
     def __init__(self) -> None:
         super().__init__()
         self._engines: dict[str | None, Any] = {}
-        self._wakeup = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    # --- GUI thread -----------------------------------------------------------------------------------
-    def _queued(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stopping = False
-            self._thread = threading.Thread(target=self._loop, name="encotag-packs", daemon=True)
-            self._thread.start()
-        self._wakeup.set()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Cancel everything and join the thread (idempotent)."""
-        self.cancel(None)
-        thread, self._thread = self._thread, None
-        if thread is not None and thread.is_alive():
-            self._stopping = True
-            self._wakeup.set()
-            thread.join(timeout_s)
-            if thread.is_alive():
-                log.warning("pack job thread did not stop within %.0f s", timeout_s)
-
-    # --- job thread -----------------------------------------------------------------------------------
-    def _loop(self) -> None:
-        while not self._stopping:
-            item = self.pop()
-            if item is None:
-                self._wakeup.wait()
-                self._wakeup.clear()
-                continue
-            self.execute(*item)
-        while (item := self.pop()) is not None:  # cancelled by stop(): finish them as cancelled
-            self.execute(*item)
 
     def describe(self, job: Any) -> str:
         if isinstance(job, FetchJob):

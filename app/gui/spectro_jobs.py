@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from app.gui.jobs import JobCancelledError, JobRunner
+from app.gui.jobs import JobCancelledError, ThreadJobRunner
 from app.gui.state.spectrogram import SpectrogramBuilder, SpectrogramCancelledError, file_spectrogram
 from models.tagging.results import Progress
 
@@ -48,44 +48,13 @@ class LiveChunk:
     edges: np.ndarray
 
 
-class SpectrogramRunner(JobRunner):
+class SpectrogramRunner(ThreadJobRunner):
     """Runs spectrogram jobs one after another on a daemon thread (started on the first job)."""
 
     def __init__(self, name: str = "encotag-spectrogram") -> None:
         super().__init__()
         self.name = name
-        self._wakeup = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    def _queued(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stopping = False
-            self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-            self._thread.start()
-        self._wakeup.set()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Cancel everything and join the thread (idempotent)."""
-        self.cancel(None)
-        thread, self._thread = self._thread, None
-        if thread is not None and thread.is_alive():
-            self._stopping = True
-            self._wakeup.set()
-            thread.join(timeout_s)
-            if thread.is_alive():
-                log.warning("%s thread did not stop within %.0f s", self.name, timeout_s)
-
-    def _loop(self) -> None:
-        while not self._stopping:
-            item = self.pop()
-            if item is None:
-                self._wakeup.wait()
-                self._wakeup.clear()
-                continue
-            self.execute(*item)
-        while (item := self.pop()) is not None:
-            self.execute(*item)
+        self.thread_name = name
 
     # --- jobs ---------------------------------------------------------------------------------------------
     def describe(self, job: Any) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from app.gui.jobs import JobCancelledError, JobRunner
+from app.gui.jobs import JobCancelledError, ThreadJobRunner
 from models.config import WindowConfig
 from models.tagging.results import Progress
 
@@ -123,21 +123,20 @@ def keep_recording(
     return path
 
 
-class HeadJobRunner(JobRunner):
+class HeadJobRunner(ThreadJobRunner):
     """Head jobs run one after another on one background thread with its own Engine (module docstring).
 
     A :class:`~app.gui.jobs.JobRunner`: ``progress`` while embedding or training, then ``finished`` with a
     :class:`~app.gui.jobs.JobOutcome` whose ``result`` is an :class:`EmbedResult` or :class:`TrainResult`.
     """
 
+    thread_name = "encotag-heads"
+
     def __init__(self, pack_path: str | None, window: WindowConfig | None = None) -> None:
         super().__init__()
         self.pack_path = pack_path
         self.window = window
         self.engine: Any = None
-        self._wakeup = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
 
     @property
     def busy(self) -> set[int]:
@@ -148,36 +147,6 @@ class HeadJobRunner(JobRunner):
     def submit(self, job: EmbedJob | TrainJob) -> int:
         """Queue ``job``; returns its id (results arrive through the signals)."""
         return self.put(job)
-
-    def _queued(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stopping = False
-            self._thread = threading.Thread(target=self._loop, name="encotag-heads", daemon=True)
-            self._thread.start()
-        self._wakeup.set()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Cancel everything and join the thread (idempotent)."""
-        self.cancel(None)
-        thread, self._thread = self._thread, None
-        if thread is not None and thread.is_alive():
-            self._stopping = True
-            self._wakeup.set()
-            thread.join(timeout_s)
-            if thread.is_alive():
-                log.warning("head job thread did not stop within %.0f s", timeout_s)
-
-    # --- job thread -----------------------------------------------------------------------------------
-    def _loop(self) -> None:
-        while not self._stopping:
-            item = self.pop()
-            if item is None:
-                self._wakeup.wait()
-                self._wakeup.clear()
-                continue
-            self.execute(*item)
-        while (item := self.pop()) is not None:  # cancelled by stop(): finish them as cancelled
-            self.execute(*item)
 
     def describe(self, job: Any) -> str:
         return f"{type(job).__name__} {getattr(job, 'head', '')}"
@@ -268,6 +237,7 @@ class HeadJobRunner(JobRunner):
 
     def _embed_audio(self, audio: np.ndarray, sample_rate: int, cancel: threading.Event) -> np.ndarray:
         """A recording (n,) or (n, ch) float32 → window embeddings, through the same path as files."""
+
         import soundfile as sf
 
         from models.audio import to_mono
