@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -112,6 +113,34 @@ def test_codes_per_clip_and_distill_data(tiny_codec_pack: Path, tmp_path: Path) 
     data, w = load_distill_data(rows, logits, tmp_path / "codes", n_q, n_frames)
     assert data.codes.shape == (3, 1, n_q, n_frames) and data.seg_logits.shape == (3, 1, 5, 527)
     assert data.logits.shape == (3, 1, 527) and w.shape == (3, 5)
+
+
+def test_corpus_codes_with_the_onnx_encoder_equal_the_training_codec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train features --per-clip`` codes the corpus with the pack's tagging codec and, where ONNX Runtime
+    is installed, its exported encoder (the app's own backend): with the shipped codec the codes equal the
+    training codec's. (A random test codec is not used: its codebooks have exact distance ties, where a
+    1e-7 difference in the latent flips a code.)"""
+    pytest.importorskip("onnxruntime")
+    from app.commands.train_tagger import _code_codec
+    from models.codec.codec import Codec
+    from models.training.features import state_hash
+    from models.training.outputs import load_codec_dir
+
+    monkeypatch.setenv("ENCOTAG_ENCODER", "onnx")
+    monkeypatch.setenv("ENCOTAG_HOME", str(tmp_path / "home"))
+    cfg, state, _ = load_codec_dir(Path(__file__).resolve().parents[1] / "resources" / "packs" / "default")
+    fast = _code_codec(cfg, state, state_hash(state), 1)
+    assert type(fast.encoder_backend).__name__ == "OrtEncoder"
+    rows = _corpus(tmp_path, 3)
+    build_codes(tmp_path, rows, fast, tmp_path / "codes")
+    build_codes(tmp_path, rows, Codec.from_state(cfg, state), tmp_path / "codes-torch")
+    for r in rows:
+        assert np.array_equal(
+            np.load(tmp_path / "codes" / (r.clip + ".npy")),
+            np.load(tmp_path / "codes-torch" / (r.clip + ".npy")),
+        )
 
 
 def test_broad_agreement_figures() -> None:

@@ -30,13 +30,25 @@ def teacher_file(args: argparse.Namespace) -> Path:
     return Path(args.teacher) / TEACHER_FILE
 
 
+def _code_codec(ccfg: Any, cstate: Any, chash: str, threads: int) -> Any:
+    """The codec that codes the corpus: the pack's tagging codec (encoder and codebooks), with the ONNX
+    Runtime encoder where it is installed and agrees with torch (the engine's choice, so the training codes
+    are the codes the app computes; ``ENCOTAG_ENCODER=torch`` keeps torch)."""
+    from models.codec.ort_encoder import attach_ort_encoder, backend_choice
+    from models.codec.tagging_codec import TaggingCodec
+
+    codec = TaggingCodec.from_state(ccfg, cstate)
+    if backend_choice() != "torch":
+        attach_ort_encoder(codec, f"train-{chash}", max(1, int(threads)))
+    return codec
+
+
 def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     """``--per-clip``: codes and teacher logits of every clip of one corpus, cached per clip (built first
     where missing); the corpus ``val`` split less its mixtures is the held-out set; train segments carry
     class-balanced sampling weights (``--balance``)."""
     import numpy as np
 
-    from models.codec.codec import Codec
     from models.nets.tagger import teacher_tagger
     from models.training.corpus_features import build_codes, code_cache_dir, codec_shape, load_distill_data
     from models.training.coverage import read_manifest, teacher_segment_logits
@@ -49,8 +61,8 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     corpus = args.corpus[0]
     rows = read_manifest(corpus)
     ccfg, cstate, _ = load_codec_dir(args.codec)
-    codec = Codec.from_state(ccfg, cstate)
     chash = state_hash(cstate)
+    codec = _code_codec(ccfg, cstate, chash, getattr(args, "threads", 1))
     code_dir = code_cache_dir(args.features or corpus, chash)
     teacher = teacher_tagger(teacher_file(args))
     logits = teacher_segment_logits(
