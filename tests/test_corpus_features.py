@@ -74,6 +74,29 @@ def test_teacher_segments_are_cached_per_clip_and_counted(tmp_path: Path) -> Non
     assert cov.covered(0.3, min_segments=15) == int(((p >= 0.3).sum(axis=(0, 1)) >= 15).sum())
 
 
+def test_a_reverse_teacher_worker_skips_what_the_other_wrote(tmp_path: Path) -> None:
+    """Two ``train features`` workers split the teacher pass: the ``--reverse`` one starts at the end and
+    skips every clip whose logits appeared after it listed its work (the forward worker wrote them)."""
+    rows = _corpus(tmp_path, 4)
+    forward = teacher_segment_logits(tmp_path, rows[:2], CountingTeacher(), tmp_path / "cache")
+    rev = CountingTeacher()
+    ahead = {"n": 0}
+
+    def other_worker_writes_clip_1() -> bool:  # called once per chunk, before the chunk is read
+        ahead["n"] += 1
+        if ahead["n"] == 2:  # after the reverse worker's first chunk (clip 3), clip 2 appears on disk
+            teacher_segment_logits(tmp_path, rows[2:3], CountingTeacher(), tmp_path / "cache")
+        return False
+
+    (tmp_path / "cache" / (rows[1].clip + ".npy")).unlink()  # clip 1 is left to do as well
+    lg = teacher_segment_logits(
+        tmp_path, rows, rev, tmp_path / "cache", chunk=1, reverse=True, should_stop=other_worker_writes_clip_1
+    )
+    assert rev.seen == 5 + 5  # clips 3 and 1 (training clips: five segments each); clip 2 was skipped
+    fresh = teacher_segment_logits(tmp_path, rows, CountingTeacher(), tmp_path / "fresh")
+    assert np.array_equal(lg, fresh) and np.array_equal(lg[0], forward[0])
+
+
 def test_segment_weights_favour_rare_confident_classes() -> None:
     logits = np.full((10, 5, 527), -8.0, np.float32)
     logits[:, :, 0] = 4.0  # a frequent class on every segment

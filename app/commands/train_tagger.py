@@ -66,7 +66,12 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     code_dir = code_cache_dir(args.features or corpus, chash)
     teacher = teacher_tagger(teacher_file(args))
     logits = teacher_segment_logits(
-        corpus, rows, teacher, corpus / "teacher_segments", progress=_progress("teacher", corpus.name)
+        corpus,
+        rows,
+        teacher,
+        corpus / "teacher_segments",
+        progress=_progress("teacher", corpus.name),
+        reverse=args.reverse,
     )
     build_codes(corpus, rows, codec, code_dir, progress=_progress("codes", corpus.name), reverse=args.reverse)
     n_q, n_frames = codec_shape(codec)

@@ -80,6 +80,7 @@ def teacher_segment_logits(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     whole: Callable[[CorpusRow], bool] = lambda r: r.split != "train",
+    reverse: bool = False,
 ) -> np.ndarray:
     """Teacher logits float16 ``(len(rows), 6, 527)``: rows 0-4 for the 2-s segments of each 10-s clip,
     row 5 for the whole clip (32 kHz audio, no augmentation). The whole clip costs as much as its five
@@ -87,15 +88,25 @@ def teacher_segment_logits(
     row 5 is the element-wise max of its segment logits (does any 2-s part show the class).
 
     One ``.npy`` per clip under ``cache_dir`` (mirroring the clip's path), written atomically, so a
-    growing corpus or a killed run recomputes only the clips without one."""
+    growing corpus or a killed run recomputes only the clips without one. A second process with
+    ``reverse`` works from the other end and skips what the first has written since it started."""
     n_seg = int(round(CLIP_S / SEG_S))
     paths = [cache_dir / (r.clip + ".npy") for r in rows]
     out = [load_array(p, (n_seg + 1, N_CLASSES)) for p in paths]
     todo = [i for i, o in enumerate(out) if o is None]
+    if reverse:
+        todo.reverse()
     for k in range(0, len(todo), chunk):
         if should_stop():
             raise KeyboardInterrupt("coverage cancelled")
-        idx = todo[k : k + chunk]
+        idx = []
+        for i in todo[k : k + chunk]:  # another worker may have written it meanwhile
+            if paths[i].exists() and (got := load_array(paths[i], (n_seg + 1, N_CLASSES))) is not None:
+                out[i] = got
+            else:
+                idx.append(i)
+        if not idx:
+            continue
         batch = np.stack([_segments(load_audio(corpus / rows[i].clip, TEACHER_SR), n_seg) for i in idx])
         with torch.inference_mode():
             seg = teacher(torch.from_numpy(batch.reshape(-1, batch.shape[-1]))).logits.numpy()
