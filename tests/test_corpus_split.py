@@ -78,3 +78,24 @@ def test_resplit_command_rewrites_the_manifest_and_drops_stale_teacher_cache(tmp
         assert (tmp_path / "teacher_segments" / (r["clip"] + ".npy")).exists() == (r["clip"] not in moved)
     (tmp_path / "manifest.csv").write_text("not,a\nmanifest,at all\n", encoding="utf-8")
     assert main(["corpus", "resplit", str(tmp_path)]) == 2
+
+
+def test_a_held_out_recording_stays_held_out_when_the_corpus_grows() -> None:
+    """Growing a corpus can draw a new recording of a covered source for ``val``; the recording the cover
+    rule held out before must not go back into training (its teacher cache and any model scored on it
+    assume it is held out)."""
+    first, info = cover_every_source(_rows())
+    uid = info["moved"]["ev"].split("-")[0]
+    grown = _rows() + [_row("clips/ev/d_00.flac", "ev", "val", "d-1", "/s/ev/d.wav")]  # drawn for val
+    assert {
+        r["clip"] for r in cover_every_source(grown)[0] if r["split"] == "val" and r["source"] == "ev"
+    } == {
+        "clips/ev/d_00.flac"
+    }  # without the previous manifest the cover rule no longer holds the first recording out
+    before = {r["clip"] for r in first if r["split"] == "val"}
+    now, _ = cover_every_source(grown, keep_val=before)
+    held = {r["clip"] for r in now if r["split"] == "val"}
+    assert before <= held and "clips/ev/d_00.flac" in held
+    assert f"clips/ev+aug/{uid}_00.flac" in held  # the whole recording, augmented copy included
+    held_files = set().union(*(files_of(r) for r in now if r["split"] == "val"))
+    assert not any(files_of(r) & held_files for r in now if r["split"] == "train")

@@ -189,7 +189,12 @@ def plan_round(
 def write_outputs(opts: BuildOptions, journal: Journal, srcs: list[Source], final: bool = False) -> float:
     """Atomically rewrite manifest.csv and summary.md, write READY markers; return total hours."""
     rows = [r for r in journal.rows() if (opts.out_dir / r["clip"]).is_file()]
-    rows, _ = cover_every_source(rows)  # a held-out recording in every source; no leaking mixtures
+    before = previous_splits(opts.out_dir / "manifest.csv")
+    # a held-out recording in every source (held-out ones stay so as the corpus grows); no leaking mixtures
+    rows, _ = cover_every_source(rows, keep_val={c for c, s in before.items() if s != "train"})
+    for r in rows:  # a clip whose split changed loses its teacher cache (held-out clips cache whole clips)
+        if r["clip"] in before and before[r["clip"]] != r["split"]:
+            (opts.out_dir / "teacher_segments" / (r["clip"] + ".npy")).unlink(missing_ok=True)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     w.writeheader()
@@ -204,6 +209,19 @@ def write_outputs(opts: BuildOptions, journal: Journal, srcs: list[Source], fina
                 marker, f"{total:.2f} hours, {len(rows)} clips, {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
             )
     return total
+
+
+def previous_splits(manifest: Path) -> dict[str, str]:
+    """clip → split of an existing manifest (empty when there is none or it cannot be read)."""
+    try:
+        with manifest.open(newline="", encoding="utf-8") as fh:
+            return {
+                str(r["clip"]): str(r["split"])
+                for r in csv.DictReader(fh)
+                if r.get("clip") and r.get("split")
+            }
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError):
+        return {}
 
 
 def _atomic_write(path: Path, text: str) -> None:

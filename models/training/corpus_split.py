@@ -7,13 +7,16 @@ each such source (of two or more recordings) to ``val``: the one with the smalle
 its clips and augmented copies (``<source>+aug``, same unit id before ``~``). A mixture is a training clip
 only while none of its parts is a held-out recording: training mixtures holding a part of a ``val``
 recording are left out of the manifest (they stay in the journal). The rule is deterministic, so a
-rebuild writes the same manifest.
+rebuild writes the same manifest. A recording once held out stays held out (``keep_val``: the builder
+passes the clips of its previous manifest's ``val`` split), so growing a corpus never moves a held-out
+recording back into training when a new recording of its source is drawn for ``val``.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
 from models.training.corpus_sources import stable_hash
@@ -53,16 +56,23 @@ def files_of(row: dict[str, Any]) -> set[str]:
     return out
 
 
-def cover_every_source(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def cover_every_source(
+    rows: list[dict[str, Any]], keep_val: Collection[str] = ()
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """``rows`` (manifest dicts) with one held-out recording in every source of ≥ 2 recordings that had
     none, and without the training mixtures that hold a part of a held-out recording; returns
-    (new rows, what changed: ``moved`` source → unit, ``mixtures_left_out``)."""
+    (new rows, what changed: ``moved`` source → unit, ``mixtures_left_out``). Every recording with a clip
+    in ``keep_val`` (clip paths held out before) is held out whole, whatever its drawn split."""
     units: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i, r in enumerate(rows):
         if r.get("origin") != MIXTURE:
             src, uid = recording_of(r)
             units[src][uid].append(i)
     split = [str(r["split"]) for r in rows]
+    kept = {recording_of(r) for r in rows if r.get("origin") != MIXTURE and r["clip"] in set(keep_val)}
+    for src, uid in kept:
+        for i in units[src][uid]:
+            split[i] = "val"
     moved: dict[str, str] = {}
     for src, by_unit in sorted(units.items()):
         if len(by_unit) < 2 or any(split[i] != "train" for idx in by_unit.values() for i in idx):
