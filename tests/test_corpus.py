@@ -16,6 +16,7 @@ from models.training import fluid, synth
 from models.training.corpus import BuildOptions, build, select_sources
 from models.training.corpus_render import MANIFEST_COLUMNS, SR, cut_clips
 from models.training.corpus_sources import check_licence, shared_entries
+from models.training.corpus_split import recording_of
 from models.training.corpus_synth import all_sources
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -200,3 +201,37 @@ def test_cut_clips_pads_drops_and_skips_silence() -> None:
     assert [c[1] for c in clips] == [0.0, 20.0] and clips[1][2] == pytest.approx(4.0)
     assert all(len(c[0]) == 10 * SR for c in clips)
     assert cut_clips(np.full(2 * SR, 0.1, np.float32)) == []
+
+
+def _write_manifest(out: Path, rows: list[dict[str, str]]) -> None:
+    with (out / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(MANIFEST_COLUMNS))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_growing_keeps_held_out_clips_and_drops_the_cache_of_clips_whose_split_changed(
+    tmp_path: Path,
+) -> None:
+    build(_opts(tmp_path, hours=0.03))
+    rows = _manifest(tmp_path)
+    train = [r for r in rows if r["split"] == "train"]
+    drawn_val = next(r for r in rows if r["split"] == "val")
+    # the previous manifest held out a training clip (as the cover rule does) and had a drawn val clip in
+    # training; both have a teacher cache, and so has an unchanged training clip
+    other = [r for r in train if recording_of(r) != recording_of(train[0])]  # not the kept recording
+    kept, moved, same = train[0]["clip"], drawn_val["clip"], other[0]["clip"]
+    edited = [{**r, "split": {kept: "val", moved: "train"}.get(r["clip"], r["split"])} for r in rows]
+    _write_manifest(tmp_path, edited)
+    cache = {c: tmp_path / "teacher_segments" / (c + ".npy") for c in (kept, moved, same)}
+    for p in cache.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        np.save(p, np.zeros((6, 527), np.float16))
+    build(_opts(tmp_path, hours=0.05))
+    grown = {r["clip"]: r["split"] for r in _manifest(tmp_path)}
+    assert len(grown) > len(rows)
+    assert grown[kept] == "val" and grown[moved] == "val" and grown[same] == "train"
+    assert cache[kept].exists() and cache[same].exists()  # split unchanged: cache kept
+    assert not cache[
+        moved
+    ].exists()  # train → val: its cached row 5 was a max, a held-out clip needs the whole
