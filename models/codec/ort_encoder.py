@@ -28,12 +28,12 @@ import torch
 from torch import Tensor, nn
 
 from models.codec.tagging_codec import TaggingCodec
+from models.tagging.onnx_files import GRAPH  # 2: the right padding follows the length; 1 had it fixed at 0
 
 log = logging.getLogger(__name__)
 
 CHECK_ATOL = 1e-4  # latents of order 1; measured differences are about 2e-6
 OPSET = 17
-GRAPH = 2  # 2: the right padding follows the length (any length ≥ min_n); 1 had it fixed at 0
 MAX_ONNX_BYTES = 1 << 30
 
 
@@ -45,12 +45,9 @@ def backend_choice() -> str:
 
 def cache_dir() -> Path:
     """``<user cache>/onnx`` (``$ENCOTAG_HOME/cache/onnx`` when set; the rule of ``app.paths.cache_dir``)."""
-    home = os.environ.get("ENCOTAG_HOME", "").strip()
-    if home:
-        return Path(home).expanduser() / "cache" / "onnx"
-    import platformdirs
+    from models.tagging.onnx_files import onnx_cache_dir
 
-    return Path(platformdirs.user_cache_dir("encotag", appauthor=False)) / "onnx"
+    return onnx_cache_dir()
 
 
 class _EncoderGraph(nn.Module):
