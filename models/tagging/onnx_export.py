@@ -151,4 +151,3 @@ def export_onnx_pack(engine: Any, root: Path | None = None) -> Path | None:
         "ONNX files of %s written to %s (max probability difference to torch %.1e)", info.name, folder, gap
     )
     return folder
-
