@@ -57,21 +57,27 @@ def _session(model: bytes, threads: int) -> Any:
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
-def rvq_codes(latent: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
+def codebook_norms(codebooks: np.ndarray) -> np.ndarray:
+    """Squared norms ``(n_q, size)`` float32 of the codewords (what :func:`rvq_codes` adds per row)."""
+    return np.stack([(embed.T * embed.T).sum(0) for embed in codebooks])
+
+
+def rvq_codes(latent: np.ndarray, codebooks: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
     """Residual VQ: latent ``(B, D, T)`` float32, codebooks ``(n_q, size, D)`` → codes ``(B, n_q, T)``
-    int64; the arithmetic of ``TaggingCodec.quantize_codes`` (nearest codeword by squared distance)."""
+    int64; the arithmetic of ``TaggingCodec.quantize_codes`` (nearest codeword by squared distance,
+    ``|r|² - 2 r·e + |e|²`` summed in that order, the first of equal distances), computed in place.
+    ``norms``: :func:`codebook_norms` of ``codebooks`` (computed here when not given)."""
     b, d, t = latent.shape
+    norms = codebook_norms(codebooks) if norms is None else norms
     residual = np.ascontiguousarray(latent.transpose(0, 2, 1).reshape(-1, d), np.float32)
     codes = np.empty((codebooks.shape[0], b * t), np.int64)
     for q, embed in enumerate(codebooks):
-        et = embed.T
-        dist = -(
-            (residual * residual).sum(1, keepdims=True)
-            - 2 * (residual @ et)
-            + (et * et).sum(0, keepdims=True)
-        )
-        idx = dist.argmax(axis=1)
-        residual = residual - embed[idx]
+        dist = residual @ embed.T
+        dist *= -2.0
+        dist += (residual * residual).sum(1, keepdims=True)
+        dist += norms[q]
+        idx = dist.argmin(axis=1)
+        residual -= embed[idx]
         codes[q] = idx
     return codes.reshape(codebooks.shape[0], b, t).transpose(1, 0, 2).copy()
 
@@ -146,6 +152,7 @@ class OnnxEngine:
         self._silence: dict[int, np.ndarray] = {}
         if rec["kind"] == "codec":
             self.codebooks = arrays["codebooks"][: int(rec["n_q"])]
+            self.norms = codebook_norms(self.codebooks)
             self.codec = CodecGeometry(
                 pm.codec_cfg, int(rec["n_q"]), int(rec["hop_length"]), self.sample_rate
             )
@@ -183,7 +190,8 @@ class OnnxEngine:
         if n < self.min_n:
             x = np.pad(x, ((0, 0), (0, self.min_n - n)))
         latent = self.encoder.run(None, {"audio": x[:, None, :]})[0]
-        return rvq_codes(latent[:, :, : -(-n // self._need_codec("encode").hop_length)], self.codebooks)
+        frames = -(-n // self._need_codec("encode").hop_length)
+        return rvq_codes(latent[:, :, :frames], self.codebooks, self.norms)
 
     def _tag(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         name = self.tagger.get_inputs()[0].name
