@@ -118,5 +118,6 @@ def write_folder(folder: Path, record: dict[str, Any], data: dict[str, bytes]) -
 def npz_bytes(**arrays: np.ndarray) -> bytes:
     """Arrays as the bytes of an uncompressed ``.npz`` (float32)."""
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()})
+    named: dict[str, Any] = {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
+    np.savez(buf, **named)
     return buf.getvalue()
