@@ -27,8 +27,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # the torch encoder is the reference the other tests compare against; tests/test_encoder_backends.py
-# turns the ONNX Runtime backend on where it tests it
+# turns the ONNX Runtime backend on where it tests it, tests/test_onnx_engine.py the torch-free engine
 os.environ.setdefault("ENCOTAG_ENCODER", "torch")
+os.environ.setdefault("ENCOTAG_ENGINE", "torch")  # the worker loads torch and exports no ONNX files
 
 import torch  # noqa: E402
 

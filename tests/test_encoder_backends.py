@@ -1,8 +1,9 @@
 """Encoder backends against the torch reference (models/codec/ort_encoder.py, models/benchmark/backends.py)
 and the engine's own choice of backend and threads.
 
-ONNX Runtime latents within ``CHECK_ATOL`` (1e-4) of torch's and codes equal on the shipped pack; lengths
-the exported graph does not cover (not a multiple of the hop, or too short) go through torch.
+ONNX Runtime latents within ``CHECK_ATOL`` (1e-4) of torch's and codes equal on the shipped pack, at
+lengths that are multiples of the hop and lengths that are not (the graph pads as torch does); lengths
+too short for every layer's reflection go through torch.
 """
 
 from __future__ import annotations
@@ -47,11 +48,15 @@ def test_engine_picks_onnxruntime_and_it_equals_torch(onnx_home: Path) -> None:
     x = _audio(24000 * 3)
     calls = ort_engine.codec.encoder_backend.calls  # type: ignore[union-attr]
     before = dict(calls)  # the check at load ran it once
-    for n in (24000 * 3, 24000, 320 * 7):  # multiples of the hop: ONNX Runtime
+    lengths = (24000 * 3, 24000, 320 * 7, 5000, 24000 + 1, 320 * 7 + 319)  # any length ≥ 7 frames
+    for n in lengths:
         np.testing.assert_array_equal(ort_engine.encode(x[None, :n]), ref.encode(x[None, :n]))
-    assert calls == {"onnxruntime": before["onnxruntime"] + 3, "torch": 0}
-    np.testing.assert_array_equal(ort_engine.encode(x[None, :5000]), ref.encode(x[None, :5000]))
-    assert calls["torch"] == 1  # 5000 samples: not a multiple of the hop, the torch encoder
+        lat = ort_engine.codec.embed(torch.from_numpy(x[None, :n]))  # type: ignore[union-attr]
+        lat_ref = ref.codec.embed(torch.from_numpy(x[None, :n]))  # type: ignore[union-attr]
+        assert lat.shape == lat_ref.shape and float((lat - lat_ref).abs().max()) <= CHECK_ATOL
+    assert calls == {"onnxruntime": before["onnxruntime"] + 2 * len(lengths), "torch": 0}
+    np.testing.assert_array_equal(ort_engine.encode(x[None, :2000]), ref.encode(x[None, :2000]))
+    assert calls["torch"] == 1  # 2000 samples: shorter than the reflections need, the torch encoder
     p1, e1 = ort_engine.infer(x[None, :24000])
     p2, e2 = ref.infer(x[None, :24000])
     np.testing.assert_allclose(p1, p2, atol=1e-5)

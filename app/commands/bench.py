@@ -152,7 +152,7 @@ def cold_start(pack: Path, audio: Path, timeout_s: float = 180.0) -> dict[str, A
 
 
 def _copy_onnx_cache(home: Path) -> None:
-    """Copy this user's exported ONNX encoders into a fresh ``ENCOTAG_HOME`` (``home/cache/onnx``)."""
+    """Copy this user's exported ONNX files (encoders, packs) into a fresh ``ENCOTAG_HOME``."""
     import shutil
 
     from models.codec.ort_encoder import cache_dir
@@ -190,7 +190,9 @@ def gui_probe(pack: str, audio: str, timeout_s: float = 120.0) -> int:
     marks: dict[str, float] = {"imports_s": time.time() - t0}
 
     def first_tags(*_a: Any) -> None:
-        marks.setdefault("first_tags_s", time.time() - t0)
+        if "first_tags_s" not in marks:
+            marks["first_tags_s"] = time.time() - t0
+            marks["torch_at_first_tags"] = float("torch" in sys.modules)  # 0: the torch-free engine
 
     def engine_ready(*_a: Any) -> None:
         marks.setdefault("engine_ready_s", time.time() - t0)

@@ -1,5 +1,13 @@
 """The inference worker: one QObject living in its own QThread that alone owns the Engine (and torch).
 
+Engines: where the pack's ONNX files are in the user cache (every launch after the first, with the
+``onnx`` extra installed) the worker loads :class:`~models.tagging.onnx_engine.OnnxEngine` and never
+imports torch: first tags in seconds instead of the 16–20 s ``import torch`` takes on a busy machine.
+Otherwise it loads the torch ``Engine`` and, once it is idle, exports the ONNX files for the next launch
+(:func:`~models.tagging.onnx_export.export_onnx_pack`, verified against torch first). The ONNX engine
+serves everything the worker does (file jobs, live windows; live codec packs tag 1 s windows of audio,
+not streamed codes); head training and the other jobs have their own engines on their own threads.
+
 Threads (docs/ARCHITECTURE.md): the audio source callback only writes into a ``RingBuffer``; this worker
 polls that buffer for the newest complete window (newest wins: stale windows are skipped, nothing is
 queued), runs the engine and emits a ``WindowResult``; file jobs (decode + tag, with progress and
@@ -77,6 +85,7 @@ class InferenceWorker(JobRunner):
         self._busy = False  # the pending commands and jobs are being run (guards re-entrancy)
         self.in_job = False  # a file job is running (read by tests)
         self._load_failed = False
+        self._export_due = False  # the torch engine is loaded and the pack's ONNX files are not cached
         self.load_times: dict[str, float] = {}  # the last load: engine imports, pack load (seconds)
         self._timer: QTimer | None = None
         self._wake.connect(self._run_pending, Qt.ConnectionType.QueuedConnection)
@@ -124,26 +133,50 @@ class InferenceWorker(JobRunner):
                     self.execute(*item)
                 finally:
                     self.in_job = False
+            self._export_when_idle()
         finally:
             self._busy = False
         if ran:
             self.jobs_idle.emit()
 
+    def _export_when_idle(self) -> None:
+        """Export the torch engine's ONNX files for the next launch, once, with nothing else waiting."""
+        with self._lock:
+            waiting = bool(self._commands or self._queue)
+        if not self._export_due or self.engine is None or waiting:
+            return
+        self._export_due = False
+        from models.tagging.onnx_export import export_onnx_pack
+
+        t0 = time.perf_counter()
+        if export_onnx_pack(self.engine) is not None:
+            log.info("ONNX files of %s ready in %.1f s (the next launch tags without torch)",
+                     self.engine.info.name, time.perf_counter() - t0)  # fmt: skip
+
     # --- engine ---------------------------------------------------------------------------------------
     def load(self, pack_path: str | None) -> None:
-        """Load ``Engine.load(pack_path)`` on this thread (None = the shipped default pack)."""
+        """Load the pack (None = the shipped default pack) on this thread: the ONNX Runtime engine where
+        its files are cached, else ``Engine.load`` (torch; see the module docstring)."""
         self.engine_loading.emit(pack_path or "default")
         try:
             t0 = time.perf_counter()
-            from models.tagging.engine import Engine  # torch: most of a cold start (docs/PERFORMANCE.md)
+            from models.tagging.onnx_engine import engine_choice, load_onnx_engine  # no torch
 
             t1 = time.perf_counter()
-            engine = Engine.load(Path(pack_path) if pack_path else None, threads=inference_threads())
-            self.load_times = {"import_s": t1 - t0, "load_s": time.perf_counter() - t1}
+            path = Path(pack_path) if pack_path else None
+            engine: Any = load_onnx_engine(path, threads=inference_threads())
+            onnx = engine is not None
+            if engine is None:
+                t0 = time.perf_counter()
+                from models.tagging.engine import Engine  # torch: most of a cold start (docs/PERFORMANCE.md)
+
+                t1 = time.perf_counter()
+                engine = Engine.load(path, threads=inference_threads())
+            self.load_times = {"import_s": t1 - t0, "load_s": time.perf_counter() - t1, "onnx": float(onnx)}
         except Exception as exc:  # noqa: BLE001 - any failure becomes a visible notice, never a crash
-            from models.packs.pack import PackError
+            from models.packs.pack_manifest import PackError
             from models.safeio import printable
-            from models.tagging.engine import EngineError
+            from models.tagging.windows import EngineError
 
             reason = printable(one_line(exc))
             if isinstance(exc, PackError | EngineError | OSError):  # an ordinary bad pack: one line
@@ -157,6 +190,7 @@ class InferenceWorker(JobRunner):
             return
         self._load_failed = False
         self.engine = engine
+        self._export_due = not onnx and engine_choice() != "torch" and _has_onnxruntime()
         log.info("pack %s loaded in %.2f s", engine.info.name, time.perf_counter() - t0)
         self.engine_ready.emit(engine.info)
         self._attach_tagger()
@@ -306,6 +340,12 @@ class InferenceWorker(JobRunner):
         lo_all = np.concatenate(los) if los else np.zeros(0, np.float32)
         hi_all = np.concatenate(his) if his else np.zeros(0, np.float32)
         return Overview(lo=lo_all, hi=hi_all, rate=float(OVERVIEW_BINS_PER_S), duration=n / OVERVIEW_RATE)
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 class WorkerThread(QObject):

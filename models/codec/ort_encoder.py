@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from models.codec.tagging_codec import TaggingCodec
+from models.tagging.onnx_files import GRAPH  # 2: the right padding follows the length; 1 had it fixed at 0
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,9 @@ def backend_choice() -> str:
 
 def cache_dir() -> Path:
     """``<user cache>/onnx`` (``$ENCOTAG_HOME/cache/onnx`` when set; the rule of ``app.paths.cache_dir``)."""
-    home = os.environ.get("ENCOTAG_HOME", "").strip()
-    if home:
-        return Path(home).expanduser() / "cache" / "onnx"
-    import platformdirs
+    from models.tagging.onnx_files import onnx_cache_dir
 
-    return Path(platformdirs.user_cache_dir("encotag", appauthor=False)) / "onnx"
+    return onnx_cache_dir()
 
 
 class _EncoderGraph(nn.Module):
@@ -83,9 +81,9 @@ def export_encoder(codec: TaggingCodec) -> bytes:
 class OrtEncoder:
     """An ONNX Runtime session of an exported encoder; ``__call__(audio (B, 1, n)) → latent tensor``.
 
-    The exported graph has the padding of a length that is a multiple of the hop (no right padding) and
-    long enough for every layer's reflection: other lengths (a file's last block, odd clip lengths) go
-    through the torch encoder, so every length gives the whole-signal encoding."""
+    The exported graph pads every length as the torch encoder does (graph version :data:`GRAPH`); lengths
+    too short for every layer's reflection (under ``min_n`` samples, 93 ms at 24 kHz) go through the torch
+    encoder, so every length gives the whole-signal encoding."""
 
     def __init__(self, model: bytes, threads: int, codec: TaggingCodec) -> None:
         import onnxruntime as ort
@@ -108,7 +106,7 @@ class OrtEncoder:
 
     def __call__(self, audio: Tensor) -> Tensor:
         n = audio.shape[-1]
-        if n % self.hop or n < self.min_n:
+        if n < self.min_n:
             self.calls["torch"] += 1
             return self.codec._encode_layers(audio)
         self.calls["onnxruntime"] += 1
@@ -119,7 +117,7 @@ class OrtEncoder:
 def _versions() -> str:
     import onnxruntime as ort
 
-    raw = f"{torch.__version__}|{ort.__version__}|{OPSET}".encode()
+    raw = f"{torch.__version__}|{ort.__version__}|{OPSET}|{GRAPH}".encode()
     return hashlib.sha256(raw).hexdigest()[:12]
 
 
@@ -146,23 +144,30 @@ def _cached_model(codec: TaggingCodec, codec_id: str, folder: Path) -> bytes:
     return data
 
 
-def check_signal(sr: int, hop: int, frames: int = 40) -> Tensor:
-    """The fixed test signal of the backend check (B = 2, a tone sweep and noise), (2, 1, frames · hop)."""
+def check_signal(sr: int, hop: int, frames: int = 40, extra: int = 0) -> Tensor:
+    """The fixed test signal of the backend check (B = 2, a tone sweep and noise),
+    (2, 1, frames · hop + extra) float32 at ``sr``."""
     rng = np.random.default_rng(27)
-    t = np.arange(frames * hop) / sr
+    t = np.arange(frames * hop + extra) / sr
     sweep = 0.4 * np.sin(2 * np.pi * (200 + 1500 * t) * t)
     noise = 0.2 * rng.standard_normal(len(t))
     return torch.from_numpy(np.stack([sweep, noise]).astype(np.float32)[:, None, :])
 
 
 def agrees(codec: TaggingCodec, backend: Any, x: Tensor | None = None) -> tuple[bool, float]:
-    """Whether ``backend`` gives torch's latents (within :data:`CHECK_ATOL`) and codes on ``x``."""
-    x = check_signal(codec.sample_rate, codec.hop_length) if x is None else x
+    """Whether ``backend`` gives torch's latents (within :data:`CHECK_ATOL`) and codes on ``x`` (default:
+    the check signal at a multiple of the hop and at a length that is not one)."""
+    hop = codec.hop_length
+    xs = [check_signal(codec.sample_rate, hop), check_signal(codec.sample_rate, hop, 30, hop // 3)]
+    same, diff = True, 0.0
     with torch.inference_mode():
-        ref = codec._encode_layers(x)
-        got = backend(x)
-        diff = float((ref - got).abs().max()) if ref.shape == got.shape else float("inf")
-        same = diff <= CHECK_ATOL and bool(torch.equal(codec.quantize_codes(ref), codec.quantize_codes(got)))
+        for xi in xs if x is None else [x]:
+            ref = codec._encode_layers(xi)
+            got = backend(xi)
+            d = float((ref - got).abs().max()) if ref.shape == got.shape else float("inf")
+            same = same and d <= CHECK_ATOL
+            same = same and bool(torch.equal(codec.quantize_codes(ref), codec.quantize_codes(got)))
+            diff = max(diff, d)
     return same, diff
 
 

@@ -126,9 +126,10 @@ class _Conv(nn.Module):
     def pad(self, x: Tensor) -> Tensor:
         """``x`` with EnCodec's causal padding (the input itself when there is none)."""
         length, left = x.shape[-1], self.k - self.stride
-        n_frames = -(-(length - self.k + left) // self.stride)
-        right = n_frames * self.stride + self.k - left - length
-        if left == 0 and right == 0:
+        # EnCodec's ceil((length - k + left) / stride) · stride + k - left - length, which is this; written
+        # so that an ONNX export keeps it a function of the length (ort_encoder: any length, one graph)
+        right = (-length) % self.stride if self.stride > 1 else 0
+        if left == 0 and self.stride == 1:
             return x
         extra = max(left, right) - length + 1 if length <= max(left, right) else 0
         if extra:  # reflect needs more samples than the input has: zeros first, as transformers does

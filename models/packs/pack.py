@@ -31,7 +31,6 @@ The teacher pack (EfficientAT's mn04_as as a mel pack) is built by :mod:`models.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -49,10 +48,19 @@ from models.packs.pack_manifest import (
     FORMAT_VERSION,
     MANIFEST,
     PackError,
-    check_manifest,
-    configs,
     one_line,
-    require,
+)
+from models.packs.pack_read import (
+    CODEC_FILE,
+    MAX_MANIFEST_BYTES,
+    MAX_WEIGHTS_BYTES,
+    OFFICIAL_CODEC_ID,
+    TAGGER_FILE,
+    pack_id_of,
+    read_manifest,
+    sha256_file,
+    trusted_list,
+    verified_file,
 )
 
 if TYPE_CHECKING:
@@ -60,12 +68,11 @@ if TYPE_CHECKING:
     from models.codec.tagging_codec import TaggingCodec
     from models.nets.tagger import Tagger
 
-TAGGER_FILE = "tagger.safetensors"
-CODEC_FILE = "codec.safetensors"
-OFFICIAL_CODEC_ID = "official-encodec-24khz"
 TIMESTAMP_HOP_MS = 40.0  # ≤ 50 ms (HEAR)
-MAX_MANIFEST_BYTES = 4 << 20  # manifests and label files are a few hundred KiB
-MAX_WEIGHTS_BYTES = 512 << 20  # the largest tagger (width 4) is about 270 MB
+__all__ = [  # the names other modules import from here (several live in models.packs.pack_read)
+    "CODEC_FILE", "MANIFEST", "MAX_MANIFEST_BYTES", "MAX_WEIGHTS_BYTES", "OFFICIAL_CODEC_ID", "TAGGER_FILE",
+    "LoadedPack", "PackError", "load_pack", "one_line", "pack_id_of", "save_pack", "sha256_file",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,19 +101,6 @@ class LoadedPack:
     manifest: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def pack_id_of(weight_hashes: Sequence[str]) -> str:
-    """sha256 over the sorted weight-file hashes (one per line)."""
-    return hashlib.sha256("\n".join(sorted(weight_hashes)).encode("ascii")).hexdigest()
-
-
 def _export(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
@@ -117,18 +111,6 @@ def _build_tagger(cfg: TaggerConfig, mel_cfg: MelConfig, state: Mapping[str, Ten
     tagger = Tagger(cfg, mel_cfg)
     tagger.load_state_dict(dict(state), strict=True)
     return tagger.eval()
-
-
-def _trusted_list(trusted: Sequence[Any], n: int) -> list[bool]:
-    items = list(trusted)
-    if len(items) == n and all(isinstance(t, bool) for t in items):
-        return items
-    if all(isinstance(t, int) and not isinstance(t, bool) for t in items):
-        if any(t < 0 or t >= n for t in items):
-            raise ValueError(f"trusted index out of range 0..{n - 1}")
-        chosen = set(items)
-        return [i in chosen for i in range(n)]
-    raise ValueError(f"trusted must be {n} booleans or a list of label indices")
 
 
 def save_pack(
@@ -163,7 +145,7 @@ def save_pack(
     if len(labels) != tagger_cfg.num_classes:
         raise PackError(f"{out}: {len(labels)} labels for {tagger_cfg.num_classes} classes")
     try:
-        trusted_bools = _trusted_list(trusted, tagger_cfg.num_classes)
+        trusted_bools = trusted_list(trusted, tagger_cfg.num_classes)
         tagger = _build_tagger(tagger_cfg, mel_cfg, tagger_state)
         if codec_cfg is not None and codec_state is not None:
             from models.codec.codec import Codec
@@ -225,23 +207,6 @@ def save_pack(
     return out
 
 
-def _verified_file(root: Path, files: dict[str, str], name: str) -> Path:
-    from models.safeio import InputFileError, check_regular
-
-    path = root / name
-    require(name in files, root / MANIFEST, f"{name} has no sha256 in 'files'")
-    require(path.exists() or path.is_symlink(), path, "missing file")
-    try:
-        check_regular(path, MAX_WEIGHTS_BYTES)
-    except InputFileError as exc:
-        raise PackError(str(exc)) from None
-    digest = sha256_file(path)
-    require(
-        digest == files[name], path, f"sha256 mismatch (file {digest[:12]}…, manifest {files[name][:12]}…)"
-    )
-    return path
-
-
 def _load_tensors(path: Path) -> dict[str, Tensor]:
     from safetensors.torch import load_file
 
@@ -257,49 +222,11 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
     ``tagging_only``: build a pack codec as a
     :class:`~models.codec.tagging_codec.TaggingCodec` (checked just as strictly, its decoder dropped) and
     keep no state dicts — about 150 MB less RSS for inference."""
-    root = Path(path)
-    mp = root / MANIFEST
-    from models.safeio import InputFileError, read_regular
+    pm = read_manifest(path)
+    root, tagger_cfg, codec_cfg, mel_cfg, window = pm.root, pm.tagger_cfg, pm.codec_cfg, pm.mel_cfg, pm.window
+    files = pm.files
 
-    require(root.is_dir(), root, "not a pack folder")
-    require(mp.exists() or mp.is_symlink(), mp, "missing file")
-    try:
-        m = json.loads(read_regular(mp, MAX_MANIFEST_BYTES).decode("utf-8"))
-    except InputFileError as exc:
-        raise PackError(str(exc)) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise PackError(f"{mp}: not valid JSON ({one_line(exc)})") from None
-    except RecursionError:
-        raise PackError(f"{mp}: not valid JSON (nested too deeply)") from None
-    check_manifest(m, mp)
-    tagger_cfg, codec_cfg, mel_cfg, window = configs(m, mp)
-    files: dict[str, str] = m["files"]
-    expected = {TAGGER_FILE} | ({CODEC_FILE} if m["codec"] and m["codec"]["source"] == "pack" else set())
-    if "labels_file" in m:
-        expected.add(str(m["labels_file"]))
-    require(set(files) == expected, mp, f"'files' must list exactly {sorted(expected)}")
-    if "labels_file" in m:
-        try:
-            lpath = _verified_file(root, files, m["labels_file"])
-            labels = json.loads(read_regular(lpath, MAX_MANIFEST_BYTES).decode("utf-8"))
-        except InputFileError as exc:
-            raise PackError(str(exc)) from None
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise PackError(f"{root / m['labels_file']}: not valid JSON ({one_line(exc)})") from None
-    else:
-        labels = m["labels"]
-    n = tagger_cfg.num_classes
-    require(
-        isinstance(labels, list) and len(labels) == n and all(isinstance(x, str) for x in labels),
-        mp,
-        f"labels must be {n} strings",
-    )
-    try:
-        trusted = _trusted_list(m["trusted"], n)
-    except ValueError as exc:
-        raise PackError(f"{mp}: {exc}") from None
-
-    tagger_path = _verified_file(root, files, TAGGER_FILE)
+    tagger_path = verified_file(root, files, TAGGER_FILE)
     tagger_state = _load_tensors(tagger_path)
     try:
         tagger = _build_tagger(tagger_cfg, mel_cfg, tagger_state)
@@ -307,46 +234,21 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
         raise PackError(f"{tagger_path}: does not fit the manifest's tagger: {one_line(exc)}") from None
     codec_state = None
     codec = None
-    codec_id = None
-    codec_source = None if m["codec"] is None else m["codec"]["source"]
+    codec_source = pm.codec_source
     if codec_source == "pack":
         from models.codec.codec import Codec, CodecError
         from models.codec.tagging_codec import TaggingCodec
 
-        codec_path = _verified_file(root, files, CODEC_FILE)
+        codec_path = verified_file(root, files, CODEC_FILE)
         codec_state = _load_tensors(codec_path)
         try:
             build = TaggingCodec.from_state if tagging_only else Codec.from_state
             codec = build(codec_cfg, codec_state)  # type: ignore[arg-type]
         except (CodecError, ValueError, RuntimeError) as exc:
             raise PackError(f"{codec_path}: does not fit the manifest's codec: {one_line(exc)}") from None
-        codec_id = files[CODEC_FILE]
-    elif codec_source == "official":
-        codec_id = OFFICIAL_CODEC_ID
+    codec_id = pm.codec_id
 
-    layout = tuple((str(p), int(s)) for p, s in m["embedding"]["layout"])
-    emb = m["embedding"]
-    require(layout == tuple(tagger.embedding_layout), mp, "embedding layout differs from the tagger's")
-    size = int(tagger.embedding_size)
-    require(
-        emb["scene_size"] == size and emb["timestamp_size"] == size, mp, f"embedding sizes must be {size}"
-    )
-    hop_ms = emb["timestamp_hop_ms"]
-    require(isinstance(hop_ms, int | float) and 0 < hop_ms <= 50, mp, "timestamp_hop_ms must be in (0, 50]")
-
-    weight_hashes = [files[TAGGER_FILE]] + ([files[CODEC_FILE]] if CODEC_FILE in files else [])
-    info = PackInfo(
-        name=m["name"],
-        pack_id=pack_id_of(weight_hashes),
-        format_version=FORMAT_VERSION,
-        sample_rate=m["sample_rate"],
-        labels=tuple(labels),
-        trusted=tuple(trusted),
-        embedding_size=size,
-        embedding_layout=layout,
-        licence=m["licence"],
-        provenance=dict(m["provenance"]),
-    )
+    info = pm.info(tuple(tagger.embedding_layout), int(tagger.embedding_size))
     return LoadedPack(
         path=root,
         info=info,
@@ -360,6 +262,6 @@ def load_pack(path: Path | str, *, tagging_only: bool = False) -> LoadedPack:
         tagger=tagger,
         codec=codec,
         codec_id=codec_id,
-        timestamp_hop_ms=float(hop_ms),
-        manifest=m,
+        timestamp_hop_ms=pm.timestamp_hop_ms,
+        manifest=pm.manifest,
     )

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from models.config import PackInfo, WindowConfig
 from models.packs.pack import LoadedPack, PackError, load_pack
+from models.tagging.windows import EngineError as EngineError  # defined without torch, for both engines
 
 if TYPE_CHECKING:
     from models.codec.codec import Codec
@@ -48,10 +49,6 @@ def auto_threads() -> int:
     except (OSError, AttributeError):
         return cores
     return max(1, min(cores, int(cores - load + 0.5)))
-
-
-class EngineError(RuntimeError):
-    """Input the engine cannot process (wrong shape, wrong pack kind); one line."""
 
 
 class Engine:

@@ -32,6 +32,11 @@ CancelFlag = threading.Event | Callable[[], bool] | None
 CODE_LOOKAHEAD = 2  # frames up to a window's end + 1 exist and one more after them
 
 
+class EngineError(RuntimeError):
+    """Input an engine cannot process (wrong shape, wrong pack kind); one line. Defined here, without torch,
+    for both engines (``models.tagging.engine`` and ``models.tagging.onnx_engine``)."""
+
+
 class EngineLike(Protocol):
     """What tagging needs of an engine (:class:`models.tagging.engine.Engine` is one)."""
 
