@@ -1,8 +1,9 @@
 """Encoder backends against the torch reference (models/codec/ort_encoder.py, models/benchmark/backends.py)
 and the engine's own choice of backend and threads.
 
-ONNX Runtime latents within ``CHECK_ATOL`` (1e-4) of torch's and codes equal on the shipped pack; lengths
-the exported graph does not cover (not a multiple of the hop, or too short) go through torch.
+ONNX Runtime latents within ``CHECK_ATOL`` (1e-4) of torch's and codes equal on the shipped pack, for
+lengths that are multiples of the hop and lengths that are not (padded, with their lengths as a graph
+input: models/codec/padded.py); inputs shorter than the graph's 7 frames go through torch.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ def test_engine_picks_onnxruntime_and_it_equals_torch(onnx_home: Path) -> None:
     for n in (24000 * 3, 24000, 320 * 7):  # multiples of the hop: ONNX Runtime
         np.testing.assert_array_equal(ort_engine.encode(x[None, :n]), ref.encode(x[None, :n]))
     assert calls == {"onnxruntime": before["onnxruntime"] + 3, "torch": 0}
-    np.testing.assert_array_equal(ort_engine.encode(x[None, :5000]), ref.encode(x[None, :5000]))
-    assert calls["torch"] == 1  # 5000 samples: not a multiple of the hop, the torch encoder
+    for n in (5000, 24000 + 1, 320 * 7 + 319):  # other lengths: padded, lengths in the graph (padded.py)
+        np.testing.assert_array_equal(ort_engine.encode(x[None, :n]), ref.encode(x[None, :n]))
+    assert calls == {"onnxruntime": before["onnxruntime"] + 6, "torch": 0}
+    np.testing.assert_array_equal(ort_engine.encode(x[None, :2000]), ref.encode(x[None, :2000]))
+    assert calls["torch"] == 1  # 2000 samples: shorter than the graph's 7 frames, the torch encoder
     p1, e1 = ort_engine.infer(x[None, :24000])
     p2, e2 = ref.infer(x[None, :24000])
     np.testing.assert_allclose(p1, p2, atol=1e-5)

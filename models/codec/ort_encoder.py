@@ -27,12 +27,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from models.codec.padded import encode_padded
 from models.codec.tagging_codec import TaggingCodec
 
 log = logging.getLogger(__name__)
 
 CHECK_ATOL = 1e-4  # latents of order 1; measured differences are about 2e-6
 OPSET = 17
+GRAPH = 2  # 2: audio + lengths (models/codec/padded.py); 1 (no lengths) files are never read
 MAX_ONNX_BYTES = 1 << 30
 
 
@@ -57,23 +59,29 @@ class _EncoderGraph(nn.Module):
         super().__init__()
         self.codec = codec
 
-    def forward(self, audio: Tensor) -> Tensor:
-        return self.codec._encode_layers(audio)
+    def forward(self, audio: Tensor, lengths: Tensor) -> Tensor:
+        return encode_padded(self.codec, audio, lengths)
 
 
 def export_encoder(codec: TaggingCodec) -> bytes:
-    """The codec's encoder as ONNX bytes: audio (B, 1, n) float32 → latent (B, D, ceil(n / hop))."""
-    x = torch.zeros(1, 1, codec.hop_length * 8)
+    """The codec's encoder as ONNX bytes (:func:`models.codec.padded.encode_padded`): audio (B, 1, N)
+    float32, N a multiple of the hop, and lengths (B,) int64 → latent (B, D, N / hop)."""
+    x = torch.zeros(2, 1, codec.hop_length * 8)
+    lengths = torch.tensor([codec.hop_length * 8, codec.hop_length * 8 - 1], dtype=torch.int64)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             _EncoderGraph(codec).eval(),
-            (x,),
+            (x, lengths),
             buf,  # type: ignore[arg-type]  # a file object works (TorchScript exporter)
-            input_names=["audio"],
+            input_names=["audio", "lengths"],
             output_names=["latent"],
-            dynamic_axes={"audio": {0: "batch", 2: "samples"}, "latent": {0: "batch", 2: "frames"}},
+            dynamic_axes={
+                "audio": {0: "batch", 2: "samples"},
+                "lengths": {0: "batch"},
+                "latent": {0: "batch", 2: "frames"},
+            },
             opset_version=OPSET,
             dynamo=False,
         )
@@ -83,9 +91,11 @@ def export_encoder(codec: TaggingCodec) -> bytes:
 class OrtEncoder:
     """An ONNX Runtime session of an exported encoder; ``__call__(audio (B, 1, n)) → latent tensor``.
 
-    The exported graph has the padding of a length that is a multiple of the hop (no right padding) and
-    long enough for every layer's reflection: other lengths (a file's last block, odd clip lengths) go
-    through the torch encoder, so every length gives the whole-signal encoding."""
+    The graph encodes right-padded signals of given lengths as if each were alone
+    (:mod:`models.codec.padded`): any length of at least :attr:`min_n` samples (7 frames) is padded to a
+    multiple of the hop and cut back to ``ceil(n / hop)`` frames; shorter inputs go through the torch
+    encoder, so every length gives the whole-signal encoding. :meth:`batched` runs several signals of
+    different lengths in one call (:func:`models.codec.padded.latents`)."""
 
     def __init__(self, model: bytes, threads: int, codec: TaggingCodec) -> None:
         import onnxruntime as ort
@@ -108,18 +118,28 @@ class OrtEncoder:
 
     def __call__(self, audio: Tensor) -> Tensor:
         n = audio.shape[-1]
-        if n % self.hop or n < self.min_n:
+        if n < self.min_n:
             self.calls["torch"] += 1
             return self.codec._encode_layers(audio)
+        x = audio.detach().to(torch.float32).numpy()
+        pad = -n % self.hop
+        if pad:
+            x = np.pad(x, ((0, 0), (0, 0), (0, pad)))
+        lengths = np.full(x.shape[0], n, np.int64)
+        return self.batched(np.ascontiguousarray(x), lengths)[..., : -(-n // self.hop)]
+
+    def batched(self, audio: np.ndarray, lengths: np.ndarray) -> Tensor:
+        """Latent (B, D, N / hop) of ``audio`` (B, 1, N) float32 (N a multiple of the hop) whose item ``b``
+        is a signal of ``lengths[b]`` (int64, ≥ :attr:`min_n`) samples followed by padding."""
         self.calls["onnxruntime"] += 1
-        x = np.ascontiguousarray(audio.detach().to(torch.float32).numpy())
-        return torch.from_numpy(self.session.run(None, {"audio": x})[0])
+        feed = {"audio": np.ascontiguousarray(audio, np.float32), "lengths": np.asarray(lengths, np.int64)}
+        return torch.from_numpy(self.session.run(None, feed)[0])
 
 
 def _versions() -> str:
     import onnxruntime as ort
 
-    raw = f"{torch.__version__}|{ort.__version__}|{OPSET}".encode()
+    raw = f"{torch.__version__}|{ort.__version__}|{OPSET}|{GRAPH}".encode()
     return hashlib.sha256(raw).hexdigest()[:12]
 
 
@@ -156,8 +176,12 @@ def check_signal(sr: int, hop: int, frames: int = 40) -> Tensor:
 
 
 def agrees(codec: TaggingCodec, backend: Any, x: Tensor | None = None) -> tuple[bool, float]:
-    """Whether ``backend`` gives torch's latents (within :data:`CHECK_ATOL`) and codes on ``x``."""
-    x = check_signal(codec.sample_rate, codec.hop_length) if x is None else x
+    """Whether ``backend`` gives torch's latents (within :data:`CHECK_ATOL`) and codes on ``x`` (default:
+    :func:`check_signal`, whole and cut to a length that is not a multiple of the hop)."""
+    if x is None:
+        full = check_signal(codec.sample_rate, codec.hop_length)
+        results = [agrees(codec, backend, full), agrees(codec, backend, full[..., : -codec.hop_length // 3])]
+        return all(ok for ok, _ in results), max(d for _, d in results)
     with torch.inference_mode():
         ref = codec._encode_layers(x)
         got = backend(x)
