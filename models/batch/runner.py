@@ -106,7 +106,9 @@ class Work:
         log.debug("failed on %s", path, exc_info=exc)
         return failed_record(path, error_line(path, exc))
 
-    def records(self, paths: Iterable[Path], cancel: Callable[[], bool] | None = None) -> Iterator[dict[str, Any]]:
+    def records(
+        self, paths: Iterable[Path], cancel: Callable[[], bool] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The record of every path, in order: tagging decodes ahead and tags short files in groups
         (:func:`models.batch.work.tag_records`); embedding goes file by file. ``cancel()`` is checked
         between groups (between files when embedding)."""

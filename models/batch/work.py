@@ -140,7 +140,9 @@ def tag_record(engine: Any, path: Path, window: Any, head: Any, opts: TagOptions
     return _tag_fields(engine, rec, tag_one(engine, path, window, head), head, opts)
 
 
-def _tag_fields(engine: Any, rec: dict[str, Any], ft: FileTags, head: Any, opts: TagOptions) -> dict[str, Any]:
+def _tag_fields(
+    engine: Any, rec: dict[str, Any], ft: FileTags, head: Any, opts: TagOptions
+) -> dict[str, Any]:
     labels, trusted = engine.labels, engine.info.trusted
     clip = ft.probs.mean(axis=0)
     top = np.argsort(-clip, kind="stable")[: opts.top_k]
