@@ -111,7 +111,7 @@ class Work:
     ) -> Iterator[dict[str, Any]]:
         """The record of every path, in order: tagging decodes ahead and tags short files in groups
         (:func:`models.batch.work.tag_records`); embedding goes file by file. ``cancel()`` is checked
-        between groups (between files when embedding)."""
+        before each file."""
         if self.spec.kind == "tag":
             yield from tag_records(
                 self.engine, paths, self.window, self.spec.head, self.spec.opts, self._failed, cancel

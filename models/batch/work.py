@@ -183,7 +183,7 @@ def tag_records(
 ) -> Iterator[dict[str, Any]]:
     """:func:`tag_record` of every path, in order, short files decoded ahead and tagged in groups
     (:func:`models.tagging.folder.tag_many`), the others one by one; a file that fails gives
-    ``on_error(path, exc)``. ``cancel()`` is checked between groups."""
+    ``on_error(path, exc)``. ``cancel()`` is checked before each file."""
     from models.tagging.folder import tag_many
     from models.tagging.pipeline import TagStats
 

@@ -220,7 +220,8 @@ def tag_many(
 ) -> Iterator[FileItem]:
     """:class:`FileItem` of every path, in order (module docstring): short files with ``results``, the
     others (long files, code streams, decoding errors) without, for the caller's usual path.
-    ``cancel()`` (a callable) is checked between groups: no new group starts."""
+    ``cancel()`` (a callable) is checked before each file: then nothing more comes out (decoded files of
+    an unfinished group included)."""
     window = window or engine.window
     win_n, hop_n = window_samples(window, int(engine.sample_rate))
     pending: list[FileItem] = []
@@ -244,6 +245,8 @@ def tag_many(
 
     with DecodeAhead(paths, int(engine.sample_rate), short_limit(engine), ahead) as decoded:
         for item in decoded:
+            if cancel is not None and cancel():  # the files of the group not tagged yet are left out
+                return
             if item.audio is None:  # long, code stream or failed: in order, after what came before
                 yield from flush()
                 yield item
@@ -252,6 +255,4 @@ def tag_many(
                 windows += count_windows(max(item.n_samples, 1), win_n, hop_n)
                 if len(pending) >= group or windows >= MAX_GROUP_WINDOWS:
                     yield from flush()
-            if cancel is not None and not pending and cancel():
-                return
         yield from flush()
