@@ -1,9 +1,9 @@
 """Encoder backends against the torch reference (models/codec/ort_encoder.py, models/benchmark/backends.py)
 and the engine's own choice of backend and threads.
 
-ONNX Runtime latents within ``CHECK_ATOL`` (1e-4) of torch's and codes equal on the shipped pack, at
-lengths that are multiples of the hop and lengths that are not (the graph pads as torch does); lengths
-too short for every layer's reflection go through torch.
+ONNX Runtime latents within ``CHECK_ATOL`` (1e-4) of torch's and codes equal on the shipped pack, for
+lengths that are multiples of the hop and lengths that are not (padded, with their lengths as a graph
+input: models/codec/padded.py); inputs shorter than the graph's 7 frames go through torch.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import torch
 from models.tagging.engine import Engine
 from models.tagging.onnx_engine import OnnxEngine, load_onnx_engine, log_mel, rvq_codes, unembed
 from models.tagging.onnx_export import EMB_ATOL, PROB_ATOL, export_onnx_pack
-from models.tagging.onnx_files import RECORD, pack_folder
+from models.tagging.onnx_files import GRAPH, RECORD, pack_folder
 from models.tagging.pipeline import tag_file
 from tests.conftest import require_shared, synth_tones
 
@@ -85,6 +85,64 @@ def test_default_pack_equals_torch_on_generated_signals(default_pair: tuple[Engi
         np.testing.assert_allclose(
             engine.infer_codes(a[None].copy())[0], engine.infer_codes(b[None].copy())[0], atol=PROB_ATOL
         )
+
+
+def test_encode_many_and_folders_equal_torch(default_pair: tuple[Engine, OnnxEngine], tmp_path: Path) -> None:
+    """The encoder graph's ``lengths`` input: lengths that are and are not hop multiples, alone and in the
+    folder path's groups. Files shorter than the graph's 7 frames are zero-padded to them here where the
+    torch engine pads inside the layers (module docstring of onnx_engine): only their windows compared."""
+    import soundfile as sf
+
+    from models.tagging.folder import tag_many
+    from tests.test_folder import write_mixed
+
+    engine, onnx = default_pair
+    assert [i.name for i in onnx.encoder.get_inputs()] == ["audio", "lengths"]
+    sizes = (24000, 24001, 2240, 2241, 7000, 50000)
+    xs = [t.astype(np.float32) for t in synth_tones(len(sizes), 50000, seed=4)]
+    xs = [x[:n] for x, n in zip(xs, sizes, strict=True)]
+    for got, want in zip(onnx.encode_many(xs), engine.encode_many(xs), strict=True):
+        np.testing.assert_array_equal(got, want)
+    files = write_mixed(tmp_path / "in")
+    ref = {it.path: it for it in tag_many(engine, files, group=4)}
+    for it in tag_many(onnx, files, group=4):
+        want = ref[it.path]
+        assert (it.results is None) == (want.results is None) and (it.error is None) == (want.error is None)
+        if it.results is None or want.results is None:
+            continue
+        assert [(r.start, r.end) for r in it.results] == [(r.start, r.end) for r in want.results]
+        if sf.info(str(it.path)).duration * onnx.sample_rate < onnx.min_n:
+            continue
+        np.testing.assert_allclose(
+            np.stack([r.probs for r in it.results]), np.stack([r.probs for r in want.results]), atol=PROB_ATOL
+        )
+
+
+def test_files_of_another_graph_version_are_not_read(
+    default_pair: tuple[Engine, OnnxEngine], cache: Path, tmp_path: Path
+) -> None:
+    from models.codec import ort_encoder
+
+    engine, _ = default_pair
+    folder = pack_folder(engine.info.pack_id, cache)
+    assert folder.name.endswith(f"-g{GRAPH}") and json.loads((folder / RECORD).read_text())["graph"] == GRAPH
+    old = tmp_path / folder.name.replace(f"-g{GRAPH}", f"-g{GRAPH - 1}")  # intact files, older name
+    old.mkdir()
+    for item in folder.iterdir():
+        (old / item.name).write_bytes(item.read_bytes())
+    assert load_onnx_engine(None, threads=1, cache=tmp_path) is None
+    moved = pack_folder(engine.info.pack_id, tmp_path)  # the current name, an older record: refused too
+    old.rename(moved)
+    record = json.loads((moved / RECORD).read_text())
+    (moved / RECORD).write_text(json.dumps(dict(record, graph=GRAPH - 1)))
+    assert load_onnx_engine(None, threads=1, cache=tmp_path) is None
+    now = ort_encoder._versions()  # the encoder cache's file name: another graph, another name
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(ort_encoder, "GRAPH", GRAPH - 1)
+        assert ort_encoder._versions() != now
+    finally:
+        mp.undo()
 
 
 def test_default_pack_equals_torch_on_a_real_file(default_pair: tuple[Engine, OnnxEngine]) -> None:

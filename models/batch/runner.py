@@ -1,6 +1,8 @@
 """Run a batch: worker processes (each with its own engine, one torch thread) tag or embed files, the
-calling process appends each finished file to the journal. At most ``2 × workers`` files are in flight,
-so memory stays bounded whatever the number of files; files already in the journal are skipped.
+calling process appends each finished file to the journal. Workers take groups of at most
+:data:`~models.tagging.folder.GROUP` files (tagging decodes each group's files ahead in a thread and
+tags short files together, :func:`models.batch.work.tag_records`); at most ``2 × workers`` groups are in
+flight, so memory stays bounded whatever the number of files; files already in the journal are skipped.
 
 ``workers=1`` runs in this process (with the engine given, or one loaded here). Worker processes are
 started with ``spawn`` (never ``fork`` a process that has run torch threads).
@@ -13,13 +15,14 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from models.batch.journal import Journal
-from models.batch.work import TagOptions, embed_record, failed_record, file_key, tag_record
+from models.batch.work import TagOptions, embed_record, failed_record, file_key, tag_record, tag_records
+from models.tagging.folder import GROUP
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +99,28 @@ class Work:
                 return embed_record(self.engine, path, self.window)
             return tag_record(self.engine, path, self.window, self.spec.head, self.spec.opts)
         except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch: it is recorded
-            log.debug("failed on %s", path, exc_info=True)
-            return failed_record(path, error_line(path, exc))
+            return self._failed(path, exc)
+
+    @staticmethod
+    def _failed(path: Path, exc: BaseException) -> dict[str, Any]:
+        log.debug("failed on %s", path, exc_info=exc)
+        return failed_record(path, error_line(path, exc))
+
+    def records(
+        self, paths: Iterable[Path], cancel: Callable[[], bool] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The record of every path, in order: tagging decodes ahead and tags short files in groups
+        (:func:`models.batch.work.tag_records`); embedding goes file by file. ``cancel()`` is checked
+        before each file."""
+        if self.spec.kind == "tag":
+            yield from tag_records(
+                self.engine, paths, self.window, self.spec.head, self.spec.opts, self._failed, cancel
+            )
+            return
+        for p in paths:
+            if cancel is not None and cancel():
+                return
+            yield self(p)
 
 
 _WORK: Work | None = None
@@ -111,9 +134,9 @@ def _init_worker(spec: BatchSpec) -> None:
     _WORK = Work(spec)
 
 
-def _run_one(path: str) -> dict[str, Any]:
+def _run_group(paths: list[str]) -> list[dict[str, Any]]:
     assert _WORK is not None, "worker not initialised"
-    return _WORK(Path(path))
+    return list(_WORK.records(Path(p) for p in paths))
 
 
 def pending(files: Sequence[Path], journal: Journal, counts: BatchCounts) -> list[Path]:
@@ -163,34 +186,33 @@ def run_batch(
     if not todo:
         return counts
     if workers <= 1 or len(todo) == 1:
-        work = Work(spec, engine)
-        for f in todo:
-            if cancel is not None and cancel():
-                break
-            finish(work(f))
+        for rec in Work(spec, engine).records(todo, cancel):
+            finish(rec)
         return counts
     ctx = multiprocessing.get_context("spawn")
     limit = 2 * workers
+    size = max(1, min(GROUP, len(todo) // limit))  # groups small enough to keep every worker busy
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)) as pool:
-        queue = iter(todo)
-        running: dict[cf.Future[dict[str, Any]], Path] = {}
+        queue = iter(todo[i : i + size] for i in range(0, len(todo), size))
+        running: dict[cf.Future[list[dict[str, Any]]], list[Path]] = {}
         try:
             while True:
                 while len(running) < limit and not (cancel is not None and cancel()):
                     nxt = next(queue, None)
                     if nxt is None:
                         break
-                    running[pool.submit(_run_one, str(nxt))] = nxt
+                    running[pool.submit(_run_group, [str(p) for p in nxt])] = nxt
                 if not running:
                     break
                 finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 for fut in finished:
-                    path = running.pop(fut)
+                    paths = running.pop(fut)
                     try:
-                        rec = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - e.g. a worker that died: the file is recorded
-                        rec = failed_record(path, error_line(path, exc))
-                    finish(rec)
+                        recs = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - e.g. a worker that died: its files are recorded
+                        recs = [failed_record(p, error_line(p, exc)) for p in paths]
+                    for rec in recs:
+                        finish(rec)
         except BaseException:
             for fut in running:
                 fut.cancel()

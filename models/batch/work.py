@@ -8,14 +8,14 @@ size and modification time (ns).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.tagging.results import Event, Progress
+from models.tagging.results import Event, Progress, WindowResult
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,9 @@ def tag_one(
 ) -> FileTags:
     """Run the pipeline over one file, keeping only times and probabilities (not embeddings).
     ``.ecodes`` files are tagged from their codes (:func:`models.tagging.code_tagging.tag_codes`)."""
-    from models.audio import AudioError
     from models.tagging.pipeline import TagStats, tag_file
 
     stats = TagStats()
-    starts, ends, probs, head_rows = [], [], [], []
     if path.suffix.lower() == ".ecodes":
         from models.codec.codes import CodesError, check_stream, load_codes
         from models.tagging.code_tagging import tag_codes
@@ -74,6 +72,14 @@ def tag_one(
         results = tag_codes(engine, stream, window, head)
     else:
         results = tag_file(engine, path, window=window, head=head, progress=progress, stats=stats)
+    return file_tags(path, results, stats)
+
+
+def file_tags(path: Path, results: Iterable[WindowResult], stats: Any) -> FileTags:
+    """The times and probabilities of a file's window results (``stats``: its ``TagStats``)."""
+    from models.audio import AudioError
+
+    starts, ends, probs, head_rows = [], [], [], []
     for r in results:
         starts.append(r.start)
         ends.append(r.end)
@@ -109,11 +115,15 @@ def file_events(ft: FileTags, labels: tuple[str, ...], head: Any, opts: TagOptio
     return events
 
 
-def _base(path: Path) -> dict[str, Any]:
-    try:
-        full, size, mtime = file_key(path)
-    except OSError:
-        full, size, mtime = os.path.abspath(path), -1, -1
+def _base(path: Path, stat: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The record's key fields; ``stat`` (size, mtime_ns) if it was taken already (before reading)."""
+    if stat is not None:
+        full, (size, mtime) = os.path.abspath(path), stat
+    else:
+        try:
+            full, size, mtime = file_key(path)
+        except OSError:
+            full, size, mtime = os.path.abspath(path), -1, -1
     return {"file": str(path), "key": full, "size": size, "mtime_ns": mtime}
 
 
@@ -127,7 +137,12 @@ def tag_record(engine: Any, path: Path, window: Any, head: Any, opts: TagOptions
     top_scores, top_trusted, n_events, pack_id, events: [[start, end, label, score, trusted], …]}``.
     Raises what :func:`tag_one` raises (the caller records the failure)."""
     rec = _base(path)  # stat before reading: a file changed while it is read is redone next time
-    ft = tag_one(engine, path, window, head)
+    return _tag_fields(engine, rec, tag_one(engine, path, window, head), head, opts)
+
+
+def _tag_fields(
+    engine: Any, rec: dict[str, Any], ft: FileTags, head: Any, opts: TagOptions
+) -> dict[str, Any]:
     labels, trusted = engine.labels, engine.info.trusted
     clip = ft.probs.mean(axis=0)
     top = np.argsort(-clip, kind="stable")[: opts.top_k]
@@ -155,6 +170,40 @@ def tag_record(engine: Any, path: Path, window: Any, head: Any, opts: TagOptions
         ],
     )
     return rec
+
+
+def tag_records(
+    engine: Any,
+    paths: Iterable[Path],
+    window: Any,
+    head: Any,
+    opts: TagOptions,
+    on_error: Callable[[Path, Exception], dict[str, Any]],
+    cancel: Callable[[], bool] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """:func:`tag_record` of every path, in order, short files decoded ahead and tagged in groups
+    (:func:`models.tagging.folder.tag_many`), the others one by one; a file that fails gives
+    ``on_error(path, exc)``. ``cancel()`` is checked before each file."""
+    from models.tagging.folder import tag_many
+    from models.tagging.pipeline import TagStats
+
+    for item in tag_many(engine, paths, window, head, cancel=cancel):
+        try:
+            if item.error is not None:
+                raise item.error
+            if item.results is None:  # a long file or a code stream: the streamed path
+                yield tag_record(engine, item.path, window, head, opts)
+                continue
+            rec = _base(item.path, item.stat or (-1, -1))  # as stat'ed before it was read
+            io = item.io
+            stats = TagStats(
+                frames_in=io.get("frames_in", 0),
+                truncated=bool(io.get("truncated", 0)),
+                frames_expected=io.get("frames_expected", 0),
+            )
+            yield _tag_fields(engine, rec, file_tags(item.path, item.results, stats), head, opts)
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch: it is recorded
+            yield on_error(item.path, exc)
 
 
 def embed_record(engine: Any, path: Path, window: Any) -> dict[str, Any]:

@@ -59,6 +59,7 @@ ROWS: list[tuple[str, Getter, str]] = [
     ("long file: RSS added by the pass", lambda r: _delta(r), "MB="),
     ("folder of short files", _get("folder", "files_per_s"), "/s"),
     ("folder of short files", _get("folder", "rtf"), "x"),
+    ("  folder, file by file (no decode-ahead, no groups)", _get("folder_one_by_one", "files_per_s"), "/s"),
     ("live: compute per hop p50", _get("live", "compute_p50_ms"), "ms"),
     ("live: compute per hop p95", _get("live", "compute_p95_ms"), "ms"),
     ("live: sample → tags latency p50", _get("live", "latency_p50_ms"), "ms"),

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from models.codec.padded import encode_padded
 from models.codec.tagging_codec import TaggingCodec
-from models.tagging.onnx_files import GRAPH  # 2: the right padding follows the length; 1 had it fixed at 0
+from models.tagging.onnx_files import GRAPH  # the graph version, shared with the pack's ONNX files
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +56,29 @@ class _EncoderGraph(nn.Module):
         super().__init__()
         self.codec = codec
 
-    def forward(self, audio: Tensor) -> Tensor:
-        return self.codec._encode_layers(audio)
+    def forward(self, audio: Tensor, lengths: Tensor) -> Tensor:
+        return encode_padded(self.codec, audio, lengths)
 
 
 def export_encoder(codec: TaggingCodec) -> bytes:
-    """The codec's encoder as ONNX bytes: audio (B, 1, n) float32 → latent (B, D, ceil(n / hop))."""
-    x = torch.zeros(1, 1, codec.hop_length * 8)
+    """The codec's encoder as ONNX bytes (:func:`models.codec.padded.encode_padded`): audio (B, 1, N)
+    float32, N a multiple of the hop, and lengths (B,) int64 → latent (B, D, N / hop)."""
+    x = torch.zeros(2, 1, codec.hop_length * 8)
+    lengths = torch.tensor([codec.hop_length * 8, codec.hop_length * 8 - 1], dtype=torch.int64)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             _EncoderGraph(codec).eval(),
-            (x,),
+            (x, lengths),
             buf,  # type: ignore[arg-type]  # a file object works (TorchScript exporter)
-            input_names=["audio"],
+            input_names=["audio", "lengths"],
             output_names=["latent"],
-            dynamic_axes={"audio": {0: "batch", 2: "samples"}, "latent": {0: "batch", 2: "frames"}},
+            dynamic_axes={
+                "audio": {0: "batch", 2: "samples"},
+                "lengths": {0: "batch"},
+                "latent": {0: "batch", 2: "frames"},
+            },
             opset_version=OPSET,
             dynamo=False,
         )
@@ -81,9 +88,11 @@ def export_encoder(codec: TaggingCodec) -> bytes:
 class OrtEncoder:
     """An ONNX Runtime session of an exported encoder; ``__call__(audio (B, 1, n)) → latent tensor``.
 
-    The exported graph pads every length as the torch encoder does (graph version :data:`GRAPH`); lengths
-    too short for every layer's reflection (under ``min_n`` samples, 93 ms at 24 kHz) go through the torch
-    encoder, so every length gives the whole-signal encoding."""
+    The graph (version :data:`GRAPH`) encodes right-padded signals of given lengths as if each were alone
+    (:mod:`models.codec.padded`): any length of at least :attr:`min_n` samples (7 frames) is padded to a
+    multiple of the hop and cut back to ``ceil(n / hop)`` frames; shorter inputs go through the torch
+    encoder, so every length gives the whole-signal encoding. :meth:`batched` runs several signals of
+    different lengths in one call (:func:`models.codec.padded.latents`)."""
 
     def __init__(self, model: bytes, threads: int, codec: TaggingCodec) -> None:
         import onnxruntime as ort
@@ -109,9 +118,19 @@ class OrtEncoder:
         if n < self.min_n:
             self.calls["torch"] += 1
             return self.codec._encode_layers(audio)
+        x = audio.detach().to(torch.float32).numpy()
+        pad = -n % self.hop
+        if pad:
+            x = np.pad(x, ((0, 0), (0, 0), (0, pad)))
+        lengths = np.full(x.shape[0], n, np.int64)
+        return self.batched(np.ascontiguousarray(x), lengths)[..., : -(-n // self.hop)]
+
+    def batched(self, audio: np.ndarray, lengths: np.ndarray) -> Tensor:
+        """Latent (B, D, N / hop) of ``audio`` (B, 1, N) float32 (N a multiple of the hop) whose item ``b``
+        is a signal of ``lengths[b]`` (int64, ≥ :attr:`min_n`) samples followed by padding."""
         self.calls["onnxruntime"] += 1
-        x = np.ascontiguousarray(audio.detach().to(torch.float32).numpy())
-        return torch.from_numpy(self.session.run(None, {"audio": x})[0])
+        feed = {"audio": np.ascontiguousarray(audio, np.float32), "lengths": np.asarray(lengths, np.int64)}
+        return torch.from_numpy(self.session.run(None, feed)[0])
 
 
 def _versions() -> str:

@@ -127,7 +127,8 @@ class _Conv(nn.Module):
         """``x`` with EnCodec's causal padding (the input itself when there is none)."""
         length, left = x.shape[-1], self.k - self.stride
         # EnCodec's ceil((length - k + left) / stride) · stride + k - left - length, which is this; written
-        # so that an ONNX export keeps it a function of the length (ort_encoder: any length, one graph)
+        # so that a traced (ONNX) graph keeps it a function of the length. The encoder graph of
+        # ort_encoder is fed hop multiples (padded.py: partial frames via its lengths input), where it is 0
         right = (-length) % self.stride if self.stride > 1 else 0
         if left == 0 and self.stride == 1:
             return x

@@ -197,6 +197,20 @@ class Engine:
             [codec.encode(x[s : s + self.batch_size]).numpy() for s in range(0, x.shape[0], self.batch_size)]
         )
 
+    def encode_many(self, audios: list[np.ndarray]) -> list[np.ndarray]:
+        """Codes (n_q, ceil(n_i / hop)) int64 of several signals (each (n_i,) float32 @ ``sample_rate``),
+        each equal to :meth:`encode` of that signal alone: a pack codec encodes them right-padded in
+        groups of similar length (:func:`models.codec.padded.latents`), other codecs one by one."""
+        from models.codec.padded import latents
+        from models.codec.tagging_codec import TaggingCodec
+
+        codec = self._need_codec("encode_many")
+        xs = [self._audio(a)[0].numpy() for a in audios]  # float32, sanitised, at least MIN_SECONDS
+        if not isinstance(codec, TaggingCodec):
+            return [self.encode(x[None])[0] for x in xs]
+        with torch.inference_mode():
+            return [codec.quantize_codes(lat[None])[0].numpy() for lat in latents(codec, xs)]
+
     def stream_encoder(self) -> StreamingEncoder | None:
         """A fresh :class:`~models.codec.streaming.StreamingEncoder` over this pack's codec (the live path
         of codec packs), or ``None`` when the codec has none (mel packs, the ``transformers`` codec)."""

@@ -185,13 +185,18 @@ class OnnxEngine:
         return self.codec
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
-        """Audio ``(b, n)`` (checked) → codes ``(b, n_q, ceil(n / hop))``."""
+        """Audio ``(b, n)`` (checked) → codes ``(b, n_q, ceil(n / hop))``: the graph's inputs are the audio
+        right-padded to a multiple of the hop and its length (``lengths`` (b,) int64, all ``max(n, min_n)``;
+        :mod:`models.codec.padded`)."""
         n = x.shape[1]
+        hop = self._need_codec("encode").hop_length
         if n < self.min_n:
             x = np.pad(x, ((0, 0), (0, self.min_n - n)))
-        latent = self.encoder.run(None, {"audio": x[:, None, :]})[0]
-        frames = -(-n // self._need_codec("encode").hop_length)
-        return rvq_codes(latent[:, :, :frames], self.codebooks, self.norms)
+        length = x.shape[1]
+        audio = np.pad(x, ((0, 0), (0, -length % hop)))[:, None, :]
+        lengths = np.full(x.shape[0], length, np.int64)
+        latent = self.encoder.run(None, {"audio": np.ascontiguousarray(audio), "lengths": lengths})[0]
+        return rvq_codes(latent[:, :, : -(-n // hop)], self.codebooks, self.norms)
 
     def _tag(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         name = self.tagger.get_inputs()[0].name
@@ -228,6 +233,12 @@ class OnnxEngine:
         return np.concatenate(
             [self._encode(x[s : s + self.batch_size]) for s in range(0, len(x), self.batch_size)]
         )
+
+    def encode_many(self, audios: list[np.ndarray]) -> list[np.ndarray]:
+        """Codes ``(n_q, ceil(n_i / hop))`` int64 of several signals (each ``(n_i,)`` float32), as
+        ``Engine.encode_many`` gives them (:func:`models.tagging.folder.tag_many`); here one by one."""
+        self._need_codec("encode_many")
+        return [self._encode(self._audio(a))[0] for a in audios]
 
     def silence_codes(self, n: int) -> np.ndarray:
         """Codes ``(n_q, ceil(n / hop))`` of ``n`` samples of silence, cached; read-only."""

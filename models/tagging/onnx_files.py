@@ -5,8 +5,10 @@ One folder per pack and graph version, ``<user cache>/onnx/pack-<pack id>-g<GRAP
 - ``tagger.onnx``: the BN-folded tagger. Codec packs: quantized latent ``(B, 128, T)`` float32; mel
   packs: log-mel image ``(B, 1, n_mels, T)`` float32 → ``probs (B, n_labels)`` (sigmoid applied) and
   ``embedding (B, D)`` float32.
-- ``encoder.onnx`` (codec packs): audio ``(B, 1, n)`` float32 at the codec rate → latent
-  ``(B, 128, ceil(n / hop))`` (:mod:`models.codec.ort_encoder`'s graph).
+- ``encoder.onnx`` (codec packs): audio ``(B, 1, N)`` float32 at the codec rate (N a multiple of the
+  hop) and ``lengths`` ``(B,)`` int64 → latent ``(B, 128, N / hop)``, of which item ``b``'s first
+  ``ceil(lengths[b] / hop)`` frames are its whole-signal encoding (:mod:`models.codec.ort_encoder`'s
+  graph, :func:`models.codec.padded.encode_padded`).
 - ``arrays.npz`` (no pickles): ``codebooks`` ``(n_q, size, 128)`` float32 (codec packs) or ``mel_basis``
   ``(n_mels, n_fft // 2 + 1)`` and ``window`` ``(win_length,)`` float32 (mel packs).
 - ``onnx.json``, written last: the pack id, every file's sha256 and the numbers the engine needs. Until
@@ -29,7 +31,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-GRAPH = 2  # the graph version: 2 pads any encoder input length as torch does
+#: The encoder graph's version, for both caches (this folder's name and record, and the file name of
+#: :mod:`models.codec.ort_encoder`): 3 = audio + lengths (models/codec/padded.py). Files of the two
+#: earlier "2" graphs (audio only, padding any length; audio + lengths, unversioned) are never read.
+GRAPH = 3
 RECORD = "onnx.json"
 FORMAT = 1
 MAX_FILE_BYTES = 1 << 30
