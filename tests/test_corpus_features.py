@@ -213,3 +213,20 @@ def test_per_clip_tagger_command(tiny_codec_pack: Path, tmp_path: Path) -> None:
     assert info["data"]["train_clips"] == 2 and info["data"]["heldout_clips"] == 1
     assert info["feature_cfg"]["per_clip"] and (out / "tagger.safetensors").is_file()
     assert len(list((tmp_path / "c" / "teacher_segments").rglob("*.npy"))) == 3
+    assert info["data"][f"{tmp_path / 'c'}/train"]["sources"]["s"]["clips"] == 2  # per source, for the README
+    # a pack built on a pack's codec keeps how that codec was trained (its provenance), and lists the
+    # tagger's training sources
+    import shutil
+
+    codec_pack = tmp_path / "codec_pack"
+    shutil.copytree(tiny_codec_pack, codec_pack)
+    m = json.loads((codec_pack / "manifest.json").read_text(encoding="utf-8"))
+    m["provenance"]["codec"] = {"command": "encotag train codec --steps 3", "data": {"x": {"clips": 1}}}
+    (codec_pack / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    pack = tmp_path / "pack"
+    assert main(["train", "pack", "--codec", str(codec_pack), "--tagger", str(out), "--out", str(pack)]) == 0
+    prov = json.loads((pack / "manifest.json").read_text(encoding="utf-8"))["provenance"]
+    assert prov["codec"]["command"] == "encotag train codec --steps 3" and prov["codec"]["data"] == {
+        "x": {"clips": 1}
+    }
+    assert "| s | 2 |" in (pack / "README.md").read_text(encoding="utf-8")

@@ -43,6 +43,29 @@ def _code_codec(ccfg: Any, cstate: Any, chash: str, threads: int) -> Any:
     return codec
 
 
+def training_sources(corpus: Path, clips: set[str]) -> dict[str, Any]:
+    """Clips, hours and licences per source of the manifest rows in ``clips`` (the training split)."""
+    import csv
+
+    out: dict[str, Any] = {}
+    with (corpus / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            if r.get("clip") not in clips:
+                continue
+            s = out.setdefault(r.get("source") or "unknown", {"clips": 0, "hours": 0.0, "licences": []})
+            s["clips"] += 1
+            try:
+                s["hours"] += float(r.get("duration") or 0.0) / 3600
+            except ValueError:
+                pass
+            for lic in (r.get("licence") or "").split("; "):
+                if lic and lic not in s["licences"]:
+                    s["licences"].append(lic)
+    for s in out.values():
+        s["hours"] = round(s["hours"], 4)
+    return out
+
+
 def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     """``--per-clip``: codes and teacher logits of every clip of one corpus, cached per clip (built first
     where missing); the corpus ``val`` split less its mixtures is the held-out set; train segments carry
@@ -100,6 +123,8 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
             "val_mixtures_left_out": dropped,
             "train_hours": round(len(split["train"]) * 10 / 3600, 2),
             "weights_max_over_mean": round(wmax, 2),
+            # per source: clips, hours, licences (the pack's README and manifest list them)
+            f"{corpus}/train": {"sources": training_sources(corpus, {r.clip for r in split["train"]})},
         },
     }
     return out["train"], out["held"], codebook_table(codec), info

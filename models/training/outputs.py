@@ -75,6 +75,8 @@ def assemble_pack(
     from models.resources import audioset_labels
 
     codec_cfg, codec_state, codec_info = load_codec_dir(codec_dir)
+    if isinstance(codec_info.get("provenance"), dict):  # a pack's codec: keep how that codec was trained
+        codec_info = dict(codec_info["provenance"].get("codec") or {})
     tinfo = json.loads((Path(tagger_dir) / "tagger.json").read_text(encoding="utf-8"))
     tagger_cfg = from_dict(TaggerConfig, tinfo["tagger_cfg"])
     metrics = dict(tinfo["metrics"])
