@@ -26,6 +26,7 @@ from torch import Tensor
 from models.config import PackInfo, WindowConfig
 from models.packs.pack import LoadedPack, PackError, load_pack
 from models.tagging.windows import EngineError as EngineError  # defined without torch, for both engines
+from models.tagging.windows import cached_silence_codes
 
 if TYPE_CHECKING:
     from models.codec.codec import Codec
@@ -224,12 +225,7 @@ class Engine:
     def silence_codes(self, n: int) -> np.ndarray:
         """Codes ``(n_q, ceil(n / hop))`` int64 of ``n`` samples of silence (encoded once per ``n``, then
         cached: code windows past the end of a file are padded with them). Read-only; copy to modify."""
-        n = int(n)
-        if n not in self._silence:
-            codes = self.encode(np.zeros((1, n), np.float32))[0]
-            codes.setflags(write=False)
-            self._silence[n] = codes
-        return self._silence[n]
+        return cached_silence_codes(self._silence, self.encode, n)
 
     def timestamp_embeddings(self, audio: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Audio (B, n) float32 @ ``sample_rate`` → (embeddings (B, F, D) float32, timestamps (F,) ms).

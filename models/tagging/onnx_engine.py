@@ -31,7 +31,7 @@ import numpy as np
 
 from models.config import CodecConfig, PackInfo, WindowConfig
 from models.tagging.onnx_files import OnnxFiles, pack_folder, read_folder
-from models.tagging.windows import EngineError
+from models.tagging.windows import EngineError, cached_silence_codes
 
 log = logging.getLogger(__name__)
 
@@ -242,12 +242,7 @@ class OnnxEngine:
 
     def silence_codes(self, n: int) -> np.ndarray:
         """Codes ``(n_q, ceil(n / hop))`` of ``n`` samples of silence, cached; read-only."""
-        n = int(n)
-        if n not in self._silence:
-            codes = self.encode(np.zeros((1, n), np.float32))[0]
-            codes.setflags(write=False)
-            self._silence[n] = codes
-        return self._silence[n]
+        return cached_silence_codes(self._silence, self.encode, n)
 
     def stream_encoder(self) -> None:
         """No streaming encoder without torch: the live path tags audio windows (``live_codes``)."""

@@ -79,6 +79,20 @@ def is_cancelled(cancel: CancelFlag) -> bool:
     return bool(is_set() if is_set is not None else cancel())  # type: ignore[operator]
 
 
+def cached_silence_codes(
+    cache: dict[int, np.ndarray], encode: Callable[[np.ndarray], np.ndarray], n: int
+) -> np.ndarray:
+    """Codes ``(n_q, ceil(n / hop))`` int64 of ``n`` samples of silence: ``encode`` (audio (1, n) float32
+    → codes (1, n_q, T)) runs once per ``n``, the result is kept in ``cache`` read-only (code windows past
+    the end of a file are padded with it; copy to modify). Shared by both engines."""
+    n = int(n)
+    if n not in cache:
+        codes = encode(np.zeros((1, n), np.float32))[0]
+        codes.setflags(write=False)
+        cache[n] = codes
+    return cache[n]
+
+
 def window_samples(window: WindowConfig, sr: int) -> tuple[int, int]:
     """``(window, hop)`` in samples at ``sr``; raises ValueError for non-positive lengths."""
     if not (window.window_s > 0 and window.hop_s > 0):
