@@ -2,9 +2,9 @@
 
 Tolerances: codes equal (digital silence excepted, see below); probabilities within ``PROB_ATOL``
 (1e-3; measured up to 2.1e-4 on the session-17 pack), embeddings within ``EMB_ATOL`` (1e-3).
-Checked for the shipped pack on a real file (``../shared`` teacher examples; skipped without them) and on generated signals, for the tiny
-mel pack on generated signals. A changed cache file is refused and exported again; the engine's process
-never imports torch or transformers.
+Checked for the shipped pack on a real file (``../shared`` teacher examples; skipped without them) and
+on generated signals, for the tiny mel pack on generated signals. A changed cache file is refused and
+exported again; the engine's process never imports torch or transformers.
 """
 
 from __future__ import annotations
