@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from models.packs.pack_read import sha256_file
 from models.tagging.windows import CancelFlag, is_cancelled
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,6 @@ class FetchCancelled(Exception):  # noqa: N818 - a cancel, not an error
 def _urlopen(url: str) -> Any:
     req = urllib.request.Request(url, headers={"User-Agent": "encotag"})
     return urllib.request.urlopen(req, timeout=TIMEOUT_S)  # noqa: S310 - http(s) URLs of known files
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def by_hand(name: str, url: str, dest: Path) -> str:
@@ -80,7 +73,7 @@ def fetch_file(
     """
     dest = Path(dest)
     if dest.is_file():
-        got = sha256_of(dest)
+        got = sha256_file(dest)
         if sha256 is None or got == sha256:
             return got
         raise FetchError(
