@@ -317,7 +317,10 @@ def run_tagger(args: argparse.Namespace) -> int:
         info["init"] = str(args.init)
     else:
         tstate = load_teacher_state(teacher_file(args))
-    model = train_tagger(dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps)
+    model = train_tagger(
+        dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps,
+        init_from=f"the tagger of {args.init}" if args.init is not None else "the teacher",
+    )  # fmt: skip
     train_s = time.monotonic() - t0
     augs = tuple(int(a) for a in args.eval_augs.split(","))
     # per-clip corpora hold out whole recordings of every source: trusted is scored on 2-s segments

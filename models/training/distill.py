@@ -89,8 +89,11 @@ def latent_from_codes(codes: Tensor, table: Tensor) -> Tensor:
     return F.embedding(codes.long() + offs, flat).sum(dim=1).permute(0, 2, 1).contiguous()
 
 
-def build_student(dcfg: DistillConfig, teacher_state: dict[str, Tensor] | None) -> Any:
-    """The latent ``Tagger``; its ``net`` initialised from the teacher when the shapes allow."""
+def build_student(
+    dcfg: DistillConfig, teacher_state: dict[str, Tensor] | None, init_from: str = "the teacher"
+) -> Any:
+    """The latent ``Tagger``; initialised from ``teacher_state`` (the teacher's weights, or an earlier
+    tagger's, named by ``init_from`` in the log) where the shapes allow."""
     from models.nets.tagger import Tagger
 
     model = Tagger(TaggerConfig(width=dcfg.width, frontend=dcfg.frontend))  # type: ignore[arg-type]
@@ -112,7 +115,7 @@ def build_student(dcfg: DistillConfig, teacher_state: dict[str, Tensor] | None) 
                 own[k] = v.repeat(1, own[k].shape[1], 1, 1) / own[k].shape[1]
                 copied += 1
         model.load_state_dict(own, strict=True)
-        log.info("student initialised from the teacher: %d/%d tensors", copied, len(teacher_state))
+        log.info("student initialised from %s: %d/%d tensors", init_from, copied, len(teacher_state))
     return model
 
 
@@ -185,14 +188,16 @@ def train_tagger(
     teacher_state: dict[str, Tensor] | None = None,
     max_steps: int | None = None,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    init_from: str = "the teacher",
 ) -> Any:
-    """Distil (or resume from ``work_dir/tagger_ckpt.safetensors``); returns the student in eval mode."""
+    """Distil (or resume from ``work_dir/tagger_ckpt.safetensors``); returns the student in eval mode.
+    ``init_from`` names where ``teacher_state`` came from, for the log."""
     work_dir = Path(work_dir)
     ckpt_path = work_dir / "tagger_ckpt.safetensors"
     if dcfg.p_short > 0 and data.short_logits is None:
         raise ValueError("p_short > 0 needs the short-segment teacher logits (DistillData.short_logits)")
     torch.manual_seed(dcfg.seed)
-    model = build_student(dcfg, teacher_state)
+    model = build_student(dcfg, teacher_state, init_from)
     n_mid = model.net.mid_embedding_size
     emb_sd = embedding_scale(dcfg, data, n_mid, model.embedding_size)
     opt = torch.optim.AdamW(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
