@@ -216,6 +216,18 @@ def test_bench_quick_cli(tiny_codec_pack: Path, tiny_mel_pack: Path, tmp_path: P
     line = next(x for x in printed.splitlines() if x.startswith("clip: Engine.infer"))
     assert line.count("×") == 2 and "(" in line  # codec column carries its ratio to the mel column
     assert "load average" in printed
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:  # the test extra installs it; without it the section is None
+        assert codec["onnx_engine"] is None
+        return
+    # the torch-free engine of the same pack, exported into a temporary cache; the tiny random codec's
+    # export is refused (its codebooks' near-ties break differently in ONNX Runtime: codes ~98 % equal,
+    # the export asks for 100 %), so its section is None; the shipped codec's: tests/test_onnx_stream.py
+    onnx = mel["onnx_engine"]
+    assert onnx["file"]["rtf"] > 0 and onnx["clip"]["rtf"] > 0 and onnx["folder"]["files"] == 3
+    assert onnx["live"]["results"] >= 1 and onnx["streams"] is False  # mel packs tag audio windows live
+    assert any(x.startswith("torch-free ONNX engine: file path") for x in printed.splitlines())
 
 
 def test_gui_probe_times_the_real_app(tiny_mel_pack: Path, tmp_path: Path) -> None:

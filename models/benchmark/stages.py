@@ -229,3 +229,58 @@ def live_row(engine: Any, seconds: float) -> dict[str, Any]:
     finally:
         probe.stop()
     return {"stage": "live", "audio_s": stats.seconds, "hop_s": engine.window.hop_s, **stats.summary()}
+
+
+def onnx_engine_rows(
+    engine: Any,
+    clip_path: Path,
+    files: list[Path],
+    live_s: float,
+    *,
+    threads: int,
+    repeat: int,
+    budget_s: float,
+) -> dict[str, Any] | None:
+    """The torch-free engine (:mod:`models.tagging.onnx_engine`) of ``engine``'s pack, exported into a
+    temporary cache: its ``clip``, ``file``, folder and live rows, as the torch engine's above; ``None``
+    when ``onnxruntime`` is missing or the pack is not exported (mel packs are, the official codec is not)."""
+    import tempfile
+
+    import soundfile as sf
+
+    from models.tagging.onnx_engine import OnnxEngine
+    from models.tagging.onnx_export import export_onnx_pack
+    from models.tagging.onnx_files import read_folder
+    from models.tagging.pipeline import tag_file
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    from models.packs.pack_read import read_manifest
+
+    with tempfile.TemporaryDirectory(prefix="encotag-bench-onnx-") as tmp:
+        folder = export_onnx_pack(engine, Path(tmp))
+        files_ = read_folder(folder, engine.info.pack_id) if folder is not None else None
+        if files_ is None:
+            return None
+        onnx = OnnxEngine(read_manifest(engine.pack.path), files_, threads=threads)
+    from models.audio import resample
+
+    info = sf.info(str(clip_path))
+    dur = info.frames / info.samplerate
+    raw, _ = sf.read(str(clip_path), dtype="float32")
+    audio = resample(raw, info.samplerate, onnx.sample_rate)
+    out: dict[str, Any] = {"streams": onnx.stream_encoder() is not None}
+
+    def timed(fn: Callable[[], Any]) -> Timing:
+        return time_call(fn, repeat=repeat, budget_s=budget_s)
+
+    out["clip"] = _row("clip", dur, timed(lambda: onnx.infer(audio[None])))
+    list(tag_file(onnx, clip_path))  # warm-up
+    out["file"] = _row("file", dur, timed(lambda: list(tag_file(onnx, clip_path))))
+    if files:
+        out["folder"] = folder_row(onnx, files)
+    if live_s > 0:
+        out["live"] = live_row(onnx, live_s)
+    return out

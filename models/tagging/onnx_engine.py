@@ -9,8 +9,8 @@ exports the files) when ``onnxruntime`` is not installed, the files are not ther
 
 :class:`OnnxEngine` has what tagging needs of :class:`models.tagging.engine.Engine` (``infer``,
 ``encode``, ``infer_codes``, ``silence_codes``; windows as :mod:`models.tagging.windows`), so
-``tag_file``, the code windows and ``StreamTagger`` run unchanged. Not here: ``stream_encoder`` (live
-codec packs tag 1 s audio windows instead of streamed codes) and ``timestamp_embeddings``.
+``tag_file``, the code windows and ``StreamTagger`` run unchanged; ``stream_encoder`` streams through the
+step graph (:mod:`models.tagging.onnx_stream`) where the cache has one. Not here: ``timestamp_embeddings``.
 
 Shapes: audio ``(B, n)`` float32 at ``sample_rate`` (24 kHz codec, 32 kHz mel); codes ``(B, n_q, T)``
 int64, ``T = ceil(n / hop)``; probs ``(B, n_labels)``, embeddings ``(B, D)`` float32. Codec inputs
@@ -150,6 +150,10 @@ class OnnxEngine:
         self.codec: CodecGeometry | None = None
         self.encoder: Any = None
         self._silence: dict[int, np.ndarray] = {}
+        self._threads = max(1, int(threads))
+        self._stream_bytes: bytes | None = files.data.get("stream.onnx")
+        self._stream_states = [(str(n), tuple(s)) for n, s in rec.get("stream_states", [])]
+        self._stream_session: Any = None
         if rec["kind"] == "codec":
             self.codebooks = arrays["codebooks"][: int(rec["n_q"])]
             self.norms = codebook_norms(self.codebooks)
@@ -244,9 +248,20 @@ class OnnxEngine:
         """Codes ``(n_q, ceil(n / hop))`` of ``n`` samples of silence, cached; read-only."""
         return cached_silence_codes(self._silence, self.encode, n)
 
-    def stream_encoder(self) -> None:
-        """No streaming encoder without torch: the live path tags audio windows (``live_codes``)."""
-        return None
+    def stream_encoder(self) -> Any:
+        """A new :class:`~models.tagging.onnx_stream.OnnxStreamingEncoder` (its session built on the first
+        call), or ``None`` when the cache has no step graph: the live path then tags audio windows."""
+        if self.codec is None or self._stream_bytes is None or not self._stream_states:
+            return None
+        from models.tagging.onnx_stream import OnnxStreamingEncoder
+
+        if self._stream_session is None:
+            self._stream_session = _session(self._stream_bytes, self._threads)
+        return OnnxStreamingEncoder(
+            self._stream_session, self._stream_states,
+            lambda latent: rvq_codes(latent, self.codebooks, self.norms),
+            self.codec.n_q, self.codebooks.shape[2], self.codec.hop_length, self.min_n,
+        )  # fmt: skip
 
 
 def load_onnx_engine(

@@ -96,6 +96,22 @@ def compare(engine: Any, onnx_engine: Any) -> tuple[bool, float]:
     return ok, worst
 
 
+def compare_stream(engine: Any, onnx_engine: Any) -> bool:
+    """Whether the ONNX step graph streams the check signal (in uneven pieces) to the torch streaming
+    encoder's codes."""
+    x = _check_audio(engine.sample_rate, engine.codec.hop_length)[0].reshape(-1)
+    ref, got = engine.stream_encoder(), onnx_engine.stream_encoder()
+    if ref is None or got is None:
+        return False
+    a, b, start = [], [], 0
+    for size in (3000, 517, 9000, 1, 12345, len(x)):
+        piece = x[start : start + size]
+        start += len(piece)
+        a.append(ref.push(piece))
+        b.append(got.push(piece))
+    return bool(np.array_equal(np.concatenate(a, axis=1), np.concatenate(b, axis=1)))
+
+
 def export_onnx_pack(engine: Any, root: Path | None = None) -> Path | None:
     """Export ``engine``'s pack into its cache folder (see the module docstring) unless intact files are
     there; the folder, or ``None`` (not supported, refused, or not writable; one log line)."""
@@ -107,8 +123,9 @@ def export_onnx_pack(engine: Any, root: Path | None = None) -> Path | None:
         return None  # the official codec (transformers) has no exported encoder
     info = engine.info
     folder = pack_folder(info.pack_id, root)
-    if read_folder(folder, info.pack_id) is not None:
-        return folder
+    cached = read_folder(folder, info.pack_id)
+    if cached is not None and (engine.codec is None or "stream" in cached.record):
+        return folder  # (a codec pack's folder from before the step graph is exported again, once)
     try:
         import onnxruntime as ort
 
@@ -123,6 +140,7 @@ def export_onnx_pack(engine: Any, root: Path | None = None) -> Path | None:
         }
         if engine.codec is not None:
             from models.codec.ort_encoder import export_encoder
+            from models.codec.stream_graph import export_stream_step, state_shapes
             from models.codec.streaming import StreamingEncoder
 
             codec = engine.codec
@@ -131,6 +149,8 @@ def export_onnx_pack(engine: Any, root: Path | None = None) -> Path | None:
             data["arrays.npz"] = npz_bytes(codebooks=books)
             record.update(n_q=int(codec.n_q), hop_length=int(codec.hop_length))
             record["min_n"] = int(StreamingEncoder(codec).min_first)
+            data["stream.onnx"] = export_stream_step(codec, record["min_n"])
+            record["stream_states"] = [[n, list(s)] for n, s in state_shapes(codec)]
         else:
             fe = engine.tagger.frontend
             data["arrays.npz"] = npz_bytes(mel_basis=fe.mel_basis.numpy(), window=fe.window.numpy())
@@ -141,6 +161,11 @@ def export_onnx_pack(engine: Any, root: Path | None = None) -> Path | None:
                 "ONNX files of %s not written: they differ from torch (probabilities %.1e)", info.name, gap
             )
             return None
+        if engine.codec is not None:
+            record["stream"] = compare_stream(engine, candidate)
+            if not record["stream"]:
+                log.warning("ONNX step graph of %s not kept: its codes differ from torch's", info.name)
+                del data["stream.onnx"], record["stream_states"]
         write_folder(folder, dict(record, max_prob_diff=gap), data)
     except Exception as exc:  # noqa: BLE001 - the torch engine keeps working; next launch tries again
         log.warning(
