@@ -9,7 +9,6 @@ live probabilities within ``PROB_ATOL`` of the torch engine's.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +21,10 @@ from models.tagging.onnx_export import PROB_ATOL, export_onnx_pack
 from models.tagging.onnx_files import RECORD, pack_folder, read_folder, write_folder
 from models.tagging.onnx_stream import OnnxStreamingEncoder
 from models.tagging.pipeline import StreamTagger
+from tests.test_onnx_engine import _onnx_allowed  # noqa: F401 - the autouse fixture: ONNX engine on
 from tests.test_streaming import LATENT_ATOL, _signal, _whole
 
 pytest.importorskip("onnxruntime")  # the onnx / test extras install it
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _onnx_allowed() -> Iterator[None]:
-    """tests/conftest.py turns the ONNX engine off for the other tests (ENCOTAG_ENGINE=torch)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ENCOTAG_ENGINE", "auto")
-    yield
-    mp.undo()
 
 
 @pytest.fixture(scope="module")
