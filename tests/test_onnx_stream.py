@@ -16,7 +16,7 @@ import pytest
 
 from models.config import WindowConfig
 from models.tagging.engine import Engine
-from models.tagging.onnx_engine import OnnxEngine, load_onnx_engine
+from models.tagging.onnx_engine import OnnxEngine, load_onnx_engine, rvq_codes
 from models.tagging.onnx_export import PROB_ATOL, export_onnx_pack
 from models.tagging.onnx_files import RECORD, pack_folder, read_folder, write_folder
 from models.tagging.onnx_stream import OnnxStreamingEncoder
@@ -71,6 +71,9 @@ def test_step_graph_streams_the_whole_signal_codes(pair: tuple[Engine, OnnxEngin
             assert float(np.abs(a - b).max()) <= LATENT_ATOL
         prev = cut
     assert float(np.abs(ref_latent.numpy()).max()) > 0.1  # a real signal, not near-silence
+    enc.reset()  # the graph's own RVQ gives numpy's codes of the graph's latent
+    latent, codes = enc._push(x)
+    np.testing.assert_array_equal(codes, rvq_codes(latent[None], onnx.codebooks)[0])
 
 
 def test_stream_waits_for_the_first_reflection(pair: tuple[Engine, OnnxEngine, Path]) -> None:
@@ -111,7 +114,8 @@ def test_a_cache_from_before_the_step_graph_is_exported_again(
     files = read_folder(folder, engine.info.pack_id)
     assert files is not None and files.record["stream"] is True
     old = pack_folder(engine.info.pack_id, tmp_path)  # the same files without the step graph
-    record = {k: v for k, v in files.record.items() if k not in ("stream", "stream_states", "files")}
+    gone = ("stream", "stream_states", "stream_version", "files")
+    record = {k: v for k, v in files.record.items() if k not in gone}
     write_folder(old, record, {k: v for k, v in files.data.items() if k != "stream.onnx"})
     before = load_onnx_engine(None, threads=1, cache=tmp_path)
     assert before is not None and before.stream_encoder() is None  # the live path: 1 s windows

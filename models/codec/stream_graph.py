@@ -10,8 +10,16 @@ stream's first piece, at least ``StreamingEncoder.min_first``); ``first`` ``(1,)
 stream's first piece (every convolution reflect-pads its input, as the whole-signal encoding does; the
 context inputs are ignored) and 0 afterwards; ``ctx0 … ctxK`` the left context of each convolution
 that has one, ``(1, C_in, left)`` float32 (:func:`state_shapes`); ``h``, ``c`` ``(layers, 1, D)``
-float32, the LSTM state (zeros on the first piece). Outputs: ``latent`` ``(1, D, n / hop)`` and the
-next state, in the order of the inputs (``ctx0_out`` …, ``h_out``, ``c_out``).
+float32, the LSTM state (zeros on the first piece). Outputs: ``latent`` ``(1, D, n / hop)``, ``codes``
+``(1, n_q, n / hop)`` int64 and the next state, in the order of the inputs (``ctx0_out`` …, ``h_out``,
+``c_out``).
+
+The RVQ is in the graph (version :data:`STREAM_VERSION` 2): with numpy's, each hop's few frames went
+through a multi-threaded BLAS call per codebook, whose thread wake-ups cost more than the arithmetic
+(7.6 against 1.2 ms per hop with one BLAS thread, 2026-12-02). It is the arithmetic of
+:func:`models.tagging.onnx_engine.rvq_codes` (``-2 r·e + |r|² + |e|²`` added in that order, the squared
+norms of the codewords given as computed by numpy, the first of equal distances), so the codes equal the
+torch stream's wherever the dot products round alike; the export checks that on a signal.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import io
 import warnings
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
@@ -26,13 +35,20 @@ from torch.nn import functional as F  # noqa: N812
 from models.codec.tagging_codec import TaggingCodec, _Conv, _Lstm, _ResBlock
 
 OPSET = 17
+STREAM_VERSION = 2  # 1: latent only (RVQ in numpy); 2: latent and codes
 
 
 class StreamStep(nn.Module):
     """One streaming step of a codec's encoder with explicit state (see the module docstring)."""
 
-    def __init__(self, codec: TaggingCodec) -> None:
+    def __init__(
+        self, codec: TaggingCodec, codebooks: np.ndarray | None = None, norms: np.ndarray | None = None
+    ) -> None:
+        """``codebooks`` ``(n_q, size, D)`` and their squared ``norms`` ``(n_q, size)`` float32 (numpy's):
+        the RVQ of the graph; without them ``forward`` returns the latent and the state only."""
         super().__init__()
+        self.books = None if codebooks is None else torch.from_numpy(np.ascontiguousarray(codebooks))
+        self.norms = None if norms is None else torch.from_numpy(np.ascontiguousarray(norms))
         first, *stages, lstm, last = codec.layers_in_order()
         assert isinstance(lstm, _Lstm) and isinstance(first, _Conv) and isinstance(last, _Conv)
         self.codec = codec
@@ -82,7 +98,22 @@ class StreamStep(nn.Module):
         out, (h1, c1) = self._lstm(hp, (h0, c0))
         h = (out + hp).permute(1, 2, 0)
         latent = self._conv(self._last, F.elu(h), first, ctx, new)
-        return (latent, *new, h1, c1)
+        if self.books is None or self.norms is None:
+            return (latent, *new, h1, c1)
+        return (latent, self._rvq(latent), *new, h1, c1)
+
+    def _rvq(self, latent: Tensor) -> Tensor:
+        """Codes ``(1, n_q, f)`` int64 of ``latent`` ``(1, D, f)`` (see the module docstring)."""
+        assert self.books is not None and self.norms is not None
+        r = latent[0].transpose(0, 1)  # (f, D)
+        codes = []
+        for q in range(self.books.shape[0]):
+            embed = self.books[q]
+            dist = (r @ embed.t()) * -2.0 + (r * r).sum(1, keepdim=True) + self.norms[q]
+            idx = torch.argmin(dist, dim=1)
+            r = r - embed[idx]
+            codes.append(idx)
+        return torch.stack(codes)[None]
 
 
 def state_shapes(codec: TaggingCodec) -> list[tuple[str, tuple[int, ...]]]:
@@ -97,8 +128,11 @@ def state_shapes(codec: TaggingCodec) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def export_stream_step(codec: TaggingCodec, min_first: int) -> bytes:
-    """:class:`StreamStep` of ``codec`` as ONNX bytes (the piece length is a dynamic axis)."""
+def export_stream_step(
+    codec: TaggingCodec, min_first: int, codebooks: np.ndarray, norms: np.ndarray
+) -> bytes:
+    """:class:`StreamStep` of ``codec`` with the RVQ of ``codebooks`` (``norms``: their squared norms, as
+    numpy computes them) as ONNX bytes (the piece length is a dynamic axis)."""
     shapes = state_shapes(codec)
     names = [n for n, _ in shapes]
     audio = torch.zeros(1, 1, max(min_first, 8 * int(codec.hop_length)))
@@ -107,16 +141,16 @@ def export_stream_step(codec: TaggingCodec, min_first: int) -> bytes:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            StreamStep(codec).eval(),
+            StreamStep(codec, codebooks, norms).eval(),
             (audio, torch.ones(1), *state),
             buf,  # type: ignore[arg-type]  # a file object works (TorchScript exporter)
             input_names=["audio", "first", *names],
-            output_names=["latent", *(f"{n}_out" for n in names)],
-            dynamic_axes={"audio": {2: "samples"}, "latent": {2: "frames"}},
+            output_names=["latent", "codes", *(f"{n}_out" for n in names)],
+            dynamic_axes={"audio": {2: "samples"}, "latent": {2: "frames"}, "codes": {2: "frames"}},
             opset_version=OPSET,
             dynamo=False,
         )
     return buf.getvalue()
 
 
-__all__ = ["StreamStep", "export_stream_step", "state_shapes"]
+__all__ = ["STREAM_VERSION", "StreamStep", "export_stream_step", "state_shapes"]

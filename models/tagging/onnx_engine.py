@@ -35,6 +35,7 @@ from models.tagging.windows import EngineError, cached_silence_codes
 
 log = logging.getLogger(__name__)
 
+STREAM_VERSION = 2  # the step graph's version (models.codec.stream_graph.STREAM_VERSION; no torch here)
 MIN_SECONDS = 0.05  # as models.tagging.engine: shorter inputs are zero-padded to this length
 
 
@@ -151,7 +152,9 @@ class OnnxEngine:
         self.encoder: Any = None
         self._silence: dict[int, np.ndarray] = {}
         self._threads = max(1, int(threads))
-        self._stream_bytes: bytes | None = files.data.get("stream.onnx")
+        # the step graph of models.codec.stream_graph, version 2 (latent and codes); others are not used
+        stream_ok = rec.get("stream_version") == STREAM_VERSION
+        self._stream_bytes: bytes | None = files.data.get("stream.onnx") if stream_ok else None
         self._stream_states = [(str(n), tuple(s)) for n, s in rec.get("stream_states", [])]
         self._stream_session: Any = None
         if rec["kind"] == "codec":
@@ -258,9 +261,8 @@ class OnnxEngine:
         if self._stream_session is None:
             self._stream_session = _session(self._stream_bytes, self._threads)
         return OnnxStreamingEncoder(
-            self._stream_session, self._stream_states,
-            lambda latent: rvq_codes(latent, self.codebooks, self.norms),
-            self.codec.n_q, self.codebooks.shape[2], self.codec.hop_length, self.min_n,
+            self._stream_session, self._stream_states, self.codec.n_q, self.codebooks.shape[2],
+            self.codec.hop_length, self.min_n,
         )  # fmt: skip
 
 

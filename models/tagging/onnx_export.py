@@ -117,14 +117,14 @@ def export_onnx_pack(engine: Any, root: Path | None = None) -> Path | None:
     there; the folder, or ``None`` (not supported, refused, or not writable; one log line)."""
     from models.codec.tagging_codec import TaggingCodec
     from models.packs.pack_read import read_manifest
-    from models.tagging.onnx_engine import OnnxEngine
+    from models.tagging.onnx_engine import STREAM_VERSION, OnnxEngine
 
     if engine.codec is not None and not isinstance(engine.codec, TaggingCodec):
         return None  # the official codec (transformers) has no exported encoder
     info = engine.info
     folder = pack_folder(info.pack_id, root)
     cached = read_folder(folder, info.pack_id)
-    if cached is not None and (engine.codec is None or "stream" in cached.record):
+    if cached is not None and (engine.codec is None or cached.record.get("stream_version") == STREAM_VERSION):
         return folder  # (a codec pack's folder from before the step graph is exported again, once)
     try:
         import onnxruntime as ort
@@ -142,6 +142,7 @@ def export_onnx_pack(engine: Any, root: Path | None = None) -> Path | None:
             from models.codec.ort_encoder import export_encoder
             from models.codec.stream_graph import export_stream_step, state_shapes
             from models.codec.streaming import StreamingEncoder
+            from models.tagging.onnx_engine import codebook_norms
 
             codec = engine.codec
             data["encoder.onnx"] = export_encoder(codec)
@@ -149,8 +150,9 @@ def export_onnx_pack(engine: Any, root: Path | None = None) -> Path | None:
             data["arrays.npz"] = npz_bytes(codebooks=books)
             record.update(n_q=int(codec.n_q), hop_length=int(codec.hop_length))
             record["min_n"] = int(StreamingEncoder(codec).min_first)
-            data["stream.onnx"] = export_stream_step(codec, record["min_n"])
+            data["stream.onnx"] = export_stream_step(codec, record["min_n"], books, codebook_norms(books))
             record["stream_states"] = [[n, list(s)] for n, s in state_shapes(codec)]
+            record["stream_version"] = STREAM_VERSION
         else:
             fe = engine.tagger.frontend
             data["arrays.npz"] = npz_bytes(mel_basis=fe.mel_basis.numpy(), window=fe.window.numpy())

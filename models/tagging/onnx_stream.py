@@ -1,5 +1,5 @@
 """The live path's streaming encoder without torch: the step graph of :mod:`models.codec.stream_graph`
-run by ONNX Runtime, its state kept here as numpy arrays, the RVQ in numpy.
+(encoder and RVQ) run by ONNX Runtime, its state kept here as numpy arrays.
 
 :class:`OnnxStreamingEncoder` has the interface :class:`~models.tagging.live_codes.LiveCodes` uses of
 :class:`~models.codec.streaming.StreamingEncoder` (``hop``, ``min_first``, ``frames``, ``reset``,
@@ -10,7 +10,6 @@ thread-safe (the inference worker owns it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,17 +23,16 @@ class OnnxStreamingEncoder:
         self,
         session: Any,
         states: list[tuple[str, tuple[int, ...]]],
-        quantize: Callable[[np.ndarray], np.ndarray],
         n_q: int,
         dim: int,
         hop: int,
         min_first: int,
     ) -> None:
-        """``session``: the step graph; ``states``: its state inputs and shapes; ``quantize``: latent
-        ``(1, dim, f)`` float32 → codes ``(1, n_q, f)`` int64 (the engine's RVQ)."""
+        """``session``: the step graph (latent and codes, version 2 of
+        :mod:`models.codec.stream_graph`); ``states``: its state inputs and their shapes."""
         self.session = session
         self.states = [(str(n), tuple(int(d) for d in s)) for n, s in states]
-        self.quantize, self.n_q, self.dim = quantize, int(n_q), int(dim)
+        self.n_q, self.dim = int(n_q), int(dim)
         self.hop, self.min_first = int(hop), int(min_first)
         self.reset()
 
@@ -47,29 +45,29 @@ class OnnxStreamingEncoder:
 
     def push_latent(self, audio: np.ndarray) -> np.ndarray:
         """Continuous latent ``(D, f)`` float32 of the frames completed by ``audio``."""
+        return self._push(audio)[0]
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        """Codes ``(n_q, f)`` int64 of the frames completed by ``audio`` (f may be 0)."""
+        return self._push(audio)[1]
+
+    def _push(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(audio, dtype=np.float32).reshape(-1)
         self._pending = np.concatenate([self._pending, x]) if self._pending.size else x.copy()
         ready = (len(self._pending) // self.hop) * self.hop
         if ready == 0 or (self.frames == 0 and ready < self.min_first):
-            return np.zeros((self.dim, 0), np.float32)
+            return np.zeros((self.dim, 0), np.float32), np.zeros((self.n_q, 0), np.int64)
         chunk, self._pending = self._pending[:ready], self._pending[ready:]
         feeds = {
             "audio": np.ascontiguousarray(chunk).reshape(1, 1, -1),
             "first": np.array([1.0 if self.frames == 0 else 0.0], np.float32),
             **self._state,
         }
-        latent, *new = self.session.run(None, feeds)
+        latent, codes, *new = self.session.run(None, feeds)
         self._state = {n: np.asarray(v, np.float32) for (n, _), v in zip(self.states, new, strict=True)}
         self.frames += latent.shape[-1]
         self.samples_encoded += ready
-        return np.asarray(latent[0], np.float32)
-
-    def push(self, audio: np.ndarray) -> np.ndarray:
-        """Codes ``(n_q, f)`` int64 of the frames completed by ``audio`` (f may be 0)."""
-        latent = self.push_latent(audio)
-        if latent.shape[-1] == 0:
-            return np.zeros((self.n_q, 0), np.int64)
-        return self.quantize(latent[None])[0]
+        return np.asarray(latent[0], np.float32), np.asarray(codes[0], np.int64)
 
 
 __all__ = ["OnnxStreamingEncoder"]
