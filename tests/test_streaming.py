@@ -153,3 +153,37 @@ def test_streaming_encoder_is_cheaper_per_hop_than_a_window(tiny_codec_pack: Pat
         n_results += st.process_latest() is not None
     assert st.codes is not None and n_results == 9  # windows ending at 1.0, 1.25, …, 3.0 s
     assert st.codes.encoder.samples_encoded == len(x)  # not 9 windows × 24000
+
+
+@pytest.mark.parametrize("pack", ["codec", "mel"])
+def test_polls_without_a_result_skip_resampling(pack: str, tiny_mel_pack: Path) -> None:
+    """StreamTagger resamples only when the new input can complete the next result; the results equal
+    those of resampling at every poll (the streaming resampler's output does not depend on the cuts)."""
+    engine = Engine.load(None) if pack == "codec" else Engine.load(tiny_mel_pack)
+    window = WindowConfig(1.0, 0.25)
+    x = np.repeat(_signal(24000 * 3, seed=4), 2)  # 48 kHz input
+    runs = []
+    for skip in (True, False):
+        st = StreamTagger(engine, window, input_sr=48000)
+        if not skip:
+            st._need = lambda: 0  # type: ignore[method-assign]  # the old behaviour: resample every poll
+        calls = [0]
+        process = st._rs.process
+
+        def counted(chunk: np.ndarray, process=process, calls=calls) -> np.ndarray:  # noqa: ANN001
+            calls[0] += 1
+            return process(chunk)
+
+        st._rs.process = counted  # type: ignore[method-assign]
+        results = []
+        for start in range(0, len(x), 480):  # 10 ms blocks, a poll after each
+            st.push(x[start : start + 480])
+            r = st.process_latest()
+            if r is not None:
+                results.append(r)
+        runs.append((results, calls[0]))
+    (fast, n_fast), (slow, n_slow) = runs
+    assert len(fast) == len(slow) >= 6 and n_fast * 3 < n_slow
+    for a, b in zip(fast, slow, strict=True):
+        assert (a.start, a.end) == (b.start, b.end)
+        np.testing.assert_array_equal(a.probs, b.probs)

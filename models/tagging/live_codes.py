@@ -61,9 +61,14 @@ class LiveCodes:
         return self.origin + (self.samples // self.hop) * self.hop
 
     @property
+    def missing(self) -> int:
+        """Samples still to come before a full window of frames has arrived (0 once :attr:`ready`)."""
+        return max(0, max(self.width, self.encoder.min_first // self.hop) * self.hop - self.samples)
+
+    @property
     def ready(self) -> bool:
         """A full window of frames has arrived (encoded or queued)."""
-        return self.samples // self.hop >= max(self.width, self.encoder.min_first // self.hop)
+        return self.missing == 0
 
     def window(self) -> np.ndarray | None:
         """Encode what is queued; the newest window's codes ``(n_q, width)`` (a copy), or ``None`` before

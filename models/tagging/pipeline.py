@@ -210,9 +210,26 @@ class StreamTagger:
             self._produced += len(out)
             self._valid += len(out)
 
+    def _need(self) -> int:
+        """Engine-rate samples still to come before the next result can be due (0: maybe now)."""
+        if self._codes is not None:
+            if self._due is None:
+                return self._codes.missing
+            return self._due - self._due % self._codes.hop - self._produced
+        if self._valid < self.win_n:
+            return self.win_n - self._valid
+        return 0 if self._last_emit is None else self._last_emit + self.hop_n - self._produced
+
     def process_latest(self) -> WindowResult | None:
-        """Tag the newest full window if at least one hop of new audio arrived since the last result."""
+        """Tag the newest full window if at least one hop of new audio arrived since the last result.
+
+        A poll that cannot produce a result (less new input than the next result needs) returns before
+        resampling: the input is resampled in one piece when it can (the streaming resampler's output
+        does not depend on how its input is cut), so frequent polls cost next to nothing."""
         with self._lock:
+            pending = self.ring.total - self._read
+            if pending <= self._max_backlog and pending * self.sr < self._need() * self.input_sr:
+                return None
             self._catch_up()
             if self._codes is not None:
                 return self._process_codes(self._codes)
