@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -47,8 +46,10 @@ BETWEEN_JOBS = frozenset({"load", "set_window"})  # never applied while a file j
 
 
 def inference_threads() -> int:
-    """Torch threads for the worker: half the cores (at most 4), leaving the rest to the GUI and audio."""
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    """Threads for the worker: half the cores (at most 4), leaving the rest to the GUI and audio."""
+    from models.tagging.engine import worker_threads
+
+    return worker_threads()
 
 
 class InferenceWorker(JobRunner):

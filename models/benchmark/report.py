@@ -152,6 +152,9 @@ def header(report: dict[str, Any]) -> str:
     load = " ".join(f"{x:.2f}" for x in la) if la else "n/a"
     load_end = " ".join(f"{x:.2f}" for x in la_end) if la_end else "n/a"
     cfg = report["config"]
+    onnx_threads = next(
+        (r["onnx_engine_threads"] for r in report["results"] if r.get("onnx_engine_threads")), 0
+    )
     picked = ", ".join(
         f"{r['subject']['name']}: {r['encoder_backend']}"
         for r in report["results"]
@@ -164,6 +167,11 @@ def header(report: dict[str, Any]) -> str:
         f"load average (1/5/15 min) at start {load}, at end {load_end}\n"
         f"clip {cfg['clip_s']:g} s, batch 1, best of {cfg['repeat']}; "
         "RTF = audio seconds per compute second; (ratio) = this column / the teacher's mel pipeline"
+        + (
+            f"\ntorch-free ONNX engine rows: {onnx_threads} thread(s), as the app's inference worker"
+            if onnx_threads
+            else ""
+        )
     )
 
 
