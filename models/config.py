@@ -119,3 +119,12 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
     conv = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return cls(**conv)
+
+
+def worker_threads() -> int:
+    """Threads of the app's inference worker: half the cores (at most 4), leaving the rest to the GUI and
+    audio. The bench's torch-free engine rows use it too: they measure the app's engine. (Here, not in
+    ``models.tagging.engine``: the app asks for it before it knows whether it needs torch.)"""
+    import os
+
+    return max(1, min(4, (os.cpu_count() or 2) // 2))

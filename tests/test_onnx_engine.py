@@ -201,11 +201,17 @@ def test_the_onnx_engine_never_imports_torch(default_pair: tuple[Engine, OnnxEng
     path = require_shared("teachers", "efficientat_mn04_as", "typing.flac")
     code = (
         "import json, sys\n"
+        "import numpy as np\n"
+        "from app.gui.worker import inference_threads\n"  # what the app's worker asks first
         "from models.tagging.onnx_engine import load_onnx_engine\n"
-        "from models.tagging.pipeline import tag_file\n"
+        "from models.tagging.pipeline import StreamTagger, tag_file\n"
         "from pathlib import Path\n"
-        "e = load_onnx_engine(None, threads=1, cache=Path(sys.argv[2]))\n"
+        "e = load_onnx_engine(None, threads=inference_threads(), cache=Path(sys.argv[2]))\n"
         "n = len(list(tag_file(e, sys.argv[1])))\n"
+        "st = StreamTagger(e, None, 48000)\n"  # the live path, streamed
+        "assert st.codes is not None\n"
+        "st.push(np.zeros(48000 * 2, np.float32))\n"
+        "assert st.process_latest() is not None\n"
         "print(json.dumps({'windows': n, 'mods': sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'transformers'))}))\n"
     )

@@ -47,7 +47,7 @@ BETWEEN_JOBS = frozenset({"load", "set_window"})  # never applied while a file j
 
 def inference_threads() -> int:
     """Threads for the worker: half the cores (at most 4), leaving the rest to the GUI and audio."""
-    from models.tagging.engine import worker_threads
+    from models.config import worker_threads
 
     return worker_threads()
 

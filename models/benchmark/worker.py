@@ -85,7 +85,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         clip = synthetic_signal(engine.sample_rate, float(cfg["clip_s"]))
         out["backends"] = backend_rows(engine, clip, repeat=repeat, budget_s=budget)
     if cfg.get("onnx_engine", True):  # the torch-free engine of the same pack: the app's from launch 2,
-        from models.tagging.engine import worker_threads  # with the app worker's threads
+        from models.config import worker_threads  # with the app worker's threads
 
         out["onnx_engine"] = stages.onnx_engine_rows(
             engine, Path(work["clip"]), [Path(p) for p in work.get("files") or []], float(cfg["live_s"]),

@@ -52,14 +52,6 @@ def auto_threads() -> int:
     return max(1, min(cores, int(cores - load + 0.5)))
 
 
-def worker_threads() -> int:
-    """Threads of the app's inference worker: half the cores (at most 4), leaving the rest to the GUI and
-    audio. The bench's torch-free engine rows use it too: they measure the app's engine."""
-    import os
-
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
-
-
 class Engine:
     """A pack's tagger (and codec) in eval mode.
 
