@@ -33,7 +33,7 @@ from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Sl
 from app.gui.jobs import JobGen, JobRunner, Noted, one_line
 from app.gui.state.live import LiveTap
 from app.gui.state.series import Overview, ResultBatch, envelope
-from models.config import WindowConfig
+from models.config import WindowConfig, worker_threads
 from models.tagging.results import Progress, WindowResult
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,6 @@ BETWEEN_JOBS = frozenset({"load", "set_window"})  # never applied while a file j
 
 def inference_threads() -> int:
     """Threads for the worker: half the cores (at most 4), leaving the rest to the GUI and audio."""
-    from models.config import worker_threads
-
     return worker_threads()
 
 

@@ -213,8 +213,7 @@ def folder_one_by_one_row(engine: Any, files: list[Path]) -> dict[str, Any]:
         for _ in tag_file(engine, p):
             pass
     t = time.perf_counter() - t0
-    row = _row("folder_one_by_one", total, Timing(t, t, 1), files=len(files), files_per_s=len(files) / t)
-    return row
+    return _row("folder_one_by_one", total, Timing(t, t, 1), files=len(files), files_per_s=len(files) / t)
 
 
 def live_row(engine: Any, seconds: float) -> dict[str, Any]:

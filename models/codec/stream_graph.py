@@ -14,12 +14,13 @@ float32, the LSTM state (zeros on the first piece). Outputs: ``latent`` ``(1, D,
 ``(1, n_q, n / hop)`` int64 and the next state, in the order of the inputs (``ctx0_out`` …, ``h_out``,
 ``c_out``).
 
-The RVQ is in the graph (version :data:`STREAM_VERSION` 2): with numpy's, each hop's few frames went
-through a multi-threaded BLAS call per codebook, whose thread wake-ups cost more than the arithmetic
-(7.6 against 1.2 ms per hop with one BLAS thread, 2026-12-02). It is the arithmetic of
-:func:`models.tagging.onnx_engine.rvq_codes` (``-2 r·e + |r|² + |e|²`` added in that order, the squared
-norms of the codewords given as computed by numpy, the first of equal distances), so the codes equal the
-torch stream's wherever the dot products round alike; the export checks that on a signal.
+The RVQ is in the graph (version 2, ``STREAM_VERSION`` of :mod:`models.tagging.onnx_files`): with
+numpy's, each hop's few frames went through a multi-threaded BLAS call per codebook, whose thread
+wake-ups cost more than the arithmetic (7.6 against 1.2 ms per hop with one BLAS thread, 2026-12-02).
+It is the arithmetic of :func:`models.tagging.onnx_engine.rvq_codes` (``-2 r·e + |r|² + |e|²`` added in
+that order, the squared norms of the codewords given as computed by numpy, the first of equal
+distances), so the codes equal the torch stream's wherever the dot products round alike; the export
+checks that on a signal.
 """
 
 from __future__ import annotations
@@ -35,36 +36,28 @@ from torch.nn import functional as F  # noqa: N812
 from models.codec.tagging_codec import TaggingCodec, _Conv, _Lstm, _ResBlock
 
 OPSET = 17
-STREAM_VERSION = 2  # 1: latent only (RVQ in numpy); 2: latent and codes
+
+
+def _context_convs(codec: TaggingCodec) -> list[_Conv]:
+    """The encoder's convolutions with a left context (a state of the step), in the order they run."""
+    first, *stages, _lstm, last = codec.layers_in_order()
+    run = [first, *(st.conv("1") if isinstance(st, _ResBlock) else st for st in stages), last]
+    return [c for c in run if isinstance(c, _Conv) and c.k - c.stride > 0]
 
 
 class StreamStep(nn.Module):
-    """One streaming step of a codec's encoder with explicit state (see the module docstring)."""
+    """One streaming step of a codec's encoder with explicit state, and the RVQ of ``codebooks``
+    ``(n_q, size, D)`` with their squared ``norms`` ``(n_q, size)`` float32 as numpy computes them (see
+    the module docstring)."""
 
-    def __init__(
-        self, codec: TaggingCodec, codebooks: np.ndarray | None = None, norms: np.ndarray | None = None
-    ) -> None:
-        """``codebooks`` ``(n_q, size, D)`` and their squared ``norms`` ``(n_q, size)`` float32 (numpy's):
-        the RVQ of the graph; without them ``forward`` returns the latent and the state only."""
+    def __init__(self, codec: TaggingCodec, codebooks: np.ndarray, norms: np.ndarray) -> None:
         super().__init__()
-        self.books = None if codebooks is None else torch.from_numpy(np.ascontiguousarray(codebooks))
-        self.norms = None if norms is None else torch.from_numpy(np.ascontiguousarray(norms))
+        self.books = torch.from_numpy(np.ascontiguousarray(codebooks))
+        self.norms = torch.from_numpy(np.ascontiguousarray(norms))
         first, *stages, lstm, last = codec.layers_in_order()
         assert isinstance(lstm, _Lstm) and isinstance(first, _Conv) and isinstance(last, _Conv)
-        self.codec = codec
-        self.hop = int(codec.hop_length)
         self._first, self._last, self._lstm = first, last, lstm.lstm
-        self._stages = list(stages)
-        self.convs: list[_Conv] = []  # the convolutions with a left context, in the order they run
-        for conv in self._run_order():
-            if conv.k - conv.stride > 0:
-                self.convs.append(conv)
-
-    def _run_order(self) -> list[_Conv]:
-        out = [self._first]
-        for stage in self._stages:
-            out.append(stage.conv("1") if isinstance(stage, _ResBlock) else stage)  # type: ignore[arg-type]
-        return [*out, self._last]
+        self._stages = nn.ModuleList(stages)  # registered: their weights are the graph's parameters
 
     def _conv(self, conv: _Conv, x: Tensor, first: Tensor, ctx: list[Tensor], new: list[Tensor]) -> Tensor:
         left = conv.k - conv.stride
@@ -98,13 +91,10 @@ class StreamStep(nn.Module):
         out, (h1, c1) = self._lstm(hp, (h0, c0))
         h = (out + hp).permute(1, 2, 0)
         latent = self._conv(self._last, F.elu(h), first, ctx, new)
-        if self.books is None or self.norms is None:
-            return (latent, *new, h1, c1)
         return (latent, self._rvq(latent), *new, h1, c1)
 
     def _rvq(self, latent: Tensor) -> Tensor:
         """Codes ``(1, n_q, f)`` int64 of ``latent`` ``(1, D, f)`` (see the module docstring)."""
-        assert self.books is not None and self.norms is not None
         r = latent[0].transpose(0, 1)  # (f, D)
         codes = []
         for q in range(self.books.shape[0]):
@@ -119,11 +109,13 @@ class StreamStep(nn.Module):
 def state_shapes(codec: TaggingCodec) -> list[tuple[str, tuple[int, ...]]]:
     """The graph's state inputs and their shapes: ``ctx<i>`` ``(1, C_in, left)``, then ``h`` and ``c``
     ``(layers, 1, D)``."""
-    step = StreamStep(codec)
     out: list[tuple[str, tuple[int, ...]]] = [
-        (f"ctx{i}", (1, conv.conv.in_channels, conv.k - conv.stride)) for i, conv in enumerate(step.convs)
+        (f"ctx{i}", (1, conv.conv.in_channels, conv.k - conv.stride))
+        for i, conv in enumerate(_context_convs(codec))
     ]
-    lstm = step._lstm
+    stage = codec.layers_in_order()[-2]
+    assert isinstance(stage, _Lstm)
+    lstm = stage.lstm
     out += [("h", (lstm.num_layers, 1, lstm.hidden_size)), ("c", (lstm.num_layers, 1, lstm.hidden_size))]
     return out
 
@@ -153,4 +145,4 @@ def export_stream_step(
     return buf.getvalue()
 
 
-__all__ = ["STREAM_VERSION", "StreamStep", "export_stream_step", "state_shapes"]
+__all__ = ["StreamStep", "export_stream_step", "state_shapes"]

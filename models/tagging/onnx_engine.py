@@ -30,12 +30,11 @@ from typing import Any
 import numpy as np
 
 from models.config import CodecConfig, PackInfo, WindowConfig
-from models.tagging.onnx_files import OnnxFiles, pack_folder, read_folder
+from models.tagging.onnx_files import STREAM_VERSION, OnnxFiles, pack_folder, read_folder
 from models.tagging.windows import EngineError, cached_silence_codes
 
 log = logging.getLogger(__name__)
 
-STREAM_VERSION = 2  # the step graph's version (models.codec.stream_graph.STREAM_VERSION; no torch here)
 MIN_SECONDS = 0.05  # as models.tagging.engine: shorter inputs are zero-padded to this length
 
 

@@ -21,7 +21,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from models.tagging.onnx_files import OnnxFiles, npz_bytes, pack_folder, read_folder, write_folder
+from models.tagging.onnx_files import (
+    STREAM_VERSION,
+    OnnxFiles,
+    npz_bytes,
+    pack_folder,
+    read_folder,
+    write_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +124,7 @@ def export_onnx_pack(engine: Any, root: Path | None = None) -> Path | None:
     there; the folder, or ``None`` (not supported, refused, or not writable; one log line)."""
     from models.codec.tagging_codec import TaggingCodec
     from models.packs.pack_read import read_manifest
-    from models.tagging.onnx_engine import STREAM_VERSION, OnnxEngine
+    from models.tagging.onnx_engine import OnnxEngine
 
     if engine.codec is not None and not isinstance(engine.codec, TaggingCodec):
         return None  # the official codec (transformers) has no exported encoder

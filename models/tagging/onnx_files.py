@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 #: :mod:`models.codec.ort_encoder`): 3 = audio + lengths (models/codec/padded.py). Files of the two
 #: earlier "2" graphs (audio only, padding any length; audio + lengths, unversioned) are never read.
 GRAPH = 3
+#: The streaming step graph's version (``stream.onnx``, :mod:`models.codec.stream_graph`): 1 = latent only
+#: (RVQ in numpy), 2 = latent and codes. A record of another version is exported again.
+STREAM_VERSION = 2
 RECORD = "onnx.json"
 FORMAT = 1
 MAX_FILE_BYTES = 1 << 30

@@ -210,12 +210,15 @@ class StreamTagger:
             self._produced += len(out)
             self._valid += len(out)
 
+    def _due_frame_end(self, hop: int) -> int | None:
+        """Codec packs: the stream-clock sample whose frame ends the next result (None before the first)."""
+        return None if self._due is None else self._due - self._due % hop
+
     def _need(self) -> int:
         """Engine-rate samples still to come before the next result can be due (0: maybe now)."""
         if self._codes is not None:
-            if self._due is None:
-                return self._codes.missing
-            return self._due - self._due % self._codes.hop - self._produced
+            due = self._due_frame_end(self._codes.hop)
+            return self._codes.missing if due is None else due - self._produced
         if self._valid < self.win_n:
             return self.win_n - self._valid
         return 0 if self._last_emit is None else self._last_emit + self.hop_n - self._produced
@@ -246,7 +249,8 @@ class StreamTagger:
     def _process_codes(self, codes: LiveCodes) -> WindowResult | None:
         """Codec packs: tag the newest window of streamed codes once a hop of new frames is there."""
         end, hop = codes.end, codes.hop
-        if not codes.ready or (self._due is not None and end < self._due - self._due % hop):
+        due = self._due_frame_end(hop)
+        if not codes.ready or (due is not None and end < due):
             return None  # due: the next hop's end on the stream clock, tagged at the frame before it
         window = codes.window()
         if window is None:
