@@ -102,3 +102,53 @@ def test_cli_warm_start_from_a_narrower_codec(tmp_path: Path) -> None:
     assert info["codec_cfg"]["num_filters"] == 4 and info["init"] == str(narrow)
     bad = ["--out", str(tmp_path / "bad"), "--num-filters", "3", "--init", str(narrow)]
     assert main(["train", "codec", *common, *bad]) != 0
+
+
+def _trained_like_tagger(width: float, seed: int = 0) -> torch.nn.Module:
+    """A random latent tagger with non-trivial BatchNorm statistics and biases (as after training)."""
+    from models.config import TaggerConfig
+    from models.nets.tagger import Tagger
+
+    torch.manual_seed(seed)
+    model = Tagger(TaggerConfig(width=width, frontend="latent_direct"))
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if name.endswith(("running_mean", "bias")):
+                t.normal_(0.0, 0.1)
+            elif name.endswith("running_var"):
+                t.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_widened_tagger_computes_the_same() -> None:
+    from models.training.distill import DistillConfig, build_student
+
+    narrow = _trained_like_tagger(0.2)
+    state = {k: v.clone() for k, v in narrow.state_dict().items()}
+    wide = build_student(DistillConfig(frontend="latent_direct", width=0.3), state, "a narrow tagger").eval()
+    assert wide.embedding_size > narrow.embedding_size  # the new channels add embedding dimensions
+    x = torch.randn(2, 128, 60, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        a, b = narrow(x), wide(x)
+    assert torch.allclose(a.logits, b.logits, atol=1e-4 * float(a.logits.abs().max()) + 1e-6)
+    # the old channels of each embedding block keep their values (leading channels of each part)
+    start_a = start_b = 0
+    for (name, n_a), (_, n_b) in zip(narrow.embedding_layout, wide.embedding_layout, strict=True):
+        part_a = a.embedding[:, start_a : start_a + n_a]
+        part_b = b.embedding[:, start_b : start_b + n_a]
+        assert torch.allclose(part_a, part_b, atol=1e-4 * float(part_a.abs().max()) + 1e-6), name
+        start_a, start_b = start_a + n_a, start_b + n_b
+    # and the new channels are live: training can grow them (their readers are zero, not their values)
+    assert float(b.embedding[:, narrow.embedding_layout[0][1] : wide.embedding_layout[0][1]].abs().sum()) > 0
+
+
+def test_tagger_widening_refuses_other_networks() -> None:
+    from models.training.widen import pad_widen_state
+
+    narrow = _trained_like_tagger(0.3).state_dict()
+    wide = _trained_like_tagger(0.2).state_dict()
+    with pytest.raises(ValueError, match="does not fit"):
+        pad_widen_state(narrow, wide)  # a narrower target
+    fewer = dict(list(wide.items())[:-1])
+    with pytest.raises(ValueError, match="differ in 1 tensors"):
+        pad_widen_state(fewer, wide)

@@ -99,6 +99,12 @@ def build_student(
     model = Tagger(TaggerConfig(width=dcfg.width, frontend=dcfg.frontend))  # type: ignore[arg-type]
     if dcfg.teacher_init and teacher_state is not None:
         own = model.state_dict()
+        if _narrower(teacher_state, own):
+            from models.training.widen import pad_widen_state
+
+            model.load_state_dict(pad_widen_state(teacher_state, own), strict=True)
+            log.info("student widened from %s (function-preserving, width %s)", init_from, dcfg.width)
+            return model
         copied = 0
         for k, v in teacher_state.items():
             if k in own and own[k].shape == v.shape:
@@ -117,6 +123,18 @@ def build_student(
         model.load_state_dict(own, strict=True)
         log.info("student initialised from %s: %d/%d tensors", init_from, copied, len(teacher_state))
     return model
+
+
+def _narrower(state: dict[str, Tensor], own: dict[str, Tensor]) -> bool:
+    """Whether ``state`` is the same network as ``own`` at a smaller width (same keys, every tensor fits
+    in its counterpart, some smaller): a warm start to widen rather than copy tensor by tensor."""
+    if set(state) != set(own):
+        return False
+    fits = all(
+        v.dim() == own[k].dim() and all(a <= b for a, b in zip(v.shape, own[k].shape, strict=True))
+        for k, v in state.items()
+    )
+    return fits and any(v.shape != own[k].shape for k, v in state.items())
 
 
 class Batch(NamedTuple):

@@ -1,4 +1,7 @@
-"""Function-preserving widening of a trained codec (training only): more filters, same function.
+"""Function-preserving widening (training only): a trained codec or tagger becomes the warm start of a
+wider one that computes the same function.
+
+**Codec** (:func:`widen_codec_state`): more filters, same function.
 
 A codec trained with ``num_filters = n`` becomes the warm start of one with ``num_filters = k·n`` (``k``
 an integer, every other configuration field equal) in the manner of Net2WiderNet: each channel ``c`` of
@@ -108,3 +111,37 @@ def widen_codec_state(
         if key.startswith("quantizer."):
             out[key] = value.clone()
     return {k: v.detach().contiguous() for k, v in out.items()}
+
+
+@torch.no_grad()
+def pad_widen_state(narrow: Mapping[str, Tensor], wide: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """**Tagger** (any feed-forward network whose widths grow and whose normalisations are per channel,
+    such as :class:`models.nets.mobilenet.MobileNetV3` at a larger width multiplier): the ``wide``
+    state (a freshly initialised wider network's) with the ``narrow`` network's tensors in its leading
+    channels, so the wide network computes what the narrow one did.
+
+    Every tensor of ``narrow`` is copied into the leading slice of its ``wide`` counterpart (old channel
+    ``c`` stays channel ``c``). The weights by which an old output channel reads a *new* input channel
+    (``[:old_out, old_in:]`` of every tensor with two or more dimensions) are set to zero, so the new
+    channels, which keep their fresh initialisation, do not change any old channel; the classifier's
+    outputs are old channels, so the logits are unchanged. Training then grows the new channels from the
+    gradient of those zero weights (not symmetric copies, so no noise is needed). The part of the
+    embedding that an old channel gives keeps its value; the new channels add embedding dimensions.
+
+    Raises ``ValueError`` when the keys differ or a tensor of ``narrow`` does not fit in its ``wide``
+    counterpart (another architecture, or a narrower target).
+    """
+    if set(narrow) != set(wide):
+        diff = sorted(set(narrow) ^ set(wide))
+        raise ValueError(f"cannot widen: the networks differ in {len(diff)} tensors, e.g. {diff[0]}")
+    out: dict[str, Tensor] = {}
+    for key, w in wide.items():
+        t = narrow[key]
+        if t.dim() != w.dim() or any(a > b for a, b in zip(t.shape, w.shape, strict=True)):
+            raise ValueError(f"cannot widen {key}: {tuple(t.shape)} does not fit in {tuple(w.shape)}")
+        new = w.detach().clone()
+        new[tuple(slice(0, n) for n in t.shape)] = t.to(new.dtype)
+        if new.dim() >= 2 and new.shape[1] > t.shape[1]:
+            new[: t.shape[0], t.shape[1] :] = 0
+        out[key] = new.contiguous()
+    return out
