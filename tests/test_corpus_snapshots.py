@@ -153,6 +153,9 @@ def test_committed_licence_csvs_are_well_formed_and_approved() -> None:
         assert rows, name
         for rel, row in rows.items():
             assert usable_licence(row.licence) and row.stated_in and not rel.startswith("/"), (name, rel)
+    for spec in SNAPSHOTS:  # a licence for the whole selection is approved and says where it is stated
+        assert not spec.licence or (usable_licence(spec.licence) and spec.licence_file), spec.name
+    assert len({s.name for s in SNAPSHOTS}) == len(SNAPSHOTS)
 
 
 def test_variants_keep_the_split_of_their_recording_and_mixtures_are_train() -> None:

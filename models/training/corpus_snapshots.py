@@ -151,6 +151,39 @@ SNAPSHOTS: tuple[SnapshotSpec, ...] = (
         r"^common/src/main/resources/assets/dsurround/sounds/",
         licence_csv="OreCruncher+DynamicSurroundingsFabric.csv",
     ),
+    SnapshotSpec(
+        "maad-soundscape", "scikit-maad/scikit-maad", "environment", r"^data/(indices/|spinetail\.wav$)",
+        "BSD", "LICENSE",
+    ),
+    SnapshotSpec(
+        "relaxing-sounds", "luizhenrique07/relaxing-sounds", "environment", r"^assets/audio/",
+        licence_csv="luizhenrique07+relaxing-sounds.csv",
+    ),
+    SnapshotSpec(
+        "lugaru-sfx", "osslugaru/lugaru", "environment", r"^Data/Sounds/",
+        "CC-BY-SA-3.0", "CONTENT-LICENSE.txt", r"/Music",
+    ),
+    SnapshotSpec(
+        "opensoundscape-field", "kitzeslab/opensoundscape", "environment",
+        r"^(tests/audio/|tests/great_plains_toad\.wav$|opensoundscape/sample_data/)",
+        "MIT", "LICENSE", r"empty_2c|stereo|veryshort|metadata|silence|late_start",
+    ),
+    SnapshotSpec(
+        "regional-weather", "t-affeldt/regional_weather", "environment", r"^sounds/",
+        licence_csv="t-affeldt+regional_weather.csv",
+    ),
+    SnapshotSpec(
+        "ambient-engine", "hsbakshi/ambient-engine", "environment", r"^packages/web/public/assets/",
+        licence_csv="hsbakshi+ambient-engine.csv",
+    ),
+    SnapshotSpec("bucklespring-keys", "zevv/bucklespring", "environment", r"^wav/", "GPL-2", "LICENSE"),
+    SnapshotSpec("avianz-kiwi", "smarsland/AviaNZ", "environment", r"^Sound Files/", "GPL-3", "LICENSE.txt"),
+    SnapshotSpec(
+        "micropolis-sfx", "SimHacker/micropolis", "environment",
+        r"^micropolis-activity/res/sounds/(beep|boing|bop|bulldozer|chalk|computer|cuckoo|eraser|explosion"
+        r"|fire|heavytraffic|honkhonk|ignition|monster|police|quack|rumble|siren|skid|whip|woosh)",
+        "GPL-3", "micropolis-activity/COPYING",
+    ),
 )  # fmt: skip
 
 
