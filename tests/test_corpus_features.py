@@ -230,3 +230,25 @@ def test_per_clip_tagger_command(tiny_codec_pack: Path, tmp_path: Path) -> None:
         "x": {"clips": 1}
     }
     assert "| s | 2 |" in (pack / "README.md").read_text(encoding="utf-8")
+    # label offsets fitted on the training segments: only the head's bias moves, by the recorded offsets,
+    # and the pack keeps the record
+    from safetensors.torch import load_file
+
+    cal = tmp_path / "tagger_cal"
+    common = ["--per-clip", "--corpus", str(tmp_path / "c"), "--codec", str(tiny_codec_pack)]
+    common += ["--teacher", str(teacher), "--tagger", str(out)]
+    assert main(["train", "calibrate", *common, "--out", str(cal), "--labels", "Speech,Nope"]) == 2
+    assert main(["train", "calibrate", *common, "--out", str(out)]) == 2  # never over its input
+    assert main(["train", "calibrate", *common, "--out", str(cal)]) == 0
+    record = json.loads((cal / "tagger.json").read_text(encoding="utf-8"))["calibration"]
+    assert record["labels"] == [0, 137] and record["n_segments"] == 10  # Speech, Music; 2 clips x 5
+    before, after = load_file(str(out / "tagger.safetensors")), load_file(str(cal / "tagger.safetensors"))
+    moved = after["net.classifier.5.bias"] - before["net.classifier.5.bias"]
+    assert moved[[0, 137]].tolist() == pytest.approx(record["offsets"], abs=1e-6)
+    assert int((moved != 0).sum()) <= 2 and all(
+        torch.equal(before[k], after[k]) for k in before if "5.bias" not in k
+    )
+    pack2 = tmp_path / "pack_cal"
+    assert main(["train", "pack", "--codec", str(codec_pack), "--tagger", str(cal), "--out", str(pack2)]) == 0
+    prov2 = json.loads((pack2 / "manifest.json").read_text(encoding="utf-8"))["provenance"]
+    assert prov2["tagger"]["calibration"]["offsets"] == record["offsets"]

@@ -80,6 +80,15 @@ def register(sub: Any) -> None:
     t.add_argument("--init", type=Path, default=None, help="start from a trained tagger folder (warm start)")
     t.add_argument("--no-teacher-init", action="store_true", help="random init even at the teacher's width")
 
+    b = tsub.add_parser(
+        "calibrate", help="fit label logit offsets of a trained tagger on training segments (Speech, Music)"
+    )
+    _common(b)
+    _feature_args(b)
+    b.add_argument("--tagger", required=True, type=Path, help="trained tagger folder to calibrate")
+    b.add_argument("--labels", default="Speech,Music", help="comma list of AudioSet label names")
+    b.add_argument("--max-segments", type=int, default=40000, help="evenly spaced training segments used")
+
     k = tsub.add_parser("pack", help="assemble a model pack from a trained codec and tagger")
     k.add_argument("--codec", required=True, type=Path)
     k.add_argument("--tagger", required=True, type=Path)
@@ -91,7 +100,7 @@ def register(sub: Any) -> None:
     k.add_argument(
         "--half", action="store_true", help="store the tagger's weights as float16 (room for a wider tagger)"
     )
-    for q in (c, f, t, k):
+    for q in (c, f, t, b, k):
         q.set_defaults(func=run)
 
 
@@ -168,6 +177,10 @@ def run(args: argparse.Namespace) -> int:
         if args.what == "features":
             prepare_features(args)
             return 0
+        if args.what == "calibrate":
+            from app.commands.train_calibrate import run_calibrate
+
+            return run_calibrate(args)
         return run_tagger(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"encotag train: {exc}", file=sys.stderr)

@@ -102,6 +102,7 @@ def assemble_pack(
                 "init",
                 "command",
                 "selection",
+                "calibration",
             )
         },
         "tagger_metrics": metrics,

@@ -1,0 +1,88 @@
+"""``encotag train calibrate``: label logit offsets of a trained tagger, fitted on training segments.
+
+Reads the same cached features as ``encotag train tagger`` (``--per-clip --corpus … --codec …
+--teacher …``), the tagger folder ``--tagger``, and writes a calibrated tagger folder to ``--out``
+(:mod:`models.training.calibrate`). The fit uses training segments only; the held-out scoring of
+``train tagger`` is redone on the result so ``encotag train pack`` records it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any
+
+import numpy as np
+
+
+def _segment_logits(
+    model: Any, data: Any, table: Any, max_segments: int, batch: int = 128
+) -> tuple[Any, Any]:
+    """(student logits, teacher probabilities) ``(M, C)`` of the 2-s segments of evenly spaced clips."""
+    import torch
+
+    from models.training.distill import latent_from_codes
+    from models.training.student_eval import segment_codes
+
+    n, n_seg = data.codes.shape[0], data.n_seg
+    keep = np.unique(np.linspace(0, n - 1, max(1, min(n, max_segments // n_seg))).round().astype(int))
+    codes = segment_codes(data.codes[keep, 0], n_seg)
+    teacher = data.seg_logits[keep, 0].reshape(-1, data.seg_logits.shape[-1]).astype(np.float32)
+    out = []
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(codes), batch):
+            x = latent_from_codes(torch.from_numpy(codes[i : i + batch].astype(np.int64)), table)
+            out.append(model(x).logits.float().numpy())
+    return np.concatenate(out), 1.0 / (1.0 + np.exp(-teacher))
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from safetensors.torch import load_file
+
+    from app.commands.train_data import command_line
+    from app.commands.train_tagger import prepare_features
+    from models.config import TaggerConfig, from_dict
+    from models.nets.tagger import Tagger
+    from models.resources import audioset_labels
+    from models.training.calibrate import apply_offsets, fit_label_offsets
+    from models.training.outputs import save_tagger_dir
+    from models.training.student_eval import evaluate_student
+
+    names = list(audioset_labels())
+    wanted = [w.strip() for w in args.labels.split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in names]
+    if unknown or not wanted:
+        print(f"encotag train: calibrate: unknown labels {unknown or wanted}", file=sys.stderr)
+        return 2
+    if args.out.resolve() == args.tagger.resolve():
+        print("encotag train: calibrate: --out must differ from --tagger", file=sys.stderr)
+        return 2
+    tinfo = json.loads((args.tagger / "tagger.json").read_text(encoding="utf-8"))
+    model = Tagger(from_dict(TaggerConfig, tinfo["tagger_cfg"]))
+    model.load_state_dict(load_file(str(args.tagger / "tagger.safetensors")), strict=True)
+    train, held, table, _ = prepare_features(args)
+    if train is None or held is None or table is None:
+        print(
+            "encotag train: calibrate: needs --codec and a corpus with train and held-out clips",
+            file=sys.stderr,
+        )
+        return 2
+    student, teacher = _segment_logits(model, train, table, args.max_segments)
+    fit = fit_label_offsets(student, teacher, [names.index(w) for w in wanted])
+    model.load_state_dict(apply_offsets(model.state_dict(), fit), strict=True)
+    per_clip = bool(getattr(args, "per_clip", False))
+    metrics = evaluate_student(
+        model, train, held, table, augs=(0,), min_pos_trusted=5 if per_clip else 3, segments=per_clip
+    )
+    record = dataclasses.asdict(fit) | {"label_names": wanted, "from": str(args.tagger)}
+    info = dict(tinfo) | {
+        "metrics": metrics,
+        "calibration": record | {"command": command_line(args)},
+    }
+    save_tagger_dir(args.out, model, info)
+    shown = {k: v for k, v in metrics.items() if not isinstance(v, list)}
+    print(json.dumps({"calibration": record, "metrics": shown}, indent=1))
+    return 0
