@@ -252,3 +252,16 @@ def test_per_clip_tagger_command(tiny_codec_pack: Path, tmp_path: Path) -> None:
     assert main(["train", "pack", "--codec", str(codec_pack), "--tagger", str(cal), "--out", str(pack2)]) == 0
     prov2 = json.loads((pack2 / "manifest.json").read_text(encoding="utf-8"))["provenance"]
     assert prov2["tagger"]["calibration"]["offsets"] == record["offsets"]
+    # the weighted mean of the trained tagger and the calibrated one: a pack and a training folder are both
+    # accepted; only the head's bias differs between them, so that is all the mean moves
+    avg = tmp_path / "tagger_avg"
+    feats = ["--per-clip", "--corpus", str(tmp_path / "c"), "--codec", str(tiny_codec_pack)]
+    feats += ["--teacher", str(teacher), "--out", str(avg)]
+    assert main(["train", "average", *feats, "--tagger", str(pack2), "--tagger", str(out)]) == 0
+    assert main(["train", "average", *feats, "--tagger", str(out)]) == 2  # one tagger is no average
+    mean = load_file(str(avg / "tagger.safetensors"))
+    assert torch.allclose(
+        mean["net.classifier.5.bias"], (before["net.classifier.5.bias"] + after["net.classifier.5.bias"]) / 2
+    )
+    record = json.loads((avg / "tagger.json").read_text(encoding="utf-8"))["average"]
+    assert record["weights"] == [0.5, 0.5] and record["from"] == [str(pack2), str(out)]

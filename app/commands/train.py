@@ -89,6 +89,18 @@ def register(sub: Any) -> None:
     b.add_argument("--labels", default="Speech,Music", help="comma list of AudioSet label names")
     b.add_argument("--max-segments", type=int, default=40000, help="evenly spaced training segments used")
 
+    a = tsub.add_parser("average", help="the weighted mean of trained taggers of one lineage (a model soup)")
+    _common(a)
+    _feature_args(a)
+    a.add_argument(
+        "--tagger",
+        required=True,
+        type=Path,
+        action="append",
+        help="tagger folder or pack (repeat: 2 or more)",
+    )
+    a.add_argument("--weights", default="", help="comma list, one per --tagger (default: equal)")
+
     k = tsub.add_parser("pack", help="assemble a model pack from a trained codec and tagger")
     k.add_argument("--codec", required=True, type=Path)
     k.add_argument("--tagger", required=True, type=Path)
@@ -100,7 +112,7 @@ def register(sub: Any) -> None:
     k.add_argument(
         "--half", action="store_true", help="store the tagger's weights as float16 (room for a wider tagger)"
     )
-    for q in (c, f, t, b, k):
+    for q in (c, f, t, b, a, k):
         q.set_defaults(func=run)
 
 
@@ -177,6 +189,10 @@ def run(args: argparse.Namespace) -> int:
         if args.what == "features":
             prepare_features(args)
             return 0
+        if args.what == "average":
+            from app.commands.train_average import run_average
+
+            return run_average(args)
         if args.what == "calibrate":
             from app.commands.train_calibrate import run_calibrate
 

@@ -40,15 +40,12 @@ def _segment_logits(
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from safetensors.torch import load_file
-
     from app.commands.train_data import command_line
     from app.commands.train_tagger import prepare_features
-    from models.config import TaggerConfig, from_dict
     from models.nets.tagger import Tagger
     from models.resources import audioset_labels
     from models.training.calibrate import apply_offsets, fit_label_offsets
-    from models.training.outputs import save_tagger_dir
+    from models.training.outputs import load_tagger_dir, save_tagger_dir
     from models.training.student_eval import evaluate_student
 
     names = list(audioset_labels())
@@ -60,9 +57,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if args.out.resolve() == args.tagger.resolve():
         print("encotag train: calibrate: --out must differ from --tagger", file=sys.stderr)
         return 2
-    tinfo = json.loads((args.tagger / "tagger.json").read_text(encoding="utf-8"))
-    model = Tagger(from_dict(TaggerConfig, tinfo["tagger_cfg"]))
-    model.load_state_dict(load_file(str(args.tagger / "tagger.safetensors")), strict=True)
+    cfg, state, tinfo = load_tagger_dir(args.tagger)
+    model = Tagger(cfg)
+    model.load_state_dict(state, strict=True)
     train, held, table, _ = prepare_features(args)
     if train is None or held is None or table is None:
         print(

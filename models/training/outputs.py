@@ -58,6 +58,36 @@ def load_codec_dir(path: Path) -> tuple[CodecConfig, dict[str, Tensor], dict[str
     return cfg, load_file(str(Path(path) / "codec.safetensors")), info
 
 
+def load_tagger_dir(path: Path) -> tuple[TaggerConfig, dict[str, Tensor], dict[str, Any]]:
+    """(config, float32 state, info) of a tagger training folder (``tagger.json``) or of the tagger of a
+    model pack (``manifest.json``, verified by :func:`models.packs.pack.load_pack`; info = its provenance's
+    ``tagger`` part with ``tagger_cfg``)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if (path / "tagger.json").is_file():
+        info = json.loads((path / "tagger.json").read_text(encoding="utf-8"))
+        state = load_file(str(path / "tagger.safetensors"))
+        return (
+            from_dict(TaggerConfig, info["tagger_cfg"]),
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()},
+            info,
+        )
+    if (path / "manifest.json").is_file():
+        from models.packs.pack import load_pack
+
+        pack = load_pack(path)
+        assert pack.tagger_state is not None  # loaded in full, not tagging_only
+        prov = pack.info.provenance if isinstance(pack.info.provenance, dict) else {}
+        info = dict(prov.get("tagger") or {}) | {"tagger_cfg": to_dict(pack.tagger_cfg)}
+        return (
+            pack.tagger_cfg,
+            {k: v.float() if v.is_floating_point() else v for k, v in pack.tagger_state.items()},
+            info,
+        )
+    raise FileNotFoundError(f"{path}: no tagger.json or manifest.json")
+
+
 def assemble_pack(
     codec_dir: Path,
     tagger_dir: Path,
@@ -103,6 +133,7 @@ def assemble_pack(
                 "command",
                 "selection",
                 "calibration",
+                "average",
             )
         },
         "tagger_metrics": metrics,
