@@ -252,6 +252,9 @@ def test_per_clip_tagger_command(tiny_codec_pack: Path, tmp_path: Path) -> None:
     assert main(["train", "pack", "--codec", str(codec_pack), "--tagger", str(cal), "--out", str(pack2)]) == 0
     prov2 = json.loads((pack2 / "manifest.json").read_text(encoding="utf-8"))["provenance"]
     assert prov2["tagger"]["calibration"]["offsets"] == record["offsets"]
+    assert "Label logit offsets fitted on training segments" in (pack2 / "README.md").read_text(
+        encoding="utf-8"
+    )
     # the weighted mean of the trained tagger and the calibrated one: a pack and a training folder are both
     # accepted; only the head's bias differs between them, so that is all the mean moves
     avg = tmp_path / "tagger_avg"

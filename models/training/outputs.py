@@ -246,7 +246,7 @@ Trusted labels: {n_trusted} of 527 ({provenance.get("trusted_rule")}); the app g
 
 ## Reproduce
 See `docs/TRAINING.md`: `encotag train codec`, `encotag train tagger`, `encotag train pack`.
-"""
+{_derived_tagger_text(provenance.get("tagger") or {})}"""
     tmp = Path(pack_dir) / "README.md.tmp"
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(Path(pack_dir) / "README.md")
@@ -267,3 +267,23 @@ def save_tagger_dir(out: Path, model: Any, info: dict[str, Any]) -> None:
 
 def tagger_cfg_of(dcfg: DistillConfig) -> dict[str, Any]:
     return to_dict(TaggerConfig(width=dcfg.width, frontend=dcfg.frontend))  # type: ignore[arg-type]
+
+
+def _derived_tagger_text(tagger: dict[str, Any]) -> str:
+    """README lines for a tagger made from others (``train average``, ``train calibrate``), or nothing."""
+    lines = []
+    avg = tagger.get("average")
+    if isinstance(avg, dict):
+        parts = ", ".join(
+            f"`{f}` × {w:.2f}" for f, w in zip(avg.get("from", []), avg.get("weights", []), strict=False)
+        )
+        lines.append(
+            f"The tagger is the weighted mean of trained taggers (`encotag train average`): {parts}."
+        )
+    cal = tagger.get("calibration")
+    if isinstance(cal, dict):
+        offs = ", ".join(
+            f"{n} {v:+.2f}" for n, v in zip(cal.get("label_names", []), cal.get("offsets", []), strict=False)
+        )
+        lines.append(f"Label logit offsets fitted on training segments (`encotag train calibrate`): {offs}.")
+    return "\n".join(lines) + ("\n" if lines else "")
