@@ -34,7 +34,8 @@ def test_weighted_mean_of_two_taggers() -> None:
             assert torch.equal(v, b[k]), k  # integer buffers come from the last state
     model = Tagger(TaggerConfig(width=0.1, frontend="latent_direct"))
     model.load_state_dict(mean, strict=True)  # a loadable state of the same network
-    assert torch.equal(average_states([a, a], [0.5, 0.5])["net.classifier.5.bias"], a["net.classifier.5.bias"])
+    same = average_states([a, a], [0.5, 0.5])
+    assert torch.equal(same["net.classifier.5.bias"], a["net.classifier.5.bias"])
 
 
 def test_mismatches_are_refused() -> None:
