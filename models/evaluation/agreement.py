@@ -12,9 +12,10 @@ shared probe sets. Teacher labels: teacher probability ≥ 0.5. Per source and o
 - per class (overall only): each scored class's AP, positives and the source holding most of them.
 
 The **broad held-out set** is the corpus ``val`` split alone (sources ``corpus:*``): recordings held out
-by recording from every corpus source (their augmented copies, sources ``*+aug``, are left out: they
-would count the same recording up to three times; so are mixtures, origin ``mixture``, whose parts are
-drawn across sources and may be training recordings), scored over all classes with ≥ 5 teacher positives,
+by recording from every corpus source (their augmented copies and event trains, sources ``*+aug`` and
+``*+train``, are left out: they would count the same recording several times; so are mixtures, origin
+``mixture``, whose parts are drawn across sources and may be training recordings), scored over all
+classes with ≥ 5 teacher positives,
 with its own per-class APs (``Agreement.broad``, ``Agreement.broad_per_class``).
 """
 
@@ -35,7 +36,10 @@ THRESHOLD = 0.5
 MIN_POSITIVES = 5
 SPEECH, MUSIC = 0, 137  # AudioSet indices of "Speech" and "Music"
 BROAD_PREFIX = "corpus:"
-AUGMENTED_SUFFIX = "+aug"  # corpus sources of augmented copies (corpus_stretch): not scored twice
+DERIVED_SUFFIXES = (
+    "+aug",
+    "+train",
+)  # corpus sources derived from recordings (corpus_stretch): not scored twice
 MIXTURE_ORIGIN = "mixture"  # corpus mixtures (corpus_render): their parts may be training recordings
 
 
@@ -102,7 +106,7 @@ def heldout_clips(
             r
             for r in rows
             if (r.get("split") or "").strip().lower() in ("val", "valid", "validation")
-            and not (r.get("source") or "").endswith(AUGMENTED_SUFFIX)  # copies of held-out recordings
+            and not (r.get("source") or "").endswith(DERIVED_SUFFIXES)  # copies of held-out recordings
             and (r.get("origin") or "") != MIXTURE_ORIGIN  # parts drawn across sources: not held out
         ]
         val.sort(key=lambda r: r.get("clip") or r.get("file") or r.get("path") or "")

@@ -28,6 +28,7 @@ from models.training.corpus_sources import (
 )
 from models.training.corpus_stretch import split_for, strong_augment
 from models.training.corpus_synth import SYNTH_LICENCE
+from models.training.corpus_trains import render_train
 
 SR = 24000
 MIN_LAST_S = 3.0
@@ -81,6 +82,9 @@ def render_spec(spec: dict[str, Any], source: str, uid: str, seed: int) -> Piece
             parts.append(_trim(load_mono(p)))
             parts.append(np.zeros(int(rng.uniform(0.1, 0.8) * SR), np.float32))
         return np.concatenate(parts), {"files": spec["paths"]}, spec["licence"]
+    if kind == "train":  # real events re-timed into the rhythm of their activity (corpus_trains)
+        x, p = render_train(spec, SR, rng, load_mono)
+        return x, p, spec["licence"]
     if kind == "dsp":
         x, p = synth.dsp_signal(synth.DSP_KINDS[spec["index"] % len(synth.DSP_KINDS)], 20.0, SR, rng)
         return x, p, SYNTH_LICENCE["dsp"]

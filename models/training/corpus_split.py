@@ -1,15 +1,15 @@
 """Held-out recordings in every source (``encotag corpus resplit``, and every manifest the builder writes).
 
-The split is drawn per recording by a stable hash (:func:`models.training.corpus_stretch.split_for`: 12 %
-of the real recordings, 5 % of the rest), so a source of a few recordings can end up with none held out,
-and the broad held-out set then says nothing about it. :func:`cover_every_source` moves one recording of
-each such source (of two or more recordings) to ``val``: the one with the smallest stable hash, with all
-its clips and augmented copies (``<source>+aug``, same unit id before ``~``). A mixture is a training clip
-only while none of its parts is a held-out recording: training mixtures holding a part of a ``val``
-recording are left out of the manifest (they stay in the journal). The rule is deterministic, so a
-rebuild writes the same manifest. A recording once held out stays held out (``keep_val``: the builder
-passes the clips of its previous manifest's ``val`` split), so growing a corpus never moves a held-out
-recording back into training when a new recording of its source is drawn for ``val``.
+The split is drawn per recording by a stable hash (:func:`models.training.corpus_stretch.split_for`: 12 % of
+the real recordings, 5 % of the rest), so a source of a few recordings can end up with none held out, and
+the broad held-out set then says nothing about it. :func:`cover_every_source` moves one recording of each
+such source (of two or more recordings) to ``val``: the one with the smallest stable hash, with all its
+clips and derived copies (``<source>+aug``, ``<source>+train``, same unit id before ``~``). A mixture is a
+training clip only while none of its parts is a held-out recording: training mixtures holding a part of a
+``val`` recording are left out of the manifest (they stay in the journal). The rule is deterministic, so a
+rebuild writes the same manifest. A recording once held out stays held out (``keep_val``: the builder passes
+the clips of its previous manifest's ``val`` split), so growing a corpus never moves a held-out recording
+back into training when a new recording of its source is drawn for ``val``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from models.training.corpus_sources import stable_hash
 
 AUG_SUFFIX = "+aug"
+DERIVED_SUFFIXES = (AUG_SUFFIX, "+train")  # copies of a recording: augmented, or its events re-timed
 MIXTURE = "mixture"
 
 
@@ -36,9 +37,12 @@ def _params(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def recording_of(row: dict[str, Any]) -> tuple[str, str]:
-    """(source without ``+aug``, unit id without the copy suffix) of a non-mixture row."""
+    """(source without ``+aug`` / ``+train``, unit id without the copy suffix) of a non-mixture row."""
     unit = str(_params(row).get("unit") or row["clip"])
-    return str(row["source"]).removesuffix(AUG_SUFFIX), unit.split("~")[0]
+    source = str(row["source"])
+    for suffix in DERIVED_SUFFIXES:
+        source = source.removesuffix(suffix)
+    return source, unit.split("~")[0]
 
 
 def files_of(row: dict[str, Any]) -> set[str]:

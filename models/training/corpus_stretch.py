@@ -10,6 +10,8 @@ Two kinds of derived sources, both built from the real-recording sources of
 - ``mix-real-events`` (real events over real ambiences, 0-20 dB SNR) and ``mix-speech-ambience`` (speech
   over real ambiences, 0-20 dB): only units of training recordings are drawn, and the mixture is always
   ``train``, so nothing of the held-out recordings leaks into training.
+- ``<source>+train`` (:mod:`models.training.corpus_trains`): the short events of a source whose class
+  lives in its rhythm (key strokes) re-timed into that rhythm, keeping the split of their recording.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import soxr
 from models.training import augment as aug
 from models.training.corpus_sources import Source, Unit, stable_hash, unit_rng
 from models.training.corpus_synth import mix_unit
+from models.training.corpus_trains import EVENT_TRAINS, TRAIN_COPIES, train_source
 
 VAL_PERCENT = 5  # every other source, as in the first edition
 VAL_PERCENT_REAL = 12  # real recordings: a larger held-out share, so the broad held-out set covers classes
@@ -116,9 +119,11 @@ def mix_source(
 
 
 def stretch_sources(srcs: list[Source], copies: int) -> list[Source]:
-    """The ``+aug`` copies of every real source in ``srcs`` and the two real-ambience mixtures."""
+    """The ``+aug`` copies of every real source in ``srcs``, the ``+train`` event trains of those with a
+    :data:`~models.training.corpus_trains.EVENT_TRAINS` style, and the two real-ambience mixtures."""
     real = [s for s in srcs if is_real(s)]
     out = [variant_source(s, copies) for s in real] if copies > 0 else []
+    out += [train_source(s, EVENT_TRAINS[s.name], TRAIN_COPIES) for s in real if s.name in EVENT_TRAINS]
     events = [s for s in real if s.domain == "environment" and s.name not in AMBIENCE]
     amb = [s for s in real if s.name in AMBIENCE]
     speech = [s for s in srcs if s.name in SPEECH_FG]
