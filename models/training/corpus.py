@@ -63,9 +63,13 @@ class BuildOptions:
 
 
 def corpus_sources(opts: BuildOptions) -> list[Source]:
-    """Every source this build can draw from: the built-in ones, the repository snapshots under
+    """Every source this build can draw from: the built-in ones (with the Debian archives, extracted into
+    ``out_dir/archives``), the repository snapshots under
     ``opts.snapshots`` and, with ``opts.stretch``, their augmented copies and real-ambience mixtures."""
+    from models.training.corpus_archives import ARCHIVES, archive_source
+
     srcs = all_sources(opts.shared_root, opts.mix)
+    srcs += [archive_source(a, opts.out_dir / "archives") for a in ARCHIVES]
     if opts.snapshots is not None:
         from models.training.corpus_snapshots import snapshot_sources
         from models.training.corpus_stretch import stretch_sources
