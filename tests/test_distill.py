@@ -20,6 +20,8 @@ from models.training.distill import (
     DistillData,
     build_student,
     latent_from_codes,
+    mask_latent,
+    same_config,
     train_tagger,
 )
 from models.training.losses import distillation_loss
@@ -142,6 +144,38 @@ def test_distillation_learns_and_resumes(tmp_path: Path, frontend: str) -> None:
     resumed = train_tagger(dcfg, data, table, tmp_path / "split")
     for (k, a), (_, b) in zip(model.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
+
+
+def test_latent_masking_spans_and_channels() -> None:
+    x = torch.randn(6, 12, 40)
+    keep = x.clone()
+    mean = x.mean(dim=2)
+    assert torch.equal(mask_latent(x, np.random.default_rng(0), 0.0, 0.0), x)
+    out = mask_latent(x, np.random.default_rng(0), 0.25, 0.0)
+    assert torch.equal(x, keep)  # the input is left as it was
+    for i in range(6):
+        changed = (out[i] != x[i]).any(dim=0)  # frames that were replaced
+        idx = torch.nonzero(changed).flatten()
+        assert len(idx) <= 10  # at most a quarter of the 40 frames ...
+        if len(idx):  # ... in one span, holding the example's time-mean
+            assert int(idx[-1] - idx[0]) + 1 == len(idx)
+            assert torch.allclose(out[i][:, idx], mean[i][:, None].expand(-1, len(idx)))
+    out = mask_latent(x, np.random.default_rng(1), 0.0, 0.5)
+    masked = [int((out[i] != x[i]).any(dim=1).sum()) for i in range(6)]
+    assert max(masked) <= 6 and sum(masked) > 0  # up to half the 12 channels, somewhere
+
+
+def test_masked_distillation_resumes_and_old_checkpoints_still_match(tmp_path: Path) -> None:
+    data, table = _tiny_data()
+    dcfg = DistillConfig(width=0.1, steps=8, batch_size=4, lr=3e-3, log_every=4, mask_time=0.2, mask_chan=0.2)
+    model = train_tagger(dcfg, data, table, tmp_path / "full")
+    train_tagger(dcfg, data, table, tmp_path / "split", max_steps=3)
+    resumed = train_tagger(dcfg, data, table, tmp_path / "split")
+    for (k, a), (_, b) in zip(model.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    old = {k: v for k, v in dataclasses.asdict(DistillConfig()).items() if not k.startswith("mask_")}
+    assert same_config(old, DistillConfig())  # written before the masking fields existed
+    assert not same_config(old, dcfg)
 
 
 def test_teacher_init_copies_matching_tensors() -> None:

@@ -76,6 +76,18 @@ def register(sub: Any) -> None:
         help="weight of a loss pulling the student's mid-level embedding towards the teacher's on each "
         "2-s segment (builds a teacher-embedding cache; 0: off)",
     )
+    t.add_argument(
+        "--mask-time",
+        type=float,
+        default=0.0,
+        help="latent masking: one span of up to this share of the frames",
+    )
+    t.add_argument(
+        "--mask-chan",
+        type=float,
+        default=0.0,
+        help="latent masking: up to this share of the latent's channels",
+    )
     t.add_argument("--eval-augs", default="0,1", help="held-out augmentations pooled for the trusted labels")
     t.add_argument("--init", type=Path, default=None, help="start from a trained tagger folder (warm start)")
     t.add_argument("--no-teacher-init", action="store_true", help="random init even at the teacher's width")

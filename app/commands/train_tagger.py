@@ -306,6 +306,8 @@ def run_tagger(args: argparse.Namespace) -> int:
         beta=args.beta,
         p_short=args.p_short,
         feat_kd=args.feat_kd,
+        mask_time=args.mask_time,
+        mask_chan=args.mask_chan,
         teacher_init=not args.no_teacher_init,
         seed=args.seed,
     )

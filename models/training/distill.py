@@ -51,6 +51,8 @@ class DistillConfig:
     p_segment: float = 1.0  # share of 2-s segment batches (the app analyses 1-s windows)
     p_short: float = 0.0  # share of those segment batches taken from the 1-s segments (short_logits)
     feat_kd: float = 0.0  # weight of the mid-level embedding loss on 2-s segments (seg_emb; 0: off)
+    mask_time: float = 0.0  # latent masking: one span of up to this share of the frames per example (0: off)
+    mask_chan: float = 0.0  # latent masking: up to this share of the latent's channels per example (0: off)
     teacher_init: bool = True
     seed: int = 0
     checkpoint_every_s: float = 180.0
@@ -180,6 +182,32 @@ def _batch(
     return Batch(codes_t, logits_t, emb)
 
 
+def mask_latent(x: Tensor, rng: np.random.Generator, time_share: float, chan_share: float) -> Tensor:
+    """SpecAugment-style masking of a latent batch ``(B, D, T)``: per example, one span of up to
+    ``time_share`` of the frames and a random subset of up to ``chan_share`` of the channels are set to
+    that example's time-mean (a plausible latent, unlike zeros). Returns a new tensor; ``x`` is kept."""
+    b, d, t = x.shape
+    out = x.clone()
+    mean = x.mean(dim=2)  # (B, D)
+    for i in range(b):
+        if time_share > 0:
+            w = int(rng.integers(0, int(time_share * t) + 1))
+            s = int(rng.integers(0, t - w + 1))
+            out[i, :, s : s + w] = mean[i, :, None]
+        if chan_share > 0:
+            k = int(rng.integers(0, int(chan_share * d) + 1))
+            ch = torch.from_numpy(rng.choice(d, size=k, replace=False))
+            out[i, ch, :] = mean[i, ch, None]
+    return out
+
+
+def same_config(saved: dict[str, Any], dcfg: DistillConfig) -> bool:
+    """Whether a checkpoint's ``distill_cfg`` is ``dcfg``; fields added since it was written count at
+    their defaults (so older runs still resume)."""
+    full = dataclasses.asdict(DistillConfig()) | dict(saved)
+    return full == dataclasses.asdict(dcfg)
+
+
 def embedding_scale(dcfg: DistillConfig, data: DistillData, n_mid: int, size: int) -> Tensor | None:
     """Per-dim standard deviation ``(n_mid,)`` of the teacher's mid-level segment embeddings, which
     scales the embedding loss; None when ``dcfg.feat_kd`` is 0. ``size``: the student's embedding size
@@ -226,7 +254,7 @@ def train_tagger(
     step = 0
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        if state["distill_cfg"] != dataclasses.asdict(dcfg):
+        if not same_config(state["distill_cfg"], dcfg):
             raise ValueError(f"{ckpt_path}: checkpoint was made with another configuration")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
@@ -265,6 +293,8 @@ def train_tagger(
             hard = lam[:, None] * hard + (1 - lam[:, None]) * hard[perm]
             if t_emb is not None:
                 t_emb = lam[:, None] * t_emb + (1 - lam[:, None]) * t_emb[perm]
+        if dcfg.mask_time > 0 or dcfg.mask_chan > 0:
+            x = mask_latent(x, rng, dcfg.mask_time, dcfg.mask_chan)
         out = model(x)
         loss = distillation_loss(out.logits, probs, hard, beta=dcfg.beta, tau=dcfg.tau)
         feat = None
