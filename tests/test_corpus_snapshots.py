@@ -97,7 +97,16 @@ def test_licence_tables_and_normalisation(tmp_path: Path) -> None:
         normalise_licence("CC BY-SA") == "CC-BY-SA" and normalise_licence("Public Domain") == "public-domain"
     )
     assert normalise_licence("CC 0") == "CC0-1.0"
-    for ok in ("CC0-1.0", "CC-BY-3.0", "CC-BY-SA-3.0/4.0", "CC-BY/CC0", "public-domain", "GPL-2+"):
+    for ok in (
+        "CC0-1.0",
+        "CC-BY-3.0",
+        "CC-BY-SA-3.0/4.0",
+        "CC-BY/CC0",
+        "public-domain",
+        "GPL-2+",
+        "LGPL-2.1",
+        "GPL-3.0",
+    ):
         assert usable_licence(ok), ok
     for bad in ("", "CC-BY-NC-3.0", "CC-BY-ND-4.0", "Sampling Plus 1.0", "Pixabay"):
         assert not usable_licence(bad), bad

@@ -34,7 +34,7 @@ from models.training.snapshot_extract import read_snapshot
 from models.training.snapshot_licences import LICENCE_DIR, csv_licence, read_licence_csv
 
 FORBIDDEN_ND = re.compile(r"(^|[-_ ])ND([-_ ]|$)|no.?deriv", re.IGNORECASE)
-ALLOWED = re.compile(r"^(CC0-1\.0|CC-BY(-SA)?(-\d\.\d)?|public-domain|L?GPL-\d\+?|MIT|BSD)$")
+ALLOWED = re.compile(r"^(CC0-1\.0|CC-BY(-SA)?(-\d\.\d)?|public-domain|L?GPL-\d(\.\d)?\+?|MIT|BSD)$")
 FREESOUND_LINK = re.compile(r"freesound\.org/(?:people/[^/\s)]+/)?sounds/(\d+)")
 FREESOUND_NAME = re.compile(r"^(\d{2,7})__")
 SYNTH_NAMES = (
@@ -183,6 +183,22 @@ SNAPSHOTS: tuple[SnapshotSpec, ...] = (
         r"^micropolis-activity/res/sounds/(beep|boing|bop|bulldozer|chalk|computer|cuckoo|eraser|explosion"
         r"|fire|heavytraffic|honkhonk|ignition|monster|police|quack|rumble|siren|skid|whip|woosh)",
         "GPL-3", "micropolis-activity/COPYING",
+    ),
+    SnapshotSpec(
+        "voxelibre-sfx", "VoxeLibre/VoxeLibre", "environment", r"^mods/",
+        licence_csv="VoxeLibre+VoxeLibre.csv",
+    ),
+    SnapshotSpec(
+        "minetest-game-sfx", "minetest/minetest_game", "environment", r"^mods/",
+        licence_csv="minetest+minetest_game.csv",
+    ),
+    SnapshotSpec("weresax", "sfzinstruments/karoryfer.weresax", "music", r"^Samples/", "CC0-1.0", "LICENSE"),
+    SnapshotSpec(
+        "horse-pulse", "sfzinstruments/Karoryfer.HorsePulse", "music", r"^Samples/", "CC0-1.0", "LICENSE",
+    ),
+    SnapshotSpec(
+        "splendid-piano", "sfzinstruments/SplendidGrandPiano", "music", r"^Samples/",
+        "public-domain", "README.md",
     ),
 )  # fmt: skip
 
