@@ -192,13 +192,16 @@ SNAPSHOTS: tuple[SnapshotSpec, ...] = (
         "minetest-game-sfx", "minetest/minetest_game", "environment", r"^mods/",
         licence_csv="minetest+minetest_game.csv",
     ),
-    SnapshotSpec("weresax", "sfzinstruments/karoryfer.weresax", "music", r"^Samples/", "CC0-1.0", "LICENSE"),
     SnapshotSpec(
         "horse-pulse", "sfzinstruments/Karoryfer.HorsePulse", "music", r"^Samples/", "CC0-1.0", "LICENSE",
     ),
     SnapshotSpec(
         "splendid-piano", "sfzinstruments/SplendidGrandPiano", "music", r"^Samples/",
         "public-domain", "README.md",
+    ),
+    SnapshotSpec(
+        "black-green-guitars", "kmturley/karoryfer.black-and-green-guitars", "music", r"^Samples/",
+        "CC0-1.0", "LICENSE", r"/(rel|fb)/",
     ),
 )  # fmt: skip
 
