@@ -203,6 +203,18 @@ SNAPSHOTS: tuple[SnapshotSpec, ...] = (
         "black-green-guitars", "kmturley/karoryfer.black-and-green-guitars", "music", r"^Samples/",
         "CC0-1.0", "LICENSE", r"/(rel|fb)/",
     ),
+    SnapshotSpec(
+        "doggy-daycare", "gheja/doggy-daycare", "environment", r"^src/assets/sounds/",
+        licence_csv="gheja+doggy-daycare.csv",
+    ),
+    SnapshotSpec(
+        "max-audio-samples", "IBM/MAX-Audio-Classifier", "environment", r"^samples/",
+        licence_csv="IBM+MAX-Audio-Classifier.csv",
+    ),
+    SnapshotSpec(
+        "bird-whizz", "goldfinch-greenfinch/bird-whizz", "environment", r"^assets/audio/",
+        licence_csv="goldfinch-greenfinch+bird-whizz.csv",
+    ),
 )  # fmt: skip
 
 
