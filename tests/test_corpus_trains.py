@@ -101,11 +101,12 @@ def test_stretch_adds_trains_only_for_sources_with_a_style() -> None:
 
 @pytest.fixture
 def key_snapshot(tmp_path: Path) -> Path:
-    """A snapshot folder of a keyboard: 30 key presses and releases (short decaying clicks)."""
+    """A snapshot folder of a keyboard: 45 key presses and releases (short decaying clicks: two packed
+    units and more, so the every-source rule has a recording to hold out)."""
     root = tmp_path / "snapshots"
     folder = root / "owner+keys"
     (folder / "wav").mkdir(parents=True)
-    for i in range(30):
+    for i in range(45):
         sf.write(folder / "wav" / f"{i:02x}-0.wav", _click(4000, 1500.0 + 50 * i), SR)
         sf.write(folder / "wav" / f"{i:02x}-1.wav", _click(2000, 2500.0 + 50 * i), SR)
     (folder / "LICENSE").write_text("GPL-2\n", encoding="utf-8")
@@ -142,10 +143,17 @@ def test_tiny_build_renders_event_trains_beside_their_recordings(key_snapshot: P
     trains = [r for r in rows if r["source"] == "keys+train"]
     assert trains and {r["source"] for r in rows} == {"keys", "keys+train"}
     split_of = {recording_of(r): r["split"] for r in rows if r["source"] == "keys"}
+    # a packed unit whose audio is too short for one clip gives no rows (the journal says so), while its
+    # 30-s trains are rendered: those keep the split their recording's hash gives, not checkable here
+    journal = [json.loads(line) for line in (out / "journal.jsonl").read_text(encoding="utf-8").splitlines()]
+    dropped = {("keys", j["uid"]) for j in journal if j["source"] == "keys" and not j["rows"]}
+    assert any(recording_of(r) in split_of for r in trains)
     for r in trains:
         p = json.loads(r["params"])
         assert r["licence"] == "GPL-2|owner/keys:LICENSE" and r["origin"] == "owner/keys@" + "a" * 12
         assert p["train"]["strikes"] > 20 and all(f.endswith(".wav") for f in p["files"])
+        if recording_of(r) in dropped:
+            continue
         assert r["split"] == split_of[recording_of(r)]
         x, sr = sf.read(out / r["clip"])
         assert sr == SR and len(x) == 10 * SR and np.abs(x).max() > 0.01
