@@ -88,6 +88,14 @@ def register(sub: Any) -> None:
         default=0.0,
         help="latent masking: up to this share of the latent's channels",
     )
+    t.add_argument(
+        "--rank-kd",
+        type=float,
+        default=0.0,
+        help="weight of a listwise loss asking for the teacher's order of the classes within each segment "
+        "(softmax KL; 0: off)",
+    )
+    t.add_argument("--rank-tau", type=float, default=1.0, help="temperature of the --rank-kd softmax")
     t.add_argument("--eval-augs", default="0,1", help="held-out augmentations pooled for the trusted labels")
     t.add_argument("--init", type=Path, default=None, help="start from a trained tagger folder (warm start)")
     t.add_argument("--no-teacher-init", action="store_true", help="random init even at the teacher's width")

@@ -308,6 +308,8 @@ def run_tagger(args: argparse.Namespace) -> int:
         feat_kd=args.feat_kd,
         mask_time=args.mask_time,
         mask_chan=args.mask_chan,
+        rank_kd=args.rank_kd,
+        rank_tau=args.rank_tau,
         teacher_init=not args.no_teacher_init,
         seed=args.seed,
     )

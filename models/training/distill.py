@@ -26,7 +26,7 @@ from torch import Tensor
 
 from models.config import TaggerConfig
 from models.training.checkpoint import load_checkpoint, report_step, restore_rng, rng_state, save_checkpoint
-from models.training.losses import distillation_loss
+from models.training.losses import distillation_loss, listwise_kd
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class DistillConfig:
     feat_kd: float = 0.0  # weight of the mid-level embedding loss on 2-s segments (seg_emb; 0: off)
     mask_time: float = 0.0  # latent masking: one span of up to this share of the frames per example (0: off)
     mask_chan: float = 0.0  # latent masking: up to this share of the latent's channels per example (0: off)
+    rank_kd: float = 0.0  # weight of the listwise (softmax over classes) KD term (0: off)
+    rank_tau: float = 1.0  # its temperature on the teacher's and the student's logits
     teacher_init: bool = True
     seed: int = 0
     checkpoint_every_s: float = 180.0
@@ -284,6 +286,7 @@ def train_tagger(
         x = latent_from_codes(codes, table)
         probs = torch.sigmoid(t_logits / dcfg.tau)
         hard = (torch.sigmoid(t_logits) >= THRESHOLD).float()
+        order = torch.softmax(t_logits / dcfg.rank_tau, dim=-1) if dcfg.rank_kd > 0 else None
         if dcfg.mixup_alpha > 0:
             lam_np = rng.beta(dcfg.mixup_alpha, dcfg.mixup_alpha, len(x)).astype(np.float32)
             lam = torch.from_numpy(np.maximum(lam_np, 1 - lam_np))
@@ -291,12 +294,18 @@ def train_tagger(
             x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
             probs = lam[:, None] * probs + (1 - lam[:, None]) * probs[perm]
             hard = lam[:, None] * hard + (1 - lam[:, None]) * hard[perm]
+            if order is not None:
+                order = lam[:, None] * order + (1 - lam[:, None]) * order[perm]
             if t_emb is not None:
                 t_emb = lam[:, None] * t_emb + (1 - lam[:, None]) * t_emb[perm]
         if dcfg.mask_time > 0 or dcfg.mask_chan > 0:
             x = mask_latent(x, rng, dcfg.mask_time, dcfg.mask_chan)
         out = model(x)
         loss = distillation_loss(out.logits, probs, hard, beta=dcfg.beta, tau=dcfg.tau)
+        rank = None
+        if order is not None:
+            rank = listwise_kd(out.logits, order, dcfg.rank_tau)
+            loss = loss + dcfg.rank_kd * rank
         feat = None
         if emb_sd is not None and t_emb is not None:
             feat = (((out.embedding[:, :n_mid] - t_emb[:, :n_mid]) / emb_sd) ** 2).mean()
@@ -315,6 +324,8 @@ def train_tagger(
             }
             if feat is not None:
                 rec["feat"] = feat.item()
+            if rank is not None:
+                rec["rank"] = rank.item()
             report_step(log, "tagger", rec, on_log)
         if time.monotonic() - last_save > dcfg.checkpoint_every_s:
             save()

@@ -5,6 +5,8 @@
 - :func:`mel_distance`: the same multi-scale log-mel L1 distance used to *report* codec quality.
 - :func:`si_sdr`: scale-invariant signal-to-distortion ratio in dB.
 - :func:`distillation_loss`: (1-β)·BCE(hard labels) + β·KD(teacher probabilities, τ).
+- :func:`listwise_kd`: KL between the teacher's and the student's softmax over the classes of each example
+  (the order of the classes within a segment, which top-1 and top-5 agreement measure).
 """
 
 from __future__ import annotations
@@ -120,3 +122,18 @@ def distillation_loss(
     hard = F.binary_cross_entropy_with_logits(logits, labels)
     soft = F.binary_cross_entropy_with_logits(logits / tau, teacher_probs) * (tau**2)
     return (1.0 - beta) * hard + beta * soft
+
+
+def listwise_kd(logits: Tensor, target: Tensor, tau: float = 1.0) -> Tensor:
+    """Mean over the batch of ``τ²·KL(target ‖ softmax(logits / τ))``, a scalar.
+
+    ``logits`` ``(B, C)`` float32 are the student's; ``target`` ``(B, C)`` is a distribution over the
+    classes per row (the teacher's ``softmax(teacher_logits / τ)``, or a mixup blend of two such rows).
+    The per-class BCE of :func:`distillation_loss` weighs each class alone, so a student can keep every
+    label's probability close to the teacher's and still rank Music above the teacher's top class on a
+    segment where both are low; this term asks for the teacher's order of the classes within the segment.
+    It is unchanged by adding a constant to a row of logits.
+    """
+    log_q = F.log_softmax(logits / tau, dim=-1)
+    kl = (target * (torch.log(target.clamp_min(1e-12)) - log_q)).sum(dim=-1)
+    return kl.mean() * (tau**2)
