@@ -134,6 +134,4 @@ def listwise_kd(logits: Tensor, target: Tensor, tau: float = 1.0) -> Tensor:
     segment where both are low; this term asks for the teacher's order of the classes within the segment.
     It is unchanged by adding a constant to a row of logits.
     """
-    log_q = F.log_softmax(logits / tau, dim=-1)
-    kl = (target * (torch.log(target.clamp_min(1e-12)) - log_q)).sum(dim=-1)
-    return kl.mean() * (tau**2)
+    return F.kl_div(F.log_softmax(logits / tau, dim=-1), target, reduction="batchmean") * (tau**2)
