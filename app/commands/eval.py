@@ -48,6 +48,12 @@ def register(sub: Any) -> None:
         "--corpus", type=Path, default=REPO_ROOT.parent / "corpus", help="corpus (val split: agreement)"
     )
     p.add_argument("--max-corpus", type=int, default=2000, help="at most this many corpus val clips")
+    p.add_argument(
+        "--drawn-only",
+        action="store_true",
+        help="corpus val clips only of recordings the stable hash draw holds out (held out in every build:"
+        " for packs trained on an earlier build of the corpus)",
+    )
     p.add_argument("--cache", type=Path, help="embedding cache folder (default: <user cache>/eval)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings")
     p.add_argument("--work", type=Path, help="folder for the rendered pitch set and the teacher pack")
@@ -187,7 +193,12 @@ def run(args: argparse.Namespace) -> int:
     if corpus is None:
         notes.append(f"no corpus at {args.corpus}: teacher agreement uses the shared test splits only")
     max_corpus = min(args.max_corpus, QUICK_MAX_CORPUS) if args.quick else args.max_corpus
-    heldout = heldout_clips(tasks, corpus, max_corpus) if teacher_id and packs else []
+    heldout = heldout_clips(tasks, corpus, max_corpus, args.drawn_only) if teacher_id and packs else []
+    if args.drawn_only and corpus is not None:
+        notes.append(
+            "broad held-out set: only the recordings the stable hash draw holds out (--drawn-only), held out"
+            " in every build of the corpus; those held out by the cover-every-source rule are left out"
+        )
 
     cache = EmbeddingCache(None if args.no_cache else (args.cache or cache_dir() / "eval"))
     t0, c0 = time.monotonic(), time.process_time()
