@@ -23,7 +23,7 @@ from models.training.corpus_snapshots import (
     usable_licence,
 )
 from models.training.corpus_stretch import mix_source, split_for, variant_source
-from models.training.snapshot_extract import extract_snapshot, read_snapshot
+from models.training.snapshot_extract import extract_snapshot, read_snapshot, repo_name_of
 from models.training.snapshot_licences import LICENCE_DIR, csv_licence, read_licence_csv
 
 CREDITS = """# Sounds
@@ -224,3 +224,10 @@ def test_tiny_build_from_a_snapshot_records_repo_commit_path_and_licence(
     assert splits["own-amb"] == splits["own-amb+aug"]
     aug_params = json.loads(next(r for r in rows if r["source"] == "own-amb+aug")["params"])
     assert 0.92 <= aug_params["augment"]["speed"] <= 1.08
+
+
+def test_repo_name_of_mirror_paths() -> None:
+    assert repo_name_of(Path("/m/owner+name/repo")) == "owner/name"
+    assert repo_name_of(Path("/m/owner+name/repo/.git")) == "owner/name"  # a work tree's git folder
+    assert repo_name_of(Path("/m/owner+name")) == "owner/name"
+    assert repo_name_of(Path("/m/plain/repo")) == "repo"

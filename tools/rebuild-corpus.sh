@@ -18,8 +18,9 @@ E=${ENCOTAG:-encotag}
 S19=maad-soundscape,relaxing-sounds,lugaru-sfx,opensoundscape-field,regional-weather,ambient-engine,bucklespring-keys,avianz-kiwi,micropolis-sfx
 S21=voxelibre-sfx,minetest-game-sfx,horse-pulse,splendid-piano,black-green-guitars
 S21B=doggy-daycare,max-audio-samples,bird-whizz
+S23=noixer,soundscape-examples,adafruit-sounds
 with_aug() { echo "$1,$(echo "$1" | sed 's/,/+aug,/g')+aug"; }
-later="$(with_aug $S19),$(with_aug $S21),$(with_aug $S21B),bucklespring-keys+train,ufoai-sfx"
+later="$(with_aug $S19),$(with_aug $S21),$(with_aug $S21B),$(with_aug $S23),bucklespring-keys+train,ufoai-sfx"
 # every source that can run here, less the ones added after the third build
 first=$("$E" corpus build --out "$C" --snapshots "$SN" --stretch 2 --mix --list-sources 2>/dev/null |
     awk '$NF == "ok" { print $1 }' | grep -v -x -F -f <(echo "$later" | tr , '\n') | paste -sd,)
@@ -44,3 +45,5 @@ build --stretch 2 --sources "$(with_aug $S21)" --hours 3.2 --max-hours-per-sourc
     --source-cap horse-pulse+aug=0.3 --source-cap splendid-piano+aug=0.4 --source-cap black-green-guitars=0.5 \
     --source-cap black-green-guitars+aug=0.4 --jobs 2
 build --stretch 2 --sources "$(with_aug $S21B)" --hours 1.5 --max-hours-per-source 1 --jobs 2
+# session 23: three small repositories of recordings (noixer, soundscape examples, Adafruit)
+build --stretch 2 --sources "$(with_aug $S23)" --hours 2 --max-hours-per-source 1 --jobs 2

@@ -215,6 +215,17 @@ SNAPSHOTS: tuple[SnapshotSpec, ...] = (
         "bird-whizz", "goldfinch-greenfinch/bird-whizz", "environment", r"^assets/audio/",
         licence_csv="goldfinch-greenfinch+bird-whizz.csv",
     ),
+    SnapshotSpec(
+        "noixer", "abetusk/noixer", "environment", r"^assets/", licence_csv="abetusk+noixer.csv",
+    ),
+    SnapshotSpec(
+        "soundscape-examples", "ddanilov/soundscape", "environment", r"^examples/(rain_and_thunder|river)/",
+        licence_csv="ddanilov+soundscape.csv",
+    ),
+    SnapshotSpec(
+        "adafruit-sounds", "adafruit/Adafruit-Sound-Samples", "environment", r"^(sounds of adafruit|misc)/",
+        "CC0-1.0", "README.md",
+    ),
 )  # fmt: skip
 
 

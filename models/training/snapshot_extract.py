@@ -50,7 +50,10 @@ def _git(git_dir: Path, *args: str, binary: bool = False) -> bytes:
 
 
 def repo_name_of(git_dir: Path) -> str:
-    """``owner/name`` from a mirror path like ``/work/.mirror/owner+name/repo`` (else the folder name)."""
+    """``owner/name`` from a mirror path like ``/work/.mirror/owner+name/repo`` or ``…/owner+name/repo/.git``
+    (else the folder name)."""
+    if git_dir.name == ".git":  # a work tree's git folder: name it after the work tree
+        git_dir = git_dir.parent
     for part in (git_dir.name, git_dir.parent.name):
         if "+" in part:
             owner, _, name = part.partition("+")
