@@ -8,14 +8,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from models.evaluation.agreement import drawn_by_hash, heldout_clips
+from models.evaluation.agreement import heldout_clips
+from models.training.corpus_split import drawn_by_hash
 from models.training.corpus_stretch import split_for
 
 
-def _uid(source: str, real: bool, want: str, start: int = 0) -> str:
-    """The first unit id ``rec-N`` (N ≥ start) whose stable-hash split is ``want``."""
-    n = start
-    while split_for(source, f"rec-{n}", real) != want:
+def _uid(source: str, want_real: str, want_generated: str | None = None) -> str:
+    """The first unit id ``rec-N`` whose stable-hash split is ``want_real`` at the rate of snapshot
+    recordings (and ``want_generated`` at the rate of generated ones, when given)."""
+    n = 0
+    while split_for(source, f"rec-{n}", True) != want_real or (
+        want_generated is not None and split_for(source, f"rec-{n}", False) != want_generated
+    ):
         n += 1
     return f"rec-{n}"
 
@@ -23,16 +27,11 @@ def _uid(source: str, real: bool, want: str, start: int = 0) -> str:
 def test_drawn_only_keeps_hash_drawn_recordings(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     (corpus / "clips").mkdir(parents=True)
-    drawn = _uid("src", True, "val")  # held out by the draw at the 12 % rate of snapshot recordings
-    moved = _uid("src", True, "train")  # held out only by the cover rule in this build
+    drawn = _uid("src", "val")  # held out by the draw at the 12 % rate of snapshot recordings
+    moved = _uid("src", "train")  # held out only by the cover rule in this build
     rows = [("drawn", drawn, "owner/repo@abc"), ("moved", moved, "owner/repo@abc")]
     # a generated (non-snapshot) recording drawn at 12 % but not at 5 % is not drawn
-    n = 0
-    while not (
-        split_for("gen", f"rec-{n}", True) == "val" and split_for("gen", f"rec-{n}", False) == "train"
-    ):
-        n += 1
-    rows.append(("gen", f"rec-{n}", "generated"))
+    rows.append(("gen", _uid("gen", "val", "train"), "generated"))
     lines = ["clip,source,origin,split,params"]
     for name, uid, origin in rows:
         src = "gen" if name == "gen" else "src"

@@ -79,27 +79,14 @@ class Agreement:
     broad_segments_per_class: tuple[ClassAgreement, ...] = ()
 
 
-def drawn_by_hash(row: dict[str, str]) -> bool:
-    """Whether the stable hash draw holds out ``row``'s recording (``corpus_stretch.split_for``), which it
-    does in every build of every corpus edition; recordings held out only by the cover-every-source rule
-    or by a previous manifest (``corpus_split``) depend on the build's history."""
-    from models.training.corpus_split import recording_of
-    from models.training.corpus_stretch import split_for
-
-    try:
-        source, unit = recording_of(row)
-    except KeyError:
-        return False
-    return split_for(source, unit, "@" in (row.get("origin") or "")) == "val"
-
-
 def heldout_clips(
     tasks: list[Task], corpus_dir: Path | None, max_corpus: int | None = None, drawn_only: bool = False
 ) -> list[tuple[Path, str]]:
     """(audio path, source name) of held-out clips: corpus ``val`` rows, then the tasks' ``test`` rows.
 
-    ``drawn_only``: only the corpus recordings that the stable hash draw holds out (:func:`drawn_by_hash`),
-    so a pack trained on an earlier build of the corpus is never scored on its own training recordings.
+    ``drawn_only``: only the corpus recordings that the stable hash draw holds out
+    (``models.training.corpus_split.drawn_by_hash``), so a pack trained on an earlier build of the corpus
+    is never scored on its own training recordings.
 
     A clip shared by two tasks (FSDD digits and speaker) is listed once. The corpus manifest needs a
     ``split`` column and a ``clip``, ``file`` or ``path`` column (relative to the corpus folder or absolute);
@@ -119,6 +106,8 @@ def heldout_clips(
                 exc,
             )
             rows = []
+        from models.training.corpus_split import drawn_by_hash  # the split rules live with the corpus
+
         val = [
             r
             for r in rows

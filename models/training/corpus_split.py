@@ -20,6 +20,7 @@ from collections.abc import Collection
 from typing import Any
 
 from models.training.corpus_sources import stable_hash
+from models.training.corpus_stretch import split_for
 
 AUG_SUFFIX = "+aug"
 DERIVED_SUFFIXES = (AUG_SUFFIX, "+train")  # copies of a recording: augmented, or its events re-timed
@@ -43,6 +44,17 @@ def recording_of(row: dict[str, Any]) -> tuple[str, str]:
     for suffix in DERIVED_SUFFIXES:
         source = source.removesuffix(suffix)
     return source, unit.split("~")[0]
+
+
+def drawn_by_hash(row: dict[str, Any]) -> bool:
+    """Whether the stable hash draw (:func:`split_for`) holds out the recording of ``row`` (a non-mixture
+    manifest row, or a copy of one), which it does in every build of every corpus edition; a recording
+    held out only by :func:`cover_every_source` or ``keep_val`` depends on the build's history."""
+    try:
+        source, unit = recording_of(row)
+    except KeyError:
+        return False
+    return split_for(source, unit, "@" in (row.get("origin") or "")) == "val"
 
 
 def files_of(row: dict[str, Any]) -> set[str]:
