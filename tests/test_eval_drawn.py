@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from models.evaluation.agreement import heldout_clips
-from models.training.corpus_split import drawn_by_hash
+from models.training.corpus_split import drawn_by_hash, drawn_clips
 from models.training.corpus_stretch import split_for
 
 
@@ -24,21 +24,32 @@ def _uid(source: str, want_real: str, want_generated: str | None = None) -> str:
     return f"rec-{n}"
 
 
+def _manifest(
+    corpus: Path, rows: list[tuple[str, str, str, str, str]], n: int = 800, sr: int = 16000
+) -> None:
+    """``corpus/manifest.csv`` and a short tone per row (name, source, unit id, origin, split)."""
+    (corpus / "clips").mkdir(parents=True, exist_ok=True)
+    lines = ["clip,source,origin,split,params"]
+    for name, src, uid, origin, split in rows:
+        x = (0.1 * np.sin(np.arange(n) * 0.05 * (1 + len(lines)))).astype(np.float32)
+        sf.write(corpus / "clips" / f"{name}.flac", x, sr)
+        params = json.dumps({"unit": uid + "~0"}).replace('"', '""')
+        lines.append(f'clips/{name}.flac,{src},{origin},{split},"{params}"')
+    (corpus / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def test_drawn_only_keeps_hash_drawn_recordings(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
-    (corpus / "clips").mkdir(parents=True)
     drawn = _uid("src", "val")  # held out by the draw at the 12 % rate of snapshot recordings
     moved = _uid("src", "train")  # held out only by the cover rule in this build
-    rows = [("drawn", drawn, "owner/repo@abc"), ("moved", moved, "owner/repo@abc")]
     # a generated (non-snapshot) recording drawn at 12 % but not at 5 % is not drawn
-    rows.append(("gen", _uid("gen", "val", "train"), "generated"))
-    lines = ["clip,source,origin,split,params"]
-    for name, uid, origin in rows:
-        src = "gen" if name == "gen" else "src"
-        sf.write(corpus / "clips" / f"{name}.flac", np.zeros(800, np.float32), 16000)
-        params = json.dumps({"unit": uid + "~0"}).replace('"', '""')
-        lines.append(f'clips/{name}.flac,{src},{origin},val,"{params}"')
-    (corpus / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    gen = _uid("gen", "val", "train")
+    rows = [
+        ("drawn", "src", drawn, "owner/repo@abc", "val"),
+        ("moved", "src", moved, "owner/repo@abc", "val"),
+    ]
+    _manifest(corpus, [*rows, ("gen", "gen", gen, "generated", "val")])
+    assert drawn_clips(corpus) == {"clips/drawn.flac"}
 
     everything = heldout_clips([], corpus)
     assert sorted(p.name for p, _ in everything) == ["drawn.flac", "gen.flac", "moved.flac"]
@@ -48,3 +59,46 @@ def test_drawn_only_keeps_hash_drawn_recordings(tmp_path: Path) -> None:
         {"source": "src+aug", "origin": "o@c", "params": json.dumps({"unit": drawn + "~a1"})}
     )
     assert not drawn_by_hash({"source": "src", "origin": "o@c", "params": json.dumps({"unit": moved})})
+
+
+def test_training_scores_only_drawn_recordings(tiny_codec_pack: Path, tmp_path: Path) -> None:
+    """``train tagger --per-clip --drawn-only`` holds out the same recordings but scores its figures and
+    trusted labels only on those the draw holds out; the pack says so in its trusted rule."""
+    from app.cli import main
+    from tests.conftest import require_shared
+
+    teacher = require_shared("teachers", "efficientat_mn04_as")
+    corpus, origin = tmp_path / "c", "owner/repo@abc"
+    rows = [(f"t{i}", "src", f"t{i}", origin, "train") for i in range(2)]
+    rows.append(("drawn", "src", _uid("src", "val"), origin, "val"))
+    rows.append(("moved", "src", _uid("src", "train"), origin, "val"))  # held out by this build only
+    _manifest(corpus, rows, n=240000, sr=24000)
+    feats = [
+        "--per-clip",
+        "--corpus",
+        str(corpus),
+        "--codec",
+        str(tiny_codec_pack),
+        "--teacher",
+        str(teacher),
+    ]
+    out, pack, mean = tmp_path / "tagger", tmp_path / "pack", tmp_path / "mean"
+    train = ["train", "tagger", *feats, "--drawn-only", "--out", str(out), "--steps", "3", "--eval-augs", "0"]
+    assert main(train) == 0
+    data = json.loads((out / "tagger.json").read_text(encoding="utf-8"))["data"]
+    assert data["heldout_clips"] == 1 and data["heldout_drawn_only"] is True
+    assert data["train_clips"] == 2  # the recording held out by this build stays out of training
+    assert (
+        main(["train", "pack", "--codec", str(tiny_codec_pack), "--tagger", str(out), "--out", str(pack)])
+        == 0
+    )
+    rule = json.loads((pack / "manifest.json").read_text(encoding="utf-8"))["provenance"]["trusted_rule"]
+    assert rule.endswith("held-out recordings the stable hash draw holds out")
+    # without the option every held-out recording is scored
+    assert (
+        main(["train", "average", *feats, "--out", str(mean), "--tagger", str(out), "--tagger", str(out)])
+        == 0
+    )
+    averaged = json.loads((mean / "tagger.json").read_text(encoding="utf-8"))
+    assert averaged["data"]["heldout_clips"] == 2 and averaged["data"]["heldout_drawn_only"] is False
+    assert averaged["metrics"]["heldout_segments"] == 10 and averaged["data"]["train_clips"] == 2

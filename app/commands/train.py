@@ -180,6 +180,12 @@ def _feature_args(p: argparse.ArgumentParser) -> None:
         "caches, the corpus val split held out (docs/TRAINING.md, everyday sounds)",
     )
     p.add_argument(
+        "--drawn-only",
+        action="store_true",
+        help="with --per-clip: score held-out figures and trusted labels only on the recordings the stable "
+        "hash draw holds out (held out in every build; docs/EVALUATION.md)",
+    )
+    p.add_argument(
         "--balance",
         type=float,
         default=0.5,

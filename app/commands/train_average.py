@@ -38,7 +38,7 @@ def run_average(args: argparse.Namespace) -> int:
     cfg, _, info = loaded[-1]
     model = Tagger(cfg)
     model.load_state_dict(average_states([s for _, s, _ in loaded], weights), strict=True)
-    train, held, table, _ = prepare_features(args)
+    train, held, table, feats = prepare_features(args)
     if train is None or held is None or table is None:
         print("encotag train: average: needs --codec and train and held-out clips", file=sys.stderr)
         return 2
@@ -52,7 +52,12 @@ def run_average(args: argparse.Namespace) -> int:
         "weights": [w / total for w in weights],
         "command": command_line(args),
     }
-    save_tagger_dir(args.out, model, dict(info) | {"metrics": metrics, "average": record})
+    # the training data are the last tagger's; the held-out set is the one scored here
+    scored = {
+        k: v for k, v in (feats.get("data") or {}).items() if k in ("heldout_clips", "heldout_drawn_only")
+    }
+    data = dict(info.get("data") or {}) | scored
+    save_tagger_dir(args.out, model, dict(info) | {"data": data, "metrics": metrics, "average": record})
     shown = {k: v for k, v in metrics.items() if not isinstance(v, list)}
     print(json.dumps({"average": record, "metrics": shown}, indent=1))
     return 0

@@ -74,6 +74,7 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
 
     from models.nets.tagger import teacher_tagger
     from models.training.corpus_features import build_codes, code_cache_dir, codec_shape, load_distill_data
+    from models.training.corpus_split import drawn_clips
     from models.training.coverage import read_manifest, teacher_segment_logits
     from models.training.distill import codebook_table
     from models.training.features import state_hash
@@ -98,10 +99,16 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     )
     build_codes(corpus, rows, codec, code_dir, progress=_progress("codes", corpus.name), reverse=args.reverse)
     n_q, n_frames = codec_shape(codec)
+    drawn_only = bool(getattr(args, "drawn_only", False))
+    drawn = drawn_clips(corpus) if drawn_only else None
     idx = {
         "train": [i for i, r in enumerate(rows) if r.split == "train"],
-        "held": [i for i, r in enumerate(rows) if r.held_out],
+        "held": [i for i, r in enumerate(rows) if r.held_out and (drawn is None or r.clip in drawn)],
     }
+    if drawn_only and not idx["held"]:
+        raise ValueError(
+            f"{corpus}: --drawn-only: no held-out clip whose recording the stable hash draw holds out"
+        )
     dropped = len(rows) - len(idx["train"]) - len(idx["held"])  # val mixtures: see CorpusRow.held_out
     split = {name: [rows[i] for i in sel] for name, sel in idx.items()}
     out = {}
@@ -120,6 +127,7 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
             "corpus": str(corpus),
             "train_clips": len(split["train"]),
             "heldout_clips": len(split["held"]),
+            "heldout_drawn_only": drawn_only,  # only recordings the stable hash draw holds out
             "val_mixtures_left_out": dropped,
             "train_hours": round(len(split["train"]) * 10 / 3600, 2),
             "weights_max_over_mean": round(wmax, 2),

@@ -14,9 +14,11 @@ back into training when a new recording of its source is drawn for ``val``.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import defaultdict
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from models.training.corpus_sources import stable_hash
@@ -55,6 +57,17 @@ def drawn_by_hash(row: dict[str, Any]) -> bool:
     except KeyError:
         return False
     return split_for(source, unit, "@" in (row.get("origin") or "")) == "val"
+
+
+def drawn_clips(corpus: Path) -> set[str]:
+    """The ``clip`` paths of ``corpus/manifest.csv`` whose recording the stable hash draw holds out
+    (:func:`drawn_by_hash`; mixtures never): the held-out set that is the same in every build."""
+    with (corpus / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        return {
+            str(r["clip"])
+            for r in csv.DictReader(fh)
+            if r.get("clip") and (r.get("origin") or "") != MIXTURE and drawn_by_hash(r)
+        }
 
 
 def files_of(row: dict[str, Any]) -> set[str]:

@@ -141,6 +141,11 @@ def assemble_pack(
         "trusted_rule": (
             "teacher p>=0.5 positives in training >= 20 and held-out AP (student vs teacher labels) >= 0.5 "
             "on >= 5 held-out positives, counted on 2-s segments of held-out recordings"
+            + (
+                " the stable hash draw holds out"
+                if (tinfo.get("data") or {}).get("heldout_drawn_only")
+                else ""
+            )
             if metrics.get("trusted_unit") == "2-s segment"
             else "teacher p>=0.5 positives in training >= 20 and held-out AP (student vs teacher "
             "labels, clean + first augmented copy) >= 0.5"
