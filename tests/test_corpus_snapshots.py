@@ -24,7 +24,7 @@ from models.training.corpus_snapshots import (
 )
 from models.training.corpus_stretch import mix_source, split_for, variant_source
 from models.training.snapshot_extract import extract_snapshot, read_snapshot, repo_name_of
-from models.training.snapshot_licences import LICENCE_DIR, csv_licence, read_licence_csv
+from models.training.snapshot_licences import LICENCE_DIR, cited_files, csv_licence, read_licence_csv
 
 CREDITS = """# Sounds
 
@@ -64,6 +64,7 @@ def bare_repo(tmp_path: Path) -> Path:
     (work / "sfx" / "credits.md").write_text(CREDITS.replace(".ogg", ".wav"), encoding="utf-8")
     (work / "README.md").write_text("Sounds are CC0 unless credited otherwise.\n", encoding="utf-8")
     (work / "main.c").write_text("int main(void) { return 0; }\n", encoding="utf-8")
+    (work / "catalogue.json").write_text('{"forest": "CC0"}\n', encoding="utf-8")
     _git(work, "init", "-q")
     _git(work, "add", ".")
     _git(work, "commit", "-q", "-m", "sounds")
@@ -83,6 +84,12 @@ def test_extract_snapshot_copies_audio_and_licences_only(bare_repo: Path, tmp_pa
     assert doc is not None and doc["commit"] == rep.commit and "amb/forest.wav" in doc["files"]  # type: ignore[operator]
     again = extract_snapshot(bare_repo, root)
     assert again.written == 0 and again.kept == 6
+    assert not (folder / "catalogue.json").exists()  # not licence-like by name
+    cited = extract_snapshot(bare_repo, root, cited={"catalogue.json"})  # named by a licence CSV
+    assert (
+        cited.written == 1
+        and (folder / "catalogue.json").read_text(encoding="utf-8") == '{"forest": "CC0"}\n'
+    )
     (folder / "SNAPSHOT.json").write_text("{not json", encoding="utf-8")
     assert read_snapshot(folder) is None
 
@@ -149,6 +156,7 @@ def test_snapshot_entries_from_a_licence_csv(bare_repo: Path, tmp_path: Path) ->
     assert rows["sfx/banned.wav"].freesound_ids == ("999", "4201")
     assert csv_licence("sfx/dog_bark.wav", rows, frozenset(), {"README.md"}) == ("", "")  # no stating file
     assert read_licence_csv(tmp_path / "absent.csv") == {}
+    assert cited_files(table) == {"sfx/credits.md"} and cited_files(tmp_path / "absent.csv") == set()
     table.write_text("path,licence\nsfx/dog_bark.wav,CC0-1.0\n", encoding="utf-8")
     with pytest.raises(ValueError):
         read_licence_csv(table)

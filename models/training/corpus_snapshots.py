@@ -226,6 +226,14 @@ SNAPSHOTS: tuple[SnapshotSpec, ...] = (
         "adafruit-sounds", "adafruit/Adafruit-Sound-Samples", "environment", r"^(sounds of adafruit|misc)/",
         "CC0-1.0", "README.md",
     ),
+    SnapshotSpec(
+        "ambienzzz", "coldino/AmbienZZZzz", "environment", r"^static/sounds/",
+        licence_csv="coldino+AmbienZZZzz.csv",
+    ),
+    SnapshotSpec(
+        "ambie", "jenius-apps/ambie", "environment", r"^src/AmbientSounds\.Uwp/Assets/Sounds/",
+        licence_csv="jenius-apps+ambie.csv",
+    ),
 )  # fmt: skip
 
 

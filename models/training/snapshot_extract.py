@@ -1,12 +1,12 @@
 """Extract the audio of a public repository snapshot (a bare git directory) into a plain folder.
 
 ``encotag corpus snapshot GIT_DIR --out ROOT`` writes ``ROOT/<owner>+<name>/`` with every audio file and
-every licence-like text file (README, LICENSE, COPYING, credits, sources, ``*.md``/``*.txt``) of the
-snapshot's commit, plus ``SNAPSHOT.json``: repository, commit, the files written and the files whose
-objects are absent from the snapshot (large files often are). Missing objects are skipped, not fatal,
-so a partial snapshot still gives everything it holds. Files are written atomically; a re-run skips
-files already present with the right size. Nothing here executes or unpickles repository content: blobs
-are copied as bytes.
+every licence-like text file (README, LICENSE, COPYING, credits, sources, ``*.md``/``*.txt``, and the
+files the repository's licence CSV cites) of the snapshot's commit, plus ``SNAPSHOT.json``: repository,
+commit, the files written and the files whose objects are absent from the snapshot (large files often
+are). Missing objects are skipped, not fatal, so a partial snapshot still gives everything it holds.
+Files are written atomically; a re-run skips files already present with the right size. Nothing here
+executes or unpickles repository content: blobs are copied as bytes.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.safeio import atomic_write_bytes
 from models.training.corpus_sources import AUDIO_EXT
+from models.training.snapshot_licences import LICENCE_DIR, cited_files
 
 SNAPSHOT_FILE = "SNAPSHOT.json"
 MAX_AUDIO_BYTES = 512 * 1024 * 1024  # one audio file (a snapshot rarely holds more than 4 MB per file)
@@ -74,9 +76,14 @@ def _safe_relpath(path: str) -> bool:
     return bool(path) and not path.startswith("/") and ".." not in parts and all(parts)
 
 
-def extract_snapshot(git_dir: Path, out_root: Path, commit: str = "HEAD", repo: str = "") -> ExtractReport:
-    """Copy the audio and licence files of ``commit`` in ``git_dir`` to ``out_root/<owner>+<name>/``."""
+def extract_snapshot(
+    git_dir: Path, out_root: Path, commit: str = "HEAD", repo: str = "", cited: Collection[str] = ()
+) -> ExtractReport:
+    """Copy the audio and licence files of ``commit`` in ``git_dir`` to ``out_root/<owner>+<name>/``:
+    licence-like names (:func:`wanted`), ``cited`` paths, and the files the repository's committed licence
+    CSV cites (:func:`models.training.snapshot_licences.cited_files`), each at most ``MAX_TEXT_BYTES``."""
     repo = repo or repo_name_of(git_dir)
+    cited = set(cited) | cited_files(LICENCE_DIR / f"{repo.replace('/', '+')}.csv")
     sha = _git(git_dir, "rev-parse", f"{commit}^{{commit}}").decode().strip()
     folder = out_root / repo.replace("/", "+")
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,7 +107,7 @@ def extract_snapshot(git_dir: Path, out_root: Path, commit: str = "HEAD", repo: 
                 missing.append(path)
             continue
         size = int(size_s)
-        if not wanted(path, size):
+        if not (wanted(path, size) or (path in cited and 0 < size <= MAX_TEXT_BYTES)):
             continue
         if obj not in present:
             missing.append(path)

@@ -59,3 +59,10 @@ def csv_licence(
     if any(i in banned for i in row.freesound_ids):
         return "", ""
     return row.licence, row.stated_in
+
+
+def cited_files(path: Path) -> set[str]:
+    """The repository files a licence CSV cites (its ``stated_in`` column; nothing if the CSV is absent):
+    :func:`models.training.snapshot_extract.extract_snapshot` copies them whatever their name, so a
+    licence stated in, say, an app's sound catalogue (``Assets/Data.json``) is in the snapshot."""
+    return {row.stated_in for row in read_licence_csv(path).values() if row.stated_in}
