@@ -7,7 +7,7 @@
 # `encotag corpus snapshot` from the repositories of models/training/corpus_snapshots.py (see
 # docs/CORPUS.md, "Repository snapshots"); the Debian packages of docs/CORPUS.md must be installed.
 # It runs the build commands of docs/CORPUS.md in the order they first ran (the third build, then the
-# growths of sessions 19, 20 and 21), each limited to the sources known when it ran, so the make-up of
+# growths of sessions 19 to 24), each limited to the sources known when it ran, so the make-up of
 # every round matches the documented corpus (not clip for clip: a round's plan depends on the sources and
 # packages found). Resumable: run it again and finished units are skipped.
 set -euo pipefail
@@ -19,8 +19,9 @@ S19=maad-soundscape,relaxing-sounds,lugaru-sfx,opensoundscape-field,regional-wea
 S21=voxelibre-sfx,minetest-game-sfx,horse-pulse,splendid-piano,black-green-guitars
 S21B=doggy-daycare,max-audio-samples,bird-whizz
 S23=noixer,soundscape-examples,adafruit-sounds
+S24=ambienzzz,ambie
 with_aug() { echo "$1,$(echo "$1" | sed 's/,/+aug,/g')+aug"; }
-later="$(with_aug $S19),$(with_aug $S21),$(with_aug $S21B),$(with_aug $S23),bucklespring-keys+train,ufoai-sfx"
+later="$(with_aug $S19),$(with_aug $S21),$(with_aug $S21B),$(with_aug $S23),$(with_aug $S24),bucklespring-keys+train,ufoai-sfx"
 # every source that can run here, less the ones added after the third build
 first=$("$E" corpus build --out "$C" --snapshots "$SN" --stretch 2 --mix --list-sources 2>/dev/null |
     awk '$NF == "ok" { print $1 }' | grep -v -x -F -f <(echo "$later" | tr , '\n') | paste -sd,)
@@ -47,3 +48,5 @@ build --stretch 2 --sources "$(with_aug $S21)" --hours 3.2 --max-hours-per-sourc
 build --stretch 2 --sources "$(with_aug $S21B)" --hours 1.5 --max-hours-per-source 1 --jobs 2
 # session 23: three small repositories of recordings (noixer, soundscape examples, Adafruit)
 build --stretch 2 --sources "$(with_aug $S23)" --hours 2 --max-hours-per-source 1 --jobs 2
+# session 24: two ambient-sound apps with per-file credits (AmbienZZZzz, Ambie)
+build --stretch 2 --sources "$(with_aug $S24)" --hours 1.5 --max-hours-per-source 1 --jobs 2
