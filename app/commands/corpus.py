@@ -48,6 +48,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_snapshot)
     r = sub.add_parser("resplit", help="hold out a recording of every source (rewrites manifest.csv)")
     r.add_argument("corpus", type=Path, help="corpus folder (manifest.csv)")
+    r.add_argument(
+        "--held-out-percent",
+        type=int,
+        default=None,
+        metavar="P",
+        help="instead: hold out recordings whose stable hash %% 100 < P (nests the draw); needs --out",
+    )
+    r.add_argument("--keep-sources", default="", help="sources that keep the draw's share (comma list)")
+    r.add_argument(
+        "--keep-sources-of",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PACK",
+        help="also every source the pack's tagger was trained on (repeatable)",
+    )
+    r.add_argument("--out", type=Path, default=None, help="write the re-split corpus here (links the caches)")
     r.set_defaults(func=run_resplit)
     c = sub.add_parser("coverage", help="teacher class coverage of a corpus, on 2-s segments")
     c.add_argument("corpus", type=Path, help="corpus folder (manifest.csv)")
@@ -224,6 +241,10 @@ def run_resplit(args: argparse.Namespace) -> int:
     if not rows or not {"clip", "source", "split"} <= set(rows[0]):
         print(f"encotag corpus resplit: {manifest}: not a corpus manifest", file=sys.stderr)
         return 2
+    if args.held_out_percent is not None or args.out is not None:
+        from app.commands.corpus_widen import run_widen
+
+        return run_widen(args, rows)
     new, info = cover_every_source(rows)
     before = {r["clip"]: r["split"] for r in rows}
     changed = [r["clip"] for r in new if before[r["clip"]] != r["split"]]

@@ -9,7 +9,8 @@ training clip only while none of its parts is a held-out recording: training mix
 ``val`` recording are left out of the manifest (they stay in the journal). The rule is deterministic, so a
 rebuild writes the same manifest. A recording once held out stays held out (``keep_val``: the builder passes
 the clips of its previous manifest's ``val`` split), so growing a corpus never moves a held-out recording
-back into training when a new recording of its source is drawn for ``val``.
+back into training when a new recording of its source is drawn for ``val``. :func:`widen_held_out` holds out
+a larger share by the same hash (``encotag corpus resplit --held-out-percent P --out DIR``), nesting the draw.
 """
 
 from __future__ import annotations
@@ -121,3 +122,48 @@ def cover_every_source(
             continue
         out.append(r if split[i] == r["split"] else {**r, "split": split[i]})
     return out, {"moved": moved, "mixtures_left_out": dropped}
+
+
+def widen_held_out(
+    rows: list[dict[str, Any]], percent: int, keep_sources: Collection[str] = ()
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``rows`` re-split with a larger held-out share, by the same stable hash as the draw, so the draw's
+    held-out recordings stay held out (``stable_hash("split", source, unit) % 100 < percent`` widens the
+    draw's 12 % or 5 %). Sources in ``keep_sources`` keep the draw's share: the sources a warm-start model
+    was trained on, whose other recordings must stay out of the held-out set. Every other recording is a
+    training recording, including one held out before only by :func:`cover_every_source`; derived copies
+    follow their recording, and training mixtures holding a part of a held-out recording are left out.
+    Returns (new rows, counts: ``recordings``, ``held_out``, ``to_val``, ``to_train``,
+    ``mixtures_left_out``)."""
+    if not 0 <= percent <= 100:
+        raise ValueError(f"held-out percent {percent} is not in 0-100")
+    keep = set(keep_sources)
+
+    def held(r: dict[str, Any]) -> bool:
+        src, uid = recording_of(r)
+        return drawn_by_hash(r) or (src not in keep and stable_hash("split", src, uid) % 100 < percent)
+
+    split = ["" if r.get("origin") == MIXTURE else ("val" if held(r) else "train") for r in rows]
+    held_files: set[str] = set()
+    for r, s in zip(rows, split, strict=True):
+        if s == "val":
+            held_files |= files_of(r)
+    out: list[dict[str, Any]] = []
+    dropped = 0
+    for r, s in zip(rows, split, strict=True):
+        if not s:  # a mixture
+            if r["split"] == "train" and files_of(r) & held_files:
+                dropped += 1
+                continue
+            s = str(r["split"])
+        out.append(r if s == r["split"] else {**r, "split": s})
+    recs = {recording_of(r) for r in rows if r.get("origin") != MIXTURE}
+    held_recs = {recording_of(r) for r, s in zip(rows, split, strict=True) if s == "val"}
+    moved = [(r["split"], s) for r, s in zip(rows, split, strict=True) if s and s != r["split"]]
+    return out, {
+        "recordings": len(recs),
+        "held_out": len(held_recs),
+        "to_val": sum(new == "val" for _, new in moved),
+        "to_train": sum(new == "train" for _, new in moved),
+        "mixtures_left_out": dropped,
+    }

@@ -1,0 +1,91 @@
+"""``encotag corpus resplit CORPUS --held-out-percent P --out DIR``: a re-split copy of a corpus.
+
+The copy shares the audio and the caches of CORPUS through links: ``clips`` and every ``codes-*`` folder are
+linked whole; ``teacher_segments`` is a folder of per-clip links that leaves out every clip whose split
+changed, since a held-out clip caches the teacher's whole-clip logits where a training clip caches the max of
+its segments (they are recomputed on first use). CORPUS itself is not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+
+
+def trained_sources(pack: Path) -> set[str]:
+    """The corpus sources a pack's tagger was distilled on (``provenance.tagger.data["<corpus>/train"]``)."""
+    from models.safeio import read_regular
+
+    manifest = json.loads(read_regular(pack / "manifest.json", MAX_MANIFEST_BYTES))
+    data = ((manifest.get("provenance") or {}).get("tagger") or {}).get("data") or {}
+    out: set[str] = set()
+    for key, val in data.items():
+        if str(key).endswith("/train") and isinstance(val, dict):
+            out |= {str(s) for s in val.get("sources") or ()}
+    if not out:
+        raise ValueError(f"{pack}: the manifest names no training sources of its tagger")
+    return out
+
+
+def _link_caches(src: Path, dst: Path, changed: set[str]) -> int:
+    for name in ["clips", *sorted(p.name for p in src.glob("codes-*") if p.is_dir())]:
+        if (src / name).is_dir() and not (dst / name).exists():
+            os.symlink((src / name).resolve(), dst / name)
+    cache = src / "teacher_segments"
+    n = 0
+    for root, _dirs, files in os.walk(cache):
+        rel = Path(root).relative_to(cache)
+        for f in files:
+            if not f.endswith(".npy") or (rel / f[: -len(".npy")]).as_posix() in changed:
+                continue
+            target = dst / "teacher_segments" / rel / f
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                os.symlink((Path(root) / f).resolve(), target)
+                n += 1
+    return n
+
+
+def run_widen(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
+    from models.safeio import atomic_write_bytes
+    from models.training.corpus_split import widen_held_out
+
+    name = "encotag corpus resplit"
+    if args.held_out_percent is None or args.out is None:
+        print(f"{name}: --held-out-percent and --out go together", file=sys.stderr)
+        return 2
+    out: Path = args.out
+    if out.resolve() == args.corpus.resolve() or (out.exists() and any(out.iterdir())):
+        print(f"{name}: {out}: give a new or empty folder, not the corpus itself", file=sys.stderr)
+        return 2
+    keep = {s.strip() for s in args.keep_sources.split(",") if s.strip()}
+    try:
+        for pack in args.keep_sources_of:
+            keep |= trained_sources(pack)
+        new, info = widen_held_out(rows, args.held_out_percent, keep)
+    except (OSError, ValueError) as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    before = {r["clip"]: r["split"] for r in rows}
+    changed = {r["clip"] for r in new if before[r["clip"]] != r["split"]}
+    out.mkdir(parents=True, exist_ok=True)
+    linked = _link_caches(args.corpus, out, changed)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(new)
+    atomic_write_bytes(out / "manifest.csv", buf.getvalue().encode("utf-8"))
+    print(
+        f"{out}: {info['held_out']} of {info['recordings']} recordings held out "
+        f"({info['to_val']} clips to val, {info['to_train']} to train, {info['mixtures_left_out']} training "
+        f"mixtures left out; {len(keep)} sources keep the draw's share); {linked} teacher-cache links"
+    )
+    return 0
