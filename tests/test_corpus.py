@@ -98,6 +98,16 @@ def test_cli_build_and_bad_source(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert rc == 2 and "unknown source" in capsys.readouterr().err
 
 
+def test_cli_build_short_of_target_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # one source capped far under the target: the build keeps what it made and exits 1 with one line
+    out = tmp_path / "short"
+    args = ["corpus", "build", "--out", str(out), "--sources", "dsp", "--jobs", "1"]
+    rc = cli_main([*args, "--hours", "0.05", "--max-hours-per-source", "0.004"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "short of --hours 0.05" in err
+    assert 0 < len(_manifest(out))
+
+
 def test_evaluation_only_data_never_enters() -> None:
     names = {s.name for s in all_sources(SHARED, mix=True)}
     origins = {s.origin for s in all_sources(SHARED, mix=True)}

@@ -26,7 +26,17 @@ later="$(with_aug $S19),$(with_aug $S21),$(with_aug $S21B),$(with_aug $S23),$(wi
 first=$("$E" corpus build --out "$C" --snapshots "$SN" --stretch 2 --mix --list-sources 2>/dev/null |
     awk '$NF == "ok" { print $1 }' | grep -v -x -F -f <(echo "$later" | tr , '\n') | paste -sd,)
 
-build() { "$E" corpus build --out "$C" --snapshots "$SN" --mix "$@"; }
+# exit status 1: the round ended short of its --hours (a source with fewer files than when it first ran);
+# the later rounds still run, the summary says what was built; any other failure stops the script
+build() {
+    local rc=0
+    "$E" corpus build --out "$C" --snapshots "$SN" --mix "$@" || rc=$?
+    if [[ $rc -eq 1 ]]; then
+        echo "rebuild-corpus: a round ended short of its target hours; going on" >&2
+    elif [[ $rc -ne 0 ]]; then
+        exit "$rc"
+    fi
+}
 # the third build (session 17): three commands
 build --stretch 1 --hours 24 --sources "$first" --max-hours-per-source 1 \
     --domain-weights environment=4,speech=1,music=1 --source-cap berklee=3.5 --source-cap berklee+aug=3 \

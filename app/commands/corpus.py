@@ -162,7 +162,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"encotag corpus: {exc}", file=sys.stderr)
         return 2
-    return 0 if total >= args.hours else 1
+    if total < args.hours:
+        print(
+            f"encotag corpus: {total:.2f} h built, short of --hours {args.hours:g} "
+            "(the sources ran out under their caps)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def run_coverage(args: argparse.Namespace) -> int:
