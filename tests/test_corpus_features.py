@@ -268,3 +268,37 @@ def test_per_clip_tagger_command(tiny_codec_pack: Path, tmp_path: Path) -> None:
     )
     record = json.loads((avg / "tagger.json").read_text(encoding="utf-8"))["average"]
     assert record["weights"] == [0.5, 0.5] and record["from"] == [str(pack2), str(out)]
+
+
+def test_score_command_scores_held_out_originals_side_by_side(tiny_codec_pack: Path, tmp_path: Path) -> None:
+    import json
+
+    from app.cli import main
+    from tests.conftest import require_shared
+
+    teacher = require_shared("teachers", "efficientat_mn04_as")
+    corpus = tmp_path / "c"
+    _corpus(corpus, 4)
+    # clip 1 becomes a held-out augmented copy of clip 0's recording: trained on by neither, scored only in
+    # the pooled trusted-label figures, never in the broad segments (as in `encotag eval`)
+    with (corpus / "manifest.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    rows[1] |= {"source": "s+aug", "split": "val"}
+    with (corpus / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    feats = ["--per-clip", "--corpus", str(corpus), "--codec", str(tiny_codec_pack)]
+    feats += ["--teacher", str(teacher)]
+    tagger = tmp_path / "t"
+    assert main(["train", "tagger", *feats, "--out", str(tagger), "--steps", "3", "--eval-augs", "0"]) == 0
+    out = tmp_path / "score"
+    args = ["train", "score", *feats, "--out", str(out), "--tagger", str(tagger), "--tagger", str(tagger)]
+    assert main(args) == 0
+    record = json.loads((out / "score.json").read_text(encoding="utf-8"))
+    a, b = record["rows"]
+    assert a == b  # the same tagger twice: the same figures
+    assert a["segments"] == 5  # the original held-out clip's five 2-s segments, not its copy's
+    assert 0.0 <= a["top1"] <= 1.0 and 0.0 <= a["top5"] <= 1.0 and isinstance(a["trusted"], int)
+    assert "| tagger | classes | mAP |" in (out / "score.md").read_text(encoding="utf-8")
+    assert main([*args[:-2], "--tagger", str(tmp_path / "missing")]) == 2  # refused before any data load

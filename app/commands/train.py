@@ -121,6 +121,15 @@ def register(sub: Any) -> None:
     )
     a.add_argument("--weights", default="", help="comma list, one per --tagger (default: equal)")
 
+    s = tsub.add_parser(
+        "score", help="taggers side by side on the broad held-out segments, from the per-clip caches"
+    )
+    _common(s)
+    _feature_args(s)
+    s.add_argument(
+        "--tagger", required=True, type=Path, action="append", help="tagger folder or pack (repeatable)"
+    )
+
     k = tsub.add_parser("pack", help="assemble a model pack from a trained codec and tagger")
     k.add_argument("--codec", required=True, type=Path)
     k.add_argument("--tagger", required=True, type=Path)
@@ -132,7 +141,7 @@ def register(sub: Any) -> None:
     k.add_argument(
         "--half", action="store_true", help="store the tagger's weights as float16 (room for a wider tagger)"
     )
-    for q in (c, f, t, b, a, k):
+    for q in (c, f, t, b, a, s, k):
         q.set_defaults(func=run)
 
 
@@ -219,6 +228,10 @@ def run(args: argparse.Namespace) -> int:
             from app.commands.train_average import run_average
 
             return run_average(args)
+        if args.what == "score":
+            from app.commands.train_score import run_score
+
+            return run_score(args)
         if args.what == "calibrate":
             from app.commands.train_calibrate import run_calibrate
 

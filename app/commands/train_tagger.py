@@ -66,6 +66,15 @@ def training_sources(corpus: Path, clips: set[str]) -> dict[str, Any]:
     return out
 
 
+def per_clip_split(rows: list[Any], drawn: set[str] | None) -> dict[str, list[int]]:
+    """Manifest row indices of the ``train`` clips and of the held-out ones (``val`` less mixtures; with
+    ``drawn``, only those clips), in manifest order: the row order of :func:`prepare_per_clip`'s data."""
+    return {
+        "train": [i for i, r in enumerate(rows) if r.split == "train"],
+        "held": [i for i, r in enumerate(rows) if r.held_out and (drawn is None or r.clip in drawn)],
+    }
+
+
 def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     """``--per-clip``: codes and teacher logits of every clip of one corpus, cached per clip (built first
     where missing); the corpus ``val`` split less its mixtures is the held-out set; train segments carry
@@ -101,10 +110,7 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     n_q, n_frames = codec_shape(codec)
     drawn_only = bool(getattr(args, "drawn_only", False))
     drawn = drawn_clips(corpus) if drawn_only else None
-    idx = {
-        "train": [i for i, r in enumerate(rows) if r.split == "train"],
-        "held": [i for i, r in enumerate(rows) if r.held_out and (drawn is None or r.clip in drawn)],
-    }
+    idx = per_clip_split(rows, drawn)
     if drawn_only and not idx["held"]:
         raise ValueError(
             f"{corpus}: --drawn-only: no held-out clip whose recording the stable hash draw holds out"

@@ -157,3 +157,23 @@ def evaluate_student(
         "train_positives": [int(p) for p in train_pos],
         "heldout_positives_augs": [int(p) for p in pos_out],
     }
+
+
+def broad_segment_score(model: Any, held: DistillData, table: Tensor, scored: np.ndarray) -> Any:
+    """The broad held-out figures of ``encotag eval`` (classes with ≥ 5 teacher positives, mAP, top-1,
+    top-5 overlap, Music/Speech-instead-of-neither rate; :func:`models.evaluation.agreement.score`) on the
+    2-s segments of the held-out clips where ``scored`` (bool ``(N,)``) is true, augmentation 0.
+
+    The segments are cut from each clip's cached codes (``T / S`` frames each), where ``encotag eval`` runs
+    the pack's encoder on each 2-s piece of audio: the encoder's context at the segment edges differs, so
+    the figures are close to, not the same as, the evaluation's. Returns an ``AgreementScore``.
+    """
+    from models.evaluation.agreement import score
+
+    scored = np.asarray(scored, dtype=bool)
+    if scored.shape != (held.codes.shape[0],):
+        raise ValueError(f"scored mask of shape {scored.shape} for {held.codes.shape[0]} held-out clips")
+    n, s = held.codes.shape[0], held.n_seg
+    student = predict_segments(model, held, table, 0).reshape(n, s, -1)[scored]
+    teacher = teacher_segment_probs(held, 0).reshape(n, s, -1)[scored]
+    return score(student.reshape(-1, student.shape[-1]), teacher.reshape(-1, teacher.shape[-1]))

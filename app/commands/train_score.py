@@ -1,0 +1,92 @@
+"""``encotag train score``: taggers scored side by side against the teacher from the per-clip caches.
+
+The broad held-out figures of ``encotag eval`` (classes, mAP, top-1, top-5, Music/Speech-instead-of-neither)
+on the 2-s segments of the held-out recordings the evaluation scores (no derived copies, no mixtures;
+``--drawn-only`` as there), and the trusted labels of ``encotag train tagger``, for each ``--tagger``
+(training folder or pack) in minutes: the codes and teacher logits are read from the caches that
+``encotag train features --per-clip`` wrote, where ``encotag eval`` runs every pack on the audio. Writes
+``OUT/score.md`` and ``OUT/score.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _row(name: str, sc: Any, n_trusted: int) -> dict[str, Any]:
+    return {
+        "tagger": name,
+        "segments": sc.n_clips,
+        "classes": sc.n_classes,
+        "map": sc.map,
+        "top1": sc.top1,
+        "top5": sc.top5,
+        "ms_instead": sc.ms_instead,
+        "trusted": n_trusted,
+    }
+
+
+def _table(rows: list[dict[str, Any]], corpus: str, drawn_only: bool) -> str:
+    def f(x: float | None, pct: bool = False) -> str:
+        if x is None:
+            return "—"
+        return f"{100 * x:.1f} %" if pct else f"{x:.3f}"
+
+    head = rows[0] if rows else {"segments": 0, "classes": 0}
+    lines = [
+        f"Broad held-out 2-s segments of {corpus}{' (--drawn-only)' if drawn_only else ''}, from the caches: "
+        f"{head['segments']} segments, {head['classes']} classes with >= 5 teacher positives.",
+        "",
+        "| tagger | classes | mAP | top-1 | top-5 | Music/Speech instead | trusted |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['tagger']} | {r['classes']} | {f(r['map'])} | {f(r['top1'])} | {f(r['top5'])} "
+            f"| {f(r['ms_instead'], True)} | {r['trusted']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_score(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from app.commands.train_tagger import per_clip_split, prepare_features
+    from models.atomic import atomic_write_text
+    from models.evaluation.agreement import DERIVED_SUFFIXES
+    from models.nets.tagger import Tagger
+    from models.training.corpus_split import drawn_clips
+    from models.training.coverage import read_manifest
+    from models.training.outputs import load_tagger_dir
+    from models.training.student_eval import broad_segment_score, evaluate_student
+
+    if not getattr(args, "per_clip", False) or len(args.corpus) != 1:
+        print("encotag train: score: needs --per-clip and one --corpus", file=sys.stderr)
+        return 2
+    loaded = [(t, *load_tagger_dir(t)) for t in args.tagger]  # refuse a bad tagger before the data load
+    train, held, table, _ = prepare_features(args)
+    if train is None or held is None or table is None or held.codes.shape[0] == 0:
+        print("encotag train: score: needs --codec and training and held-out clips", file=sys.stderr)
+        return 2
+    corpus = args.corpus[0]
+    rows = read_manifest(corpus)
+    drawn = drawn_clips(corpus) if args.drawn_only else None
+    held_rows = [rows[i] for i in per_clip_split(rows, drawn)["held"]]
+    scored = np.array([not r.source.endswith(DERIVED_SUFFIXES) for r in held_rows], dtype=bool)
+    out = []
+    for path, cfg, state, _ in loaded:
+        model = Tagger(cfg)
+        model.load_state_dict(state, strict=True)
+        sc = broad_segment_score(model, held, table, scored)
+        ev = evaluate_student(model, train, held, table, augs=(0,), min_pos_trusted=5, segments=True)
+        out.append(_row(str(path), sc, int(ev["n_trusted"])))
+    text = _table(out, str(corpus), bool(args.drawn_only))
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "score.md", text)
+    record = {"corpus": str(corpus), "drawn_only": bool(args.drawn_only), "rows": out}
+    atomic_write_text(args.out / "score.json", json.dumps(record, indent=1) + "\n")
+    print(text, end="")
+    return 0
