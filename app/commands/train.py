@@ -60,8 +60,16 @@ def register(sub: Any) -> None:
     _feature_args(f)
 
     t = tsub.add_parser("tagger", help="distil the teacher into the codec-latent MobileNet")
-    _common(t)
-    _feature_args(t)
+    _common(t, corpus_required=False)
+    _feature_args(t, teacher_required=False)
+    t.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="train from a distillation bundle (`train export`) instead of --corpus/--codec/--teacher; "
+        "no held-out scoring (use `train score`)",
+    )
+    t.add_argument("--device", default="cpu", help="torch device to train on: cpu (default), cuda, cuda:1, …")
     t.add_argument("--frontend", choices=("latent_direct", "latent_proj"), default="latent_direct")
     t.add_argument("--width", type=float, default=0.4)
     t.add_argument("--steps", type=int, default=2000)
@@ -121,6 +129,14 @@ def register(sub: Any) -> None:
     )
     a.add_argument("--weights", default="", help="comma list, one per --tagger (default: equal)")
 
+    e = tsub.add_parser(
+        "export",
+        help="write a per-clip corpus's training split as a distillation bundle (to train elsewhere)",
+    )
+    _common(e)
+    _feature_args(e)
+    e.add_argument("--part-mb", type=float, default=32.0, help="about this many MB per bundle part")
+
     s = tsub.add_parser(
         "score", help="taggers side by side on the broad held-out segments, from the per-clip caches"
     )
@@ -141,14 +157,15 @@ def register(sub: Any) -> None:
     k.add_argument(
         "--half", action="store_true", help="store the tagger's weights as float16 (room for a wider tagger)"
     )
-    for q in (c, f, t, b, a, s, k):
+    for q in (c, f, t, b, a, e, s, k):
         q.set_defaults(func=run)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, corpus_required: bool = True) -> None:
     p.add_argument(
         "--corpus",
-        required=True,
+        required=corpus_required,
+        default=[],
         type=Path,
         nargs="+",
         help="corpus folder(s) (manifest.csv) or ../shared/data",
@@ -159,9 +176,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _feature_args(p: argparse.ArgumentParser) -> None:
+def _feature_args(p: argparse.ArgumentParser, teacher_required: bool = True) -> None:
     p.add_argument("--codec", type=Path, default=None, help="codec training folder or pack")
-    p.add_argument("--teacher", required=True, type=Path, help="teacher folder (mn04_as_mAP_432.pt)")
+    p.add_argument(
+        "--teacher", required=teacher_required, type=Path, help="teacher folder (mn04_as_mAP_432.pt)"
+    )
     p.add_argument("--features", type=Path, default=None, help="feature cache root (default OUT/features)")
     p.add_argument("--n-aug", type=int, default=4)
     p.add_argument(
@@ -228,6 +247,10 @@ def run(args: argparse.Namespace) -> int:
             from app.commands.train_average import run_average
 
             return run_average(args)
+        if args.what == "export":
+            from app.commands.train_bundle import run_export
+
+            return run_export(args)
         if args.what == "score":
             from app.commands.train_score import run_score
 

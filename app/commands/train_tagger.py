@@ -303,14 +303,22 @@ def run_tagger(args: argparse.Namespace) -> int:
     from models.training.outputs import save_tagger_dir, tagger_cfg_of
     from models.training.student_eval import evaluate_student
 
-    if args.codec is None:
-        print("encotag train: tagger needs --codec", file=sys.stderr)
+    if args.codec is None and args.bundle is None:
+        print("encotag train: tagger needs --codec (or --bundle)", file=sys.stderr)
         return 2
     ckpt = args.out / "tagger_ckpt.safetensors"
     if ckpt.exists() and not args.resume:
         print(f"encotag train: {ckpt} exists: pass --resume or choose another --out", file=sys.stderr)
         return 2
-    train, held, table, info = prepare_features(args)
+    if args.bundle is not None:
+        from app.commands.train_bundle import bundle_features
+
+        train, held, table, info = bundle_features(args)
+    elif not args.corpus or args.teacher is None:
+        print("encotag train: tagger needs --corpus and --teacher (or --bundle)", file=sys.stderr)
+        return 2
+    else:
+        train, held, table, info = prepare_features(args)
     dcfg = DistillConfig(
         frontend=args.frontend,
         width=args.width,
@@ -333,26 +341,33 @@ def run_tagger(args: argparse.Namespace) -> int:
 
         tstate = load_file(str(args.init / "tagger.safetensors"))
         info["init"] = str(args.init)
-    else:
+    elif args.teacher is not None:
         tstate = load_teacher_state(teacher_file(args))
+    else:
+        print("encotag train: --bundle needs --init or --teacher (the warm start)", file=sys.stderr)
+        return 2
     model = train_tagger(
         dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps,
         init_from=f"the tagger of {args.init}" if args.init is not None else "the teacher",
+        device=args.device,
     )  # fmt: skip
     train_s = time.monotonic() - t0
     augs = tuple(int(a) for a in args.eval_augs.split(","))
     # per-clip corpora hold out whole recordings of every source: trusted is scored on 2-s segments
     per_clip = bool(getattr(args, "per_clip", False))
-    metrics = evaluate_student(
-        model, train, held, table, augs=augs, min_pos_trusted=5 if per_clip else 3, segments=per_clip
-    )
+    metrics: dict[str, Any] = {"held_out": "not scored here: trained from a bundle (encotag train score)"}
+    if held is not None:
+        metrics = evaluate_student(
+            model, train, held, table, augs=augs, min_pos_trusted=5 if per_clip else 3, segments=per_clip
+        )
     info.update(
         {
             "tagger_cfg": tagger_cfg_of(dcfg),
             "distill_cfg": dataclasses.asdict(dcfg),
             "metrics": metrics,
-            "corpus": [str(c) for c in args.corpus],
-            "teacher": str(args.teacher),
+            "corpus": [str(c) for c in args.corpus] or info.get("corpus", []),
+            "teacher": str(args.teacher) if args.teacher is not None else info.get("teacher"),
+            "device": args.device,
             "train_seconds_this_run": round(train_s, 1),
             "command": command_line(args),
         }

@@ -88,7 +88,7 @@ def codebook_table(codec: Any) -> Tensor:
 def latent_from_codes(codes: Tensor, table: Tensor) -> Tensor:
     """Codes ``(B, n_q, T)`` → quantized latent ``(B, D, T)`` (sum of codebook vectors, as ``unembed``)."""
     nq = codes.shape[1]
-    offs = (torch.arange(nq) * table.shape[1]).view(1, nq, 1)
+    offs = (torch.arange(nq, device=codes.device) * table.shape[1]).view(1, nq, 1)
     flat = table[:nq].reshape(-1, table.shape[2])
     return F.embedding(codes.long() + offs, flat).sum(dim=1).permute(0, 2, 1).contiguous()
 
@@ -198,7 +198,7 @@ def mask_latent(x: Tensor, rng: np.random.Generator, time_share: float, chan_sha
             out[i, :, s : s + w] = mean[i, :, None]
         if chan_share > 0:
             k = int(rng.integers(0, int(chan_share * d) + 1))
-            ch = torch.from_numpy(rng.choice(d, size=k, replace=False))
+            ch = torch.from_numpy(rng.choice(d, size=k, replace=False)).to(x.device)
             out[i, ch, :] = mean[i, ch, None]
     return out
 
@@ -237,17 +237,24 @@ def train_tagger(
     max_steps: int | None = None,
     on_log: Callable[[dict[str, float]], None] | None = None,
     init_from: str = "the teacher",
+    device: str = "cpu",
 ) -> Any:
-    """Distil (or resume from ``work_dir/tagger_ckpt.safetensors``); returns the student in eval mode.
-    ``init_from`` names where ``teacher_state`` came from, for the log."""
+    """Distil (or resume from ``work_dir/tagger_ckpt.safetensors``); returns the student in eval mode,
+    on the CPU. ``init_from`` names where ``teacher_state`` came from, for the log. ``device``: where the
+    network trains (``"cuda"`` on a GPU); the batches are drawn on the CPU by the same random stream, so
+    a run samples the same segments on any device (the arithmetic, and so the weights, differ slightly).
+    Checkpoints are stored on the CPU and resume on either."""
     work_dir = Path(work_dir)
     ckpt_path = work_dir / "tagger_ckpt.safetensors"
     if dcfg.p_short > 0 and data.short_logits is None:
         raise ValueError("p_short > 0 needs the short-segment teacher logits (DistillData.short_logits)")
     torch.manual_seed(dcfg.seed)
-    model = build_student(dcfg, teacher_state, init_from)
+    model = build_student(dcfg, teacher_state, init_from).to(device)
+    table = table.to(device)
     n_mid = model.net.mid_embedding_size
     emb_sd = embedding_scale(dcfg, data, n_mid, model.embedding_size)
+    if emb_sd is not None:
+        emb_sd = emb_sd.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=dcfg.lr, total_steps=dcfg.steps, pct_start=dcfg.pct_start, anneal_strategy="cos"
@@ -283,14 +290,16 @@ def train_tagger(
 
     while step < stop:
         codes, t_logits, t_emb = _batch(data, rng, dcfg.batch_size, dcfg.p_segment, dcfg.p_short)
+        codes, t_logits = codes.to(device), t_logits.to(device)
+        t_emb = t_emb.to(device) if t_emb is not None else None
         x = latent_from_codes(codes, table)
         probs = torch.sigmoid(t_logits / dcfg.tau)
         hard = (torch.sigmoid(t_logits) >= THRESHOLD).float()
         order = torch.softmax(t_logits / dcfg.rank_tau, dim=-1) if dcfg.rank_kd > 0 else None
         if dcfg.mixup_alpha > 0:
             lam_np = rng.beta(dcfg.mixup_alpha, dcfg.mixup_alpha, len(x)).astype(np.float32)
-            lam = torch.from_numpy(np.maximum(lam_np, 1 - lam_np))
-            perm = torch.from_numpy(rng.permutation(len(x)))
+            lam = torch.from_numpy(np.maximum(lam_np, 1 - lam_np)).to(device)
+            perm = torch.from_numpy(rng.permutation(len(x))).to(device)
             x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
             probs = lam[:, None] * probs + (1 - lam[:, None]) * probs[perm]
             hard = lam[:, None] * hard + (1 - lam[:, None]) * hard[perm]
@@ -331,7 +340,7 @@ def train_tagger(
             save()
             last_save = time.monotonic()
     save()
-    model.eval()
+    model.cpu().eval()
     return model
 
 
