@@ -1,9 +1,10 @@
-"""``encotag train export`` and ``encotag train tagger --bundle``: a per-clip distillation carried to
-another machine (docs/TRAINING.md, "Training elsewhere").
+"""``encotag train export``: a per-clip distillation carried to another machine (docs/TRAINING.md,
+"Training elsewhere").
 
-``export`` reads the per-clip caches of one corpus (building what is missing, as ``train features``
-does) and writes its training split as a bundle (:mod:`models.training.bundle`); ``tagger --bundle``
-trains from such a bundle alone, without the corpus, the codec or the teacher.
+It reads the per-clip caches of one corpus (building what is missing, as ``train features`` does) and
+writes the training split as a bundle (:mod:`models.training.bundle`); ``encotag train tagger --bundle``
+(:mod:`app.commands.train_tagger`) trains from such a bundle alone, without the corpus, the codec or the
+teacher.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,3 @@ def run_export(args: argparse.Namespace) -> int:
     size = sum(p.stat().st_size for p in path.parent.iterdir() if p.is_file())
     print(f"bundle written to {path.parent}: {len(train.codes)} training clips, {size / 1e6:.1f} MB")
     return 0
-
-
-def bundle_features(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """``(train data, None, codebook table, info)`` from ``--bundle``, in the shape of
-    :func:`app.commands.train_tagger.prepare_features`'s result (no held-out split)."""
-    import torch
-
-    from models.training.bundle import read_bundle
-
-    if args.corpus:
-        raise ValueError("--bundle replaces --corpus: give one or the other")
-    b = read_bundle(Path(args.bundle))
-    info = dict(b.info)
-    info["bundle"] = str(args.bundle)
-    log.info("bundle %s: %d training clips", args.bundle, len(b.data.codes))
-    return b.data, None, torch.from_numpy(b.table), info

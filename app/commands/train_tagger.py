@@ -310,10 +310,16 @@ def run_tagger(args: argparse.Namespace) -> int:
     if ckpt.exists() and not args.resume:
         print(f"encotag train: {ckpt} exists: pass --resume or choose another --out", file=sys.stderr)
         return 2
-    if args.bundle is not None:
-        from app.commands.train_bundle import bundle_features
+    if args.bundle is not None:  # train export's bundle: the training split alone, no held-out scoring
+        import torch
 
-        train, held, table, info = bundle_features(args)
+        from models.training.bundle import read_bundle
+
+        if args.corpus:
+            raise ValueError("--bundle replaces --corpus: give one or the other")
+        bundle = read_bundle(args.bundle)
+        train, held, table = bundle.data, None, torch.from_numpy(bundle.table)
+        info = dict(bundle.info) | {"bundle": str(args.bundle)}
     elif not args.corpus or args.teacher is None:
         print("encotag train: tagger needs --corpus and --teacher (or --bundle)", file=sys.stderr)
         return 2
