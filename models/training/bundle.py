@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.safeio import InputFileError, atomic_write_bytes, read_regular
 from models.training.distill import DistillData
 
 FORMAT = "encotag-distill-bundle"
@@ -53,24 +53,13 @@ class Bundle:
     info: dict[str, Any]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _save(arrays: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
+    """Write ``arrays`` as one safetensors file (atomically); its manifest entry (name, bytes, SHA-256)."""
+    from safetensors.numpy import save
 
-
-def _save_atomic(arrays: dict[str, np.ndarray], path: Path) -> None:
-    from safetensors.numpy import save_file
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    data = save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(path, data)
+    return {"file": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def write_bundle(
@@ -98,18 +87,16 @@ def write_bundle(
     parts = []
     for k, a in enumerate(range(0, n, step)):
         b = min(n, a + step)
-        name = f"part-{k:03d}.safetensors"
-        _save_atomic(
+        entry = _save(
             {
                 "codes": data.codes[a:b, 0].astype(np.int16),
                 "seg_logits": seg[a:b].astype(np.float16),
                 "seg_weights": data.seg_weights[a:b].astype(np.float32),
             },
-            out / name,
+            out / f"part-{k:03d}.safetensors",
         )
-        parts.append({"file": name, "start": a, "stop": b, "bytes": (out / name).stat().st_size})
-        parts[-1]["sha256"] = _sha256(out / name)
-    _save_atomic({"table": table.astype(np.float32)}, out / TABLE)
+        parts.append({**entry, "start": a, "stop": b})
+    table_entry = _save({"table": table.astype(np.float32)}, out / TABLE)
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -118,13 +105,11 @@ def write_bundle(
         "frames": frames,
         "segments": int(seg.shape[1]),
         "classes": int(seg.shape[2]),
-        "table": {"file": TABLE, "shape": list(table.shape), "sha256": _sha256(out / TABLE)},
+        "table": {**table_entry, "shape": list(table.shape)},
         "parts": parts,
         "info": info,
     }
-    tmp = out / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    os.replace(tmp, out / MANIFEST)
+    atomic_write_bytes(out / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
     return out / MANIFEST
 
 
@@ -135,14 +120,19 @@ def _int(doc: dict[str, Any], key: str, lo: int, hi: int) -> int:
     return v
 
 
+def _read(path: Path, max_bytes: int) -> bytes:
+    try:
+        return read_regular(path, max_bytes)
+    except InputFileError as exc:
+        raise BundleError(str(exc)) from None
+
+
 def _read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
-    if not path.is_file():
+    if not path.exists():
         raise BundleError(f"{root}: no {MANIFEST} (not a distillation bundle)")
-    if path.stat().st_size > 1 << 24:
-        raise BundleError(f"{path}: too large for a bundle manifest")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(_read(path, 1 << 24).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -152,27 +142,34 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     return doc
 
 
-def _checked_file(root: Path, entry: Any, what: str) -> Path:
+def _load_checked(root: Path, entry: Any, what: str) -> tuple[Path, dict[str, np.ndarray]]:
+    """The arrays of the file a manifest entry names, read once: its size and SHA-256 checked against
+    the entry before the safetensors header is parsed."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
         raise BundleError(f"{MANIFEST}: {what}: no file name")
-    name = entry["file"]
+    name, size = entry["file"], entry.get("bytes")
     if "/" in name or "\\" in name or name.startswith("."):
         raise BundleError(f"{MANIFEST}: {what}: bad file name {name!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_BYTES:
+        raise BundleError(f"{MANIFEST}: {what}: bytes must be a positive integer")
     path = root / name
-    if not path.is_file():
-        raise BundleError(f"{path}: missing")
-    if "bytes" in entry and path.stat().st_size != entry["bytes"]:
-        raise BundleError(f"{path}: {path.stat().st_size} bytes, the manifest says {entry['bytes']}")
-    if _sha256(path) != entry.get("sha256"):
+    data = _read(path, size)
+    if len(data) != size:
+        raise BundleError(f"{path}: {len(data)} bytes, the manifest says {size}")
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         raise BundleError(f"{path}: damaged (SHA-256 differs from the manifest)")
-    return path
+    try:
+        return path, load(data)
+    except SafetensorError as exc:
+        raise BundleError(f"{path}: not a safetensors file ({exc})") from None
 
 
 def read_bundle(root: Path) -> Bundle:
     """Read and verify a bundle written by :func:`write_bundle`. Raises :class:`BundleError` (one line)
     when anything is missing, damaged or inconsistent; nothing is returned half-read."""
-    from safetensors.numpy import load_file
-
     root = Path(root)
     doc = _read_manifest(root)
     n = _int(doc, "clips", 1, 10_000_000)
@@ -186,9 +183,8 @@ def read_bundle(root: Path) -> Bundle:
     need = n * (n_q * frames * 2 + n_seg * n_cls * 2 * 2 + n_seg * 4)  # codes, seg + whole logits, weights
     if need > MAX_BYTES:
         raise BundleError(f"{MANIFEST}: {need / 1e9:.1f} GB of data claimed, more than a bundle may hold")
-    table_entry = doc.get("table")
-    tpath = _checked_file(root, table_entry, "table")
-    table = load_file(str(tpath)).get("table")
+    tpath, tarrays = _load_checked(root, doc.get("table"), "table")
+    table = tarrays.get("table")
     if table is None or table.dtype != np.float32 or table.ndim != 3 or table.shape[0] < n_q:
         raise BundleError(f"{tpath}: no float32 codebook table (n_q, size, D)")
     codes = np.empty((n, 1, n_q, frames), np.int16)
@@ -196,11 +192,10 @@ def read_bundle(root: Path) -> Bundle:
     weights = np.empty((n, n_seg), np.float32)
     expect = 0
     for k, entry in enumerate(parts):
-        path = _checked_file(root, entry, f"part {k}")
+        path, arrays = _load_checked(root, entry, f"part {k}")
         a, b = entry.get("start"), entry.get("stop")
         if a != expect or not isinstance(b, int) or not a < b <= n:
             raise BundleError(f"{path}: clip range {a}..{b} does not follow {expect} (of {n})")
-        arrays = load_file(str(path))
         shapes = {
             "codes": (b - a, n_q, frames),
             "seg_logits": (b - a, n_seg, n_cls),
