@@ -104,6 +104,19 @@ def register(sub: Any) -> None:
         "(softmax KL; 0: off)",
     )
     t.add_argument("--rank-tau", type=float, default=1.0, help="temperature of the --rank-kd softmax")
+    t.add_argument(
+        "--anchor",
+        type=Path,
+        default=None,
+        help="reference tagger folder or pack (same width): --anchor-kd holds the student's mid-level "
+        "embedding near its own",
+    )
+    t.add_argument(
+        "--anchor-kd",
+        type=float,
+        default=0.0,
+        help="weight of the embedding anchor to --anchor (keeps the linear probes of the reference; 0: off)",
+    )
     t.add_argument("--eval-augs", default="0,1", help="held-out augmentations pooled for the trusted labels")
     t.add_argument("--init", type=Path, default=None, help="start from a trained tagger folder (warm start)")
     t.add_argument("--no-teacher-init", action="store_true", help="random init even at the teacher's width")

@@ -338,6 +338,7 @@ def run_tagger(args: argparse.Namespace) -> int:
         mask_chan=args.mask_chan,
         rank_kd=args.rank_kd,
         rank_tau=args.rank_tau,
+        anchor_kd=args.anchor_kd,
         teacher_init=not args.no_teacher_init,
         seed=args.seed,
     )
@@ -352,10 +353,19 @@ def run_tagger(args: argparse.Namespace) -> int:
     else:
         print("encotag train: --bundle needs --init or --teacher (the warm start)", file=sys.stderr)
         return 2
+    anchor_state = None
+    if args.anchor_kd > 0:
+        if args.anchor is None:
+            print("encotag train: --anchor-kd needs --anchor (a tagger folder or pack)", file=sys.stderr)
+            return 2
+        from safetensors.torch import load_file
+
+        anchor_state = load_file(str(args.anchor / "tagger.safetensors"))
+        info["anchor"] = str(args.anchor)
     model = train_tagger(
         dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps,
         init_from=f"the tagger of {args.init}" if args.init is not None else "the teacher",
-        device=args.device,
+        device=args.device, anchor_state=anchor_state,
     )  # fmt: skip
     train_s = time.monotonic() - t0
     augs = tuple(int(a) for a in args.eval_augs.split(","))

@@ -55,6 +55,7 @@ class DistillConfig:
     mask_chan: float = 0.0  # latent masking: up to this share of the latent's channels per example (0: off)
     rank_kd: float = 0.0  # weight of the listwise (softmax over classes) KD term (0: off)
     rank_tau: float = 1.0  # its temperature on the teacher's and the student's logits
+    anchor_kd: float = 0.0  # weight of the embedding anchor to a frozen reference tagger (anchor.py; 0: off)
     teacher_init: bool = True
     seed: int = 0
     checkpoint_every_s: float = 180.0
@@ -228,6 +229,36 @@ def embedding_scale(dcfg: DistillConfig, data: DistillData, n_mid: int, size: in
     return torch.from_numpy(flat.std(axis=0) + 1e-3)
 
 
+def _anchor(
+    dcfg: DistillConfig,
+    state: dict[str, Tensor] | None,
+    data: DistillData,
+    table: Tensor,
+    n_mid: int,
+    device: str,
+) -> Any:
+    """The run's :class:`~models.training.anchor.EmbeddingAnchor`, or None when ``anchor_kd`` is 0; its
+    scale from batches of a random stream of its own (so a resumed run gets the same)."""
+    if dcfg.anchor_kd <= 0:
+        return None
+    if state is None:
+        raise ValueError("anchor_kd > 0 needs the anchor tagger's weights (--anchor)")
+    from models.nets.tagger import Tagger
+    from models.training.anchor import SCALE_BATCHES, EmbeddingAnchor
+
+    ref = Tagger(TaggerConfig(width=dcfg.width, frontend=dcfg.frontend))  # type: ignore[arg-type]
+    try:
+        ref.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"anchor: not a tagger of the student's width {dcfg.width}") from e
+    arng = np.random.default_rng([dcfg.seed, 7])
+    xs = [
+        latent_from_codes(_batch(data, arng, dcfg.batch_size, 1.0).codes.to(device), table)
+        for _ in range(SCALE_BATCHES)
+    ]
+    return EmbeddingAnchor(ref.to(device), xs, n_mid)
+
+
 def train_tagger(
     dcfg: DistillConfig,
     data: DistillData,
@@ -238,12 +269,14 @@ def train_tagger(
     on_log: Callable[[dict[str, float]], None] | None = None,
     init_from: str = "the teacher",
     device: str = "cpu",
+    anchor_state: dict[str, Tensor] | None = None,
 ) -> Any:
     """Distil (or resume from ``work_dir/tagger_ckpt.safetensors``); returns the student in eval mode,
     on the CPU. ``init_from`` names where ``teacher_state`` came from, for the log. ``device``: where the
     network trains (``"cuda"`` on a GPU); the batches are drawn on the CPU by the same random stream, so
     a run samples the same segments on any device (the arithmetic, and so the weights, differ slightly).
-    Checkpoints are stored on the CPU and resume on either."""
+    Checkpoints are stored on the CPU and resume on either. ``anchor_state``: the reference tagger's
+    weights (same architecture) when ``dcfg.anchor_kd`` > 0 (:mod:`models.training.anchor`)."""
     work_dir = Path(work_dir)
     ckpt_path = work_dir / "tagger_ckpt.safetensors"
     if dcfg.p_short > 0 and data.short_logits is None:
@@ -255,6 +288,7 @@ def train_tagger(
     emb_sd = embedding_scale(dcfg, data, n_mid, model.embedding_size)
     if emb_sd is not None:
         emb_sd = emb_sd.to(device)
+    anchor = _anchor(dcfg, anchor_state, data, table, n_mid, device)
     opt = torch.optim.AdamW(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=dcfg.lr, total_steps=dcfg.steps, pct_start=dcfg.pct_start, anneal_strategy="cos"
@@ -319,6 +353,9 @@ def train_tagger(
         if emb_sd is not None and t_emb is not None:
             feat = (((out.embedding[:, :n_mid] - t_emb[:, :n_mid]) / emb_sd) ** 2).mean()
             loss = loss + dcfg.feat_kd * feat
+        anc = anchor.loss(x, out.embedding) if anchor is not None else None
+        if anc is not None:
+            loss = loss + dcfg.anchor_kd * anc
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -335,6 +372,8 @@ def train_tagger(
                 rec["feat"] = feat.item()
             if rank is not None:
                 rec["rank"] = rank.item()
+            if anc is not None:
+                rec["anchor"] = anc.item()
             report_step(log, "tagger", rec, on_log)
         if time.monotonic() - last_save > dcfg.checkpoint_every_s:
             save()
