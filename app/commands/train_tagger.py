@@ -358,9 +358,9 @@ def run_tagger(args: argparse.Namespace) -> int:
         if args.anchor is None:
             print("encotag train: --anchor-kd needs --anchor (a tagger folder or pack)", file=sys.stderr)
             return 2
-        from safetensors.torch import load_file
+        from models.training.outputs import load_tagger_dir
 
-        anchor_state = load_file(str(args.anchor / "tagger.safetensors"))
+        _, anchor_state, _ = load_tagger_dir(args.anchor)  # a training folder or a verified pack
         info["anchor"] = str(args.anchor)
     model = train_tagger(
         dcfg, train, table, args.out, teacher_state=tstate, max_steps=args.max_steps,

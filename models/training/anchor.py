@@ -27,20 +27,15 @@ MIN_SCALE = 1e-3
 class EmbeddingAnchor:
     """A frozen reference network and the per-dim scale of its mid-level embedding.
 
-    ``model``: a ``Tagger`` with the student's architecture (its weights are the anchor); ``latents``:
-    latent batches ``(B, D, T)`` float32 that set ``sigma``. Raises ValueError when ``n_mid`` does not
-    match the reference network."""
+    ``model``: a ``Tagger`` with the student's architecture (its weights are the anchor; the caller loads
+    them strictly, so the mid-level sizes match); ``latents``: latent batches ``(B, D, T)`` float32 that
+    set ``sigma``."""
 
-    def __init__(self, model: Any, latents: Sequence[Tensor], n_mid: int) -> None:
-        if model.net.mid_embedding_size != n_mid:
-            raise ValueError(
-                f"anchor: the reference tagger's mid-level embedding has {model.net.mid_embedding_size} "
-                f"dims, the student's {n_mid}: give a tagger of the student's width"
-            )
+    def __init__(self, model: Any, latents: Sequence[Tensor]) -> None:
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.n_mid = n_mid
+        self.n_mid: int = model.net.mid_embedding_size
         with torch.no_grad():
             embs = torch.cat([self.embed(x) for x in latents])
         self.scale = embs.std(dim=0).clamp_min(MIN_SCALE)

@@ -234,7 +234,6 @@ def _anchor(
     state: dict[str, Tensor] | None,
     data: DistillData,
     table: Tensor,
-    n_mid: int,
     device: str,
 ) -> Any:
     """The run's :class:`~models.training.anchor.EmbeddingAnchor`, or None when ``anchor_kd`` is 0; its
@@ -256,7 +255,7 @@ def _anchor(
         latent_from_codes(_batch(data, arng, dcfg.batch_size, 1.0).codes.to(device), table)
         for _ in range(SCALE_BATCHES)
     ]
-    return EmbeddingAnchor(ref.to(device), xs, n_mid)
+    return EmbeddingAnchor(ref.to(device), xs)
 
 
 def train_tagger(
@@ -288,7 +287,7 @@ def train_tagger(
     emb_sd = embedding_scale(dcfg, data, n_mid, model.embedding_size)
     if emb_sd is not None:
         emb_sd = emb_sd.to(device)
-    anchor = _anchor(dcfg, anchor_state, data, table, n_mid, device)
+    anchor = _anchor(dcfg, anchor_state, data, table, device)
     opt = torch.optim.AdamW(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=dcfg.lr, total_steps=dcfg.steps, pct_start=dcfg.pct_start, anneal_strategy="cos"
@@ -353,8 +352,9 @@ def train_tagger(
         if emb_sd is not None and t_emb is not None:
             feat = (((out.embedding[:, :n_mid] - t_emb[:, :n_mid]) / emb_sd) ** 2).mean()
             loss = loss + dcfg.feat_kd * feat
-        anc = anchor.loss(x, out.embedding) if anchor is not None else None
-        if anc is not None:
+        anc = None
+        if anchor is not None:
+            anc = anchor.loss(x, out.embedding)
             loss = loss + dcfg.anchor_kd * anc
         opt.zero_grad(set_to_none=True)
         loss.backward()
