@@ -16,7 +16,9 @@ from models.evaluation.agreement import music_speech_instead, teacher_agreement,
 from models.training.corpus_features import build_codes, codec_shape, load_distill_data
 from models.training.coverage import (
     CorpusRow,
+    boost_weights,
     coverage,
+    parse_boosts,
     read_manifest,
     segment_weights,
     teacher_segment_logits,
@@ -117,6 +119,22 @@ def test_segment_weights_favour_rare_confident_classes() -> None:
     assert share > 3 * (1 / 50) and abs(share - expected) < 0.05
 
 
+def test_boosted_sources_take_their_share_of_the_draw() -> None:
+    rows = [CorpusRow(f"c{i}", src, "speech", "train") for i, src in enumerate(["a", "a+aug", "b", "b", "c"])]
+    w0 = np.ones((5, 5), np.float32)
+    w0[4] = 3.0  # a rare class in the unboosted source keeps its balance weight
+    w, share = boost_weights(w0, rows, parse_boosts(["a=4"]))
+    assert abs(w.mean() - 1.0) < 1e-6 and w[0, 0] == w[1, 0] == pytest.approx(4 * w[2, 0])
+    assert w[4, 0] == pytest.approx(3 * w[2, 0]) and share == pytest.approx(8 / (8 + 2 + 3))
+    w2, _ = boost_weights(w0, rows, parse_boosts(["a+aug=2", "b=0.5"]))  # a derived source alone; below 1
+    assert w2[0, 0] == pytest.approx(w2[2, 0] * 2) and w2[1, 0] == pytest.approx(w2[2, 0] * 4)
+    for bad in (["a"], ["a=0"], ["a=-1"], ["a=nan"], ["=2"], ["a=x"], ["a=2", "a=3"]):
+        with pytest.raises(ValueError, match="--boost-source"):
+            parse_boosts(bad)
+    with pytest.raises(ValueError, match="no training clip"):
+        boost_weights(w0, rows, {"speech": 2.0})  # a misspelt source is refused, not ignored
+
+
 def test_codes_per_clip_and_distill_data(tiny_codec_pack: Path, tmp_path: Path) -> None:
     from models.codec.codec import Codec
     from models.training.outputs import load_codec_dir
@@ -213,6 +231,11 @@ def test_per_clip_tagger_command(tiny_codec_pack: Path, tmp_path: Path) -> None:
     assert info["data"]["train_clips"] == 2 and info["data"]["heldout_clips"] == 1
     assert info["feature_cfg"]["per_clip"] and (out / "tagger.safetensors").is_file()
     assert len(list((tmp_path / "c" / "teacher_segments").rglob("*.npy"))) == 3
+    quick = [*args[:-6], "--out", str(tmp_path / "tb"), "--steps", "1", "--eval-augs", "0", "--boost-source"]
+    assert main([*quick, "nope=2"]) == 2  # refused before any training
+    assert main([*quick, "s=2"]) == 0
+    boosted = json.loads((tmp_path / "tb" / "tagger.json").read_text(encoding="utf-8"))
+    assert boosted["feature_cfg"]["boost_source"] == {"s": 2.0} and boosted["data"]["boosted_share"] == 1.0
     assert info["data"][f"{tmp_path / 'c'}/train"]["sources"]["s"]["clips"] == 2  # per source, for the README
     # a pack built on a pack's codec keeps how that codec was trained (its provenance), and lists the
     # tagger's training sources

@@ -233,6 +233,14 @@ def _feature_args(p: argparse.ArgumentParser, teacher_required: bool = True) -> 
         help="with --per-clip: sample 2-s segments with weight 1/frequency**B of their rarest confident "
         "teacher class (0: uniform; default 0.5)",
     )
+    p.add_argument(
+        "--boost-source",
+        action="append",
+        default=[],
+        metavar="NAME=K",
+        help="with --per-clip: draw the training segments of source NAME (and NAME+aug, NAME+train) K times "
+        "as often as --balance alone would (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

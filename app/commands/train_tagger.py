@@ -84,13 +84,14 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     from models.nets.tagger import teacher_tagger
     from models.training.corpus_features import build_codes, code_cache_dir, codec_shape, load_distill_data
     from models.training.corpus_split import drawn_clips
-    from models.training.coverage import read_manifest, teacher_segment_logits
+    from models.training.coverage import boost_weights, parse_boosts, read_manifest, teacher_segment_logits
     from models.training.distill import codebook_table
     from models.training.features import state_hash
     from models.training.outputs import load_codec_dir
 
     if len(args.corpus) != 1 or args.codec is None:
         raise ValueError("--per-clip takes exactly one --corpus folder and a --codec")
+    boosts = parse_boosts(getattr(args, "boost_source", None) or [])
     corpus = args.corpus[0]
     rows = read_manifest(corpus)
     ccfg, cstate, _ = load_codec_dir(args.codec)
@@ -118,16 +119,20 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     dropped = len(rows) - len(idx["train"]) - len(idx["held"])  # val mixtures: see CorpusRow.held_out
     split = {name: [rows[i] for i in sel] for name, sel in idx.items()}
     out = {}
-    wmax = 1.0
+    wmax, share = 1.0, 0.0
     for name, sel in split.items():
         lg = logits[np.array(idx[name], dtype=int)]
         data, weights = load_distill_data(sel, lg, code_dir, n_q, n_frames, args.balance)
-        if name == "train" and args.balance > 0:
+        if name == "train" and boosts:
+            weights, share = boost_weights(weights, sel, boosts)
+            log.info("boosted sources %s: %.1f %% of the draw", boosts, 100 * share)
+        if name == "train" and (args.balance > 0 or boosts):
             data.seg_weights = weights
             wmax = float(np.max(weights)) if weights.size else 1.0
         out[name] = data
     info: dict[str, Any] = {
-        "feature_cfg": {"per_clip": True, "clip_s": 10.0, "seg_s": 2.0, "n_aug": 1, "balance": args.balance},
+        "feature_cfg": {"per_clip": True, "clip_s": 10.0, "seg_s": 2.0, "n_aug": 1, "balance": args.balance}
+        | ({"boost_source": boosts} if boosts else {}),
         "codec_hash": chash,
         "data": {
             "corpus": str(corpus),
@@ -137,6 +142,7 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
             "val_mixtures_left_out": dropped,
             "train_hours": round(len(split["train"]) * 10 / 3600, 2),
             "weights_max_over_mean": round(wmax, 2),
+            **({"boosted_share": round(share, 4)} if boosts else {}),
             # per source: clips, hours, licences (the pack's README and manifest list them)
             f"{corpus}/train": {"sources": training_sources(corpus, {r.clip for r in split["train"]})},
         },
@@ -317,6 +323,8 @@ def run_tagger(args: argparse.Namespace) -> int:
 
         if args.corpus:
             raise ValueError("--bundle replaces --corpus: give one or the other")
+        if getattr(args, "boost_source", None):
+            raise ValueError("--boost-source: a bundle's weights are set when it is exported (train export)")
         bundle = read_bundle(args.bundle)
         train, held, table = bundle.data, None, torch.from_numpy(bundle.table)
         info = dict(bundle.info) | {"bundle": str(args.bundle)}

@@ -169,6 +169,48 @@ def segment_weights(logits: np.ndarray, threshold: float = 0.3, power: float = 0
     return (w / w.mean()).astype(np.float32)
 
 
+def parse_boosts(specs: Sequence[str]) -> dict[str, float]:
+    """``["fsdd=4", "speech-commands=4"]`` → ``{"fsdd": 4.0, "speech-commands": 4.0}``; raises ValueError
+    naming the first spec that is not ``NAME=K`` with a finite K > 0 or that repeats a name."""
+    out: dict[str, float] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        try:
+            k = float(value)
+        except ValueError:
+            k = float("nan")
+        if not sep or not name or not np.isfinite(k) or k <= 0 or name in out:
+            raise ValueError(f"--boost-source {spec!r}: expected NAME=K once per source, K a number > 0")
+        out[name] = k
+    return out
+
+
+def source_boost(rows: Sequence[CorpusRow], boosts: dict[str, float]) -> np.ndarray:
+    """Per-row sampling factor ``(len(rows),)`` float64: ``boosts[name]`` for the rows of source ``name``
+    and of its derived sources (``name+aug``, ``name+train``), 1 elsewhere. Raises ValueError when a name
+    matches no row (a misspelt source would otherwise change nothing)."""
+    base = np.array([r.source.split("+", 1)[0] for r in rows])
+    full = np.array([r.source for r in rows])
+    factor = np.ones(len(rows))
+    for name, k in boosts.items():
+        hit = (base == name) | (full == name)
+        if not hit.any():
+            raise ValueError(f"--boost-source {name}: no training clip of that source")
+        factor[hit] *= k
+    return factor
+
+
+def boost_weights(
+    weights: np.ndarray, rows: Sequence[CorpusRow], boosts: dict[str, float]
+) -> tuple[np.ndarray, float]:
+    """Segment weights ``(N, n_seg)`` of ``rows`` times their :func:`source_boost` factor, normalised to
+    mean 1, and the boosted sources' share of the draw (0 to 1)."""
+    factor = source_boost(rows, boosts)
+    w = weights * factor[:, None]
+    w = w / w.mean()
+    return w.astype(np.float32), float(w[factor != 1].sum() / w.sum())
+
+
 def per_source_classes(
     logits: np.ndarray, rows: Sequence[CorpusRow], threshold: float = 0.3, min_segments: int = 5
 ) -> dict[str, tuple[int, int, float]]:
