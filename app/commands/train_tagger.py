@@ -321,10 +321,8 @@ def run_tagger(args: argparse.Namespace) -> int:
 
         from models.training.bundle import read_bundle
 
-        if args.corpus:
-            raise ValueError("--bundle replaces --corpus: give one or the other")
-        if getattr(args, "boost_source", None):
-            raise ValueError("--boost-source: a bundle's weights are set when it is exported (train export)")
+        if args.corpus or getattr(args, "boost_source", None):
+            raise ValueError("--bundle replaces --corpus and --boost-source (set by train export)")
         bundle = read_bundle(args.bundle)
         train, held, table = bundle.data, None, torch.from_numpy(bundle.table)
         info = dict(bundle.info) | {"bundle": str(args.bundle)}
