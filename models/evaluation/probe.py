@@ -24,13 +24,18 @@ MAX_ITER = 5000
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """Accuracy of one probe; for CV tasks the mean over folds (``fold_accuracies`` lists them)."""
+    """Accuracy of one probe; for CV tasks the mean over folds (``fold_accuracies`` lists them).
+
+    ``val_accuracy``: the inner cross-validation accuracy of the chosen ``C`` on the train part (mean over
+    outer folds for CV tasks), a figure that never sees the test clips, for choosing between candidates
+    without spending the test set; None where the grid has one ``C`` (no inner CV is run)."""
 
     accuracy: float
     n_train: int
     n_test: int
     chosen_c: tuple[float, ...]
     fold_accuracies: tuple[float, ...]
+    val_accuracy: float | None = None
 
 
 def _pipeline(c: float, seed: int):  # -> sklearn Pipeline
@@ -49,10 +54,17 @@ def select_c(
     Ties go to the smaller ``C`` (stronger regularisation). The fold count is lowered to the size of
     the rarest class when that is smaller (at least 2).
     """
+    return select_c_scored(x, y, cs, folds, seed)[0]
+
+
+def select_c_scored(
+    x: np.ndarray, y: np.ndarray, cs: tuple[float, ...] = C_GRID, folds: int = INNER_FOLDS, seed: int = 0
+) -> tuple[float, float | None]:
+    """:func:`select_c` and that ``C``'s mean cross-validation accuracy (None for a one-value grid)."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     if len(cs) == 1:
-        return cs[0]
+        return cs[0], None
     k = max(2, min(folds, min(Counter(y.tolist()).values())))
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     best_c, best = cs[0], -1.0
@@ -60,7 +72,7 @@ def select_c(
         score = float(np.mean(cross_val_score(_pipeline(c, seed), x, y, cv=cv, scoring="accuracy")))
         if score > best + 1e-12:
             best_c, best = c, score
-    return best_c
+    return best_c, best
 
 
 def fit_and_score(
@@ -71,17 +83,18 @@ def fit_and_score(
     cs: tuple[float, ...] = C_GRID,
     folds: int = INNER_FOLDS,
     seed: int = 0,
-) -> tuple[float, float]:
-    """Select C on the train part, refit, return (test accuracy, chosen C). Arrays: x (N, D) float, y (N,)."""
+) -> tuple[float, float, float | None]:
+    """Select C on the train part, refit, return (test accuracy, chosen C, its inner-CV accuracy on the
+    train part). Arrays: x (N, D) float, y (N,)."""
     from threadpoolctl import threadpool_limits
 
     # One BLAS thread: the matrices are small, and spinning BLAS threads on a busy CPU cost far more.
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")  # convergence / small-class warnings: the grid handles them
-        c = select_c(x_train, y_train, cs, folds, seed)
+        c, val = select_c_scored(x_train, y_train, cs, folds, seed)
         model = _pipeline(c, seed).fit(x_train, y_train)
         acc = float(np.mean(model.predict(x_test) == y_test))
-    return acc, c
+    return acc, c, val
 
 
 def probe_task(
@@ -100,11 +113,12 @@ def probe_task(
         if not test.any() or test.all():
             raise ValueError(f"{task.name}: needs both train and test examples")
         parts = [(~test, test)]
-    accs, chosen = [], []
+    accs, chosen, vals = [], [], []
     for tr, te in parts:
-        acc, c = fit_and_score(x[tr], y[tr], x[te], y[te], cs, folds, seed)
+        acc, c, val = fit_and_score(x[tr], y[tr], x[te], y[te], cs, folds, seed)
         accs.append(acc)
         chosen.append(c)
+        vals.append(val)
     tr0, te0 = parts[0]
     return ProbeResult(
         accuracy=float(np.mean(accs)),
@@ -112,4 +126,5 @@ def probe_task(
         n_test=int(te0.sum()),
         chosen_c=tuple(chosen),
         fold_accuracies=tuple(accs),
+        val_accuracy=None if None in vals else float(np.mean([v for v in vals if v is not None])),
     )

@@ -50,6 +50,8 @@ def domain_scores(row: EmbedderResult, tasks: list[Task]) -> dict[str, float | N
         out[dom] = float(np.mean(accs)) if accs else None
     accs = [row.probes[t.name].accuracy for t in tasks if t.name in row.probes]
     out["average"] = float(np.mean(accs)) if accs else None
+    vals = [row.probes[t.name].val_accuracy for t in tasks if t.name in row.probes]
+    out["validation_average"] = float(np.mean(vals)) if vals and None not in vals else None  # type: ignore[arg-type]
     return out
 
 
@@ -88,6 +90,23 @@ def _results_table(rows: list[EmbedderResult], tasks: list[Task]) -> list[str]:
             *agree,
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _validation_table(rows: list[EmbedderResult], tasks: list[Task]) -> list[str]:
+    """Inner cross-validation accuracy on each task's train part (rows that have it for every task)."""
+    keep = [r for r in rows if r.probes and all(v.val_accuracy is not None for v in r.probes.values())]
+    if not keep:
+        return []
+    names = [t.name for t in tasks]
+    lines = ["| embedder | " + " | ".join(names) + " | average |", "|---|" + "---:|" * (len(names) + 1)]
+    for row in keep:
+        vals = [row.probes[n].val_accuracy if n in row.probes else None for n in names]
+        lines.append(
+            f"| {row.name} | "
+            + " | ".join(_f(v) for v in vals)
+            + f" | {_f(domain_scores(row, tasks)['validation_average'])} |"
+        )
     return lines
 
 
@@ -197,6 +216,17 @@ def render_markdown(rows: list[EmbedderResult], tasks: list[Task], meta: ReportM
         "`teacher mAP` and `top-1` the teacher agreement of tagging packs on held-out clips (below).",
         "",
     ]
+    val = _validation_table(rows, tasks)
+    if val:
+        lines += [
+            "## Probe validation accuracy",
+            "",
+            *val,
+            "",
+            "The inner cross-validation accuracy of each probe's chosen `C` on the task's train part: it "
+            "never sees the test clips, so candidates can be compared on it without spending the test set.",
+            "",
+        ]
     ref = _reference_table(rows)
     if ref and not meta.quick:
         lines += ["## Reference figures", "", *ref, ""]
@@ -225,6 +255,7 @@ def results_json(rows: list[EmbedderResult], tasks: list[Task], meta: ReportMeta
                 "seconds_per_hour": r.seconds_per_hour,
                 "accuracy": {k: v.accuracy for k, v in r.probes.items()},
                 "chosen_c": {k: list(v.chosen_c) for k, v in r.probes.items()},
+                "validation_accuracy": {k: v.val_accuracy for k, v in r.probes.items()},
                 "failed_clips": r.failed,
                 "domains": domain_scores(r, tasks),
                 "agreement": None
