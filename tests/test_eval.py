@@ -57,14 +57,6 @@ def test_probe_reaches_high_accuracy_on_separable_toy_set() -> None:
     assert res.n_test == 30 and res.n_train == 60
     assert res.chosen_c[0] in (0.01, 0.1, 1.0, 10.0)
     assert probe_task(X, task, seed=0) == res  # deterministic
-    # the validation figure comes from the train part alone: scrambling the test clips leaves it as it is
-    assert res.val_accuracy is not None and res.val_accuracy >= 0.9
-    test = np.asarray([s == "test" for s in task.splits])
-    scrambled = X.copy()
-    scrambled[test] = np.random.default_rng(1).normal(size=scrambled[test].shape)
-    other = probe_task(scrambled, task, seed=0)
-    assert other.val_accuracy == res.val_accuracy and other.accuracy < res.accuracy
-    assert probe_task(X, task, cs=(1.0,)).val_accuracy is None  # one C: no inner CV
 
 
 def test_probe_fails_on_random_labels_and_cv_folds_work() -> None:
@@ -219,12 +211,6 @@ def test_mel_baseline_and_runner_end_to_end(tmp_path: Path) -> None:
     assert len(list((tmp_path / "cache").rglob("*.npz"))) == len(task)
     again = evaluate([emb], [task], cache)  # from the cache: same figures
     assert again[0].probes == rows[0].probes
-    from models.evaluation.report import ReportMeta, render_markdown
-
-    meta = ReportMeta(date="d", commit="c", command="encotag eval", machine="m")
-    text = render_markdown(rows, [task], meta, "")
-    val = rows[0].probes["tones"].val_accuracy
-    assert val is not None and "## Probe validation accuracy" in text and f"| {val:.3f} |" in text
 
 
 def test_bad_clip_is_left_out_not_fatal(tmp_path: Path) -> None:
