@@ -318,7 +318,9 @@ PROTOCOL = """
   (ties → smaller C), refit on the whole train part, accuracy on the test part. Splits come from each set's
   own `split` column; a set without a test split (mod_sounds) is scored by seeded stratified 5-fold
   cross-validation (mean accuracy over the folds, C chosen inside each fold's train part); a `fold` column,
-  where a set has one, defines the folds instead.
+  where a set has one, defines the folds instead. The **validation accuracy** is the chosen C's mean
+  accuracy in that inner cross-validation: it never sees the test part, so candidates are compared on it
+  and the test accuracy is kept for the final figure.
 - **Tasks and domains.** Speech: FSDD digits (label) and FSDD speaker (`speaker` column; every speaker is
   in both splits), Speech Commands keywords, RAVDESS emotion. Environment: donateacry (reason of the
   infant cry), mod_sounds (classes with ≥ 5 examples only: 8 classes, 49 clips). Music: pitch — single
