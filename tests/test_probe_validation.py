@@ -21,9 +21,8 @@ def test_validation_accuracy_comes_from_the_train_part_alone() -> None:
     test = np.asarray([s == "test" for s in task.splits])
     scrambled = X.copy()
     scrambled[test] = np.random.default_rng(1).normal(size=scrambled[test].shape)
-    other = probe_task(
-        scrambled, task, seed=0
-    )  # the test clips scrambled: test accuracy falls, validation not
+    # the test clips scrambled: test accuracy falls, validation does not move
+    other = probe_task(scrambled, task, seed=0)
     assert other.val_accuracy == res.val_accuracy and other.accuracy < res.accuracy
     assert probe_task(X, task, cs=(1.0,)).val_accuracy is None  # one C: no inner CV is run
     folds, cv_task = _toy_task(with_test=False)

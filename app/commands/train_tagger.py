@@ -126,7 +126,7 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
         if name == "train" and boosts:
             weights, share = boost_weights(weights, sel, boosts)
             log.info("boosted sources %s: %.1f %% of the draw", boosts, 100 * share)
-        if name == "train" and (args.balance > 0 or boosts):
+        if name == "train" and (args.balance > 0 or boosts):  # else uniform draws (no weights)
             data.seg_weights = weights
             wmax = float(np.max(weights)) if weights.size else 1.0
         out[name] = data

@@ -48,19 +48,13 @@ def _pipeline(c: float, seed: int):  # -> sklearn Pipeline
 
 def select_c(
     x: np.ndarray, y: np.ndarray, cs: tuple[float, ...] = C_GRID, folds: int = INNER_FOLDS, seed: int = 0
-) -> float:
-    """The ``C`` with the best mean accuracy over stratified ``folds``-fold CV of (x (N, D), y (N,)).
+) -> tuple[float, float | None]:
+    """The ``C`` with the best mean accuracy over stratified ``folds``-fold CV of (x (N, D), y (N,)), and
+    that accuracy (None for a one-value grid, where no CV is run).
 
     Ties go to the smaller ``C`` (stronger regularisation). The fold count is lowered to the size of
     the rarest class when that is smaller (at least 2).
     """
-    return select_c_scored(x, y, cs, folds, seed)[0]
-
-
-def select_c_scored(
-    x: np.ndarray, y: np.ndarray, cs: tuple[float, ...] = C_GRID, folds: int = INNER_FOLDS, seed: int = 0
-) -> tuple[float, float | None]:
-    """:func:`select_c` and that ``C``'s mean cross-validation accuracy (None for a one-value grid)."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     if len(cs) == 1:
@@ -91,7 +85,7 @@ def fit_and_score(
     # One BLAS thread: the matrices are small, and spinning BLAS threads on a busy CPU cost far more.
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")  # convergence / small-class warnings: the grid handles them
-        c, val = select_c_scored(x_train, y_train, cs, folds, seed)
+        c, val = select_c(x_train, y_train, cs, folds, seed)
         model = _pipeline(c, seed).fit(x_train, y_train)
         acc = float(np.mean(model.predict(x_test) == y_test))
     return acc, c, val
@@ -120,11 +114,12 @@ def probe_task(
         chosen.append(c)
         vals.append(val)
     tr0, te0 = parts[0]
+    known = [v for v in vals if v is not None]
     return ProbeResult(
         accuracy=float(np.mean(accs)),
         n_train=int(tr0.sum()),
         n_test=int(te0.sum()),
         chosen_c=tuple(chosen),
         fold_accuracies=tuple(accs),
-        val_accuracy=None if None in vals else float(np.mean([v for v in vals if v is not None])),
+        val_accuracy=float(np.mean(known)) if len(known) == len(vals) else None,
     )

@@ -50,8 +50,8 @@ def domain_scores(row: EmbedderResult, tasks: list[Task]) -> dict[str, float | N
         out[dom] = float(np.mean(accs)) if accs else None
     accs = [row.probes[t.name].accuracy for t in tasks if t.name in row.probes]
     out["average"] = float(np.mean(accs)) if accs else None
-    vals = [row.probes[t.name].val_accuracy for t in tasks if t.name in row.probes]
-    out["validation_average"] = float(np.mean(vals)) if vals and None not in vals else None  # type: ignore[arg-type]
+    vals = [v for t in tasks if t.name in row.probes and (v := row.probes[t.name].val_accuracy) is not None]
+    out["validation_average"] = float(np.mean(vals)) if vals and len(vals) == len(accs) else None
     return out
 
 
