@@ -58,3 +58,40 @@ def test_short_round_goes_on_and_errors_stop(tmp_path: Path) -> None:
     assert rc == 0 and len(calls) == everything and "short of its target" in err
     rc, calls, _ = _run(tmp_path, n2=2)
     assert rc == 2 and len(calls) == 2
+
+
+ALL = Path(__file__).resolve().parents[1] / "tools" / "rebuild-training-data.sh"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_training_data_rebuild_runs_every_step(tmp_path: Path) -> None:
+    """Snapshots of bare mirrors (also those fetched as repo/.git), the corpus rounds, then two feature
+    workers from both ends and a final pass; a failing step stops the script."""
+    fake = tmp_path / "encotag"
+    fake.write_text(FAKE.format(python=sys.executable))
+    fake.chmod(0o755)
+    mirrors = tmp_path / "mirrors"
+    (mirrors / "a+b" / "repo").mkdir(parents=True)
+    (mirrors / "a+b" / "repo" / "HEAD").write_text("ref: refs/heads/main\n")
+    (mirrors / "c+d" / "repo" / ".git").mkdir(parents=True)
+    (mirrors / "c+d" / "repo" / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    log = tmp_path / "calls.log"
+    corpus = tmp_path / "corpus"
+    env = {**os.environ, "ENCOTAG": str(fake), "FAKE_LOG": str(log), "TEACHER": str(tmp_path / "t")}
+    args = ["bash", str(ALL), str(mirrors), str(tmp_path / "snap"), str(corpus)]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0].startswith("corpus snapshot ")
+    assert f"{mirrors}/a+b/repo " in calls[0] + " " and f"{mirrors}/c+d/repo/.git" in calls[0]
+    builds = [c for c in calls if c.startswith("corpus build")]
+    assert len(builds) >= 9
+    features = [c for c in calls if "train features" in c]
+    assert len(features) == 3 and sum("--reverse" in c for c in features) == 1
+    assert all(f"--corpus {corpus} " in c and "--per-clip" in c for c in features)
+    assert calls.index(features[0]) > calls.index(builds[-1])  # caches only after the whole corpus
+    assert (tmp_path / "corpus.logs" / "features.log").exists()
+    # the snapshot step fails: nothing after it runs, and the status is passed on
+    log.unlink()
+    proc = subprocess.run(args, env={**env, "FAKE_RC_1": "3"}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3 and len(log.read_text().splitlines()) == 1
