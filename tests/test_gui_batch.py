@@ -21,6 +21,7 @@ from app.gui.file_view import FileView  # noqa: E402
 from app.gui.main_window import MainWindow  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from models.batch import tables  # noqa: E402
+from tests.stall import TickGaps  # noqa: E402
 
 SR = 16000
 LABELS = ("Speech", "Music", "Dog", "Bird", "Siren")
@@ -62,37 +63,19 @@ def _fake(i: int) -> dict:
             "top_trusted": [True, i % 2 == 0, False], "n_events": i % 4, "events": []}  # fmt: skip
 
 
-def _run_queue_wait_s() -> float | None:
-    try:
-        with open("/proc/thread-self/schedstat", encoding="ascii") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def test_5000_entries_keep_the_event_loop_responsive(qtbot) -> None:
     """5 000 results arrive from a worker thread (queued signals, as from the batch runner) while a 10 ms
-    timer ticks: the table is a model/view, so no tick waits over 1 s (the bound of the other GUI tests;
-    the time the GUI thread sat in the CPU run queue is subtracted)."""
+    timer ticks: the table is a model/view, so the GUI thread never works over 1 s between two ticks (the
+    bound of the other GUI tests; tests/stall.py says why its CPU time is the figure)."""
     paths = [f"/archive/f{i:05d}.wav" for i in range(5000)]
     view = BatchView([Path(p) for p in paths], None)
     qtbot.addWidget(view)
     view.resize(900, 600)
     view.show()
     view.table.sortByColumn(3, Qt.SortOrder.AscendingOrder)  # sorted while rows change
-    gaps: list[float] = []
-    raw: list[float] = []
-    last = [time.perf_counter(), _run_queue_wait_s()]
-
-    def tick() -> None:
-        now, wait = time.perf_counter(), _run_queue_wait_s()
-        queued = wait - last[1] if wait is not None and last[1] is not None else 0.0
-        raw.append(now - last[0])
-        gaps.append(now - last[0] - queued)
-        last[0], last[1] = now, wait
-
+    gaps = TickGaps()
     timer = QTimer()
-    timer.timeout.connect(tick)
+    timer.timeout.connect(gaps.tick)
     timer.start(10)
 
     def produce() -> None:
@@ -106,9 +89,8 @@ def test_5000_entries_keep_the_event_loop_responsive(qtbot) -> None:
     th.join()
     qtbot.wait(50)
     timer.stop()
-    print(f"5000 batch entries: {len(gaps)} ticks, max gap {max(raw) * 1000:.0f} ms wall, "
-          f"{max(gaps) * 1000:.0f} ms without CPU run-queue waits")  # fmt: skip
-    assert len(gaps) > 5 and max(gaps) < 1.0, f"the event loop stalled {max(gaps) * 1000:.0f} ms"
+    print(f"5000 batch entries: {gaps.summary()}")
+    assert len(gaps.cpu) > 5 and max(gaps.cpu) < 1.0, f"the GUI thread blocked its loop: {gaps.summary()}"
     assert view.proxy.rowCount() == 5000 and view.bar.value() == 5000
     view.filter.setText("Siren 0.90")
     assert view.proxy.rowCount() == 1000  # every 5th file has Siren on top
