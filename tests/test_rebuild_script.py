@@ -95,3 +95,4 @@ def test_training_data_rebuild_runs_every_step(tmp_path: Path) -> None:
     log.unlink()
     proc = subprocess.run(args, env={**env, "FAKE_RC_1": "3"}, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3 and len(log.read_text().splitlines()) == 1
+    assert "a step failed (exit status 3)" in proc.stderr and "corpus.logs" in proc.stderr

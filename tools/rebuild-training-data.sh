@@ -27,6 +27,7 @@ T=${TEACHER:-$ROOT/../shared/teachers/efficientat_mn04_as}
 LOGS="$C.logs"
 mkdir -p "$LOGS"
 stamp() { printf '[rebuild %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+trap 'echo "rebuild-training-data: a step failed (exit status $?); its log is in $LOGS/" >&2' ERR
 
 repos=()
 # a mirror is a bare git directory, MIRRORS/<owner>+<name>/repo or (as fetch leaves some) …/repo/.git
