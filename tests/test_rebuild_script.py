@@ -28,10 +28,15 @@ sys.exit(int(os.environ.get(f"FAKE_RC_{{n}}", "0")))
 """
 
 
-def _run(tmp_path: Path, **rcs: int) -> tuple[int, list[str], str]:
-    fake = tmp_path / "encotag"
+def _fake_encotag(folder: Path) -> Path:
+    fake = folder / "encotag"
     fake.write_text(FAKE.format(python=sys.executable))
     fake.chmod(0o755)
+    return fake
+
+
+def _run(tmp_path: Path, **rcs: int) -> tuple[int, list[str], str]:
+    fake = _fake_encotag(tmp_path)
     log = tmp_path / "calls.log"
     log.unlink(missing_ok=True)
     env = {**os.environ, "ENCOTAG": str(fake), "FAKE_LOG": str(log)}
@@ -67,9 +72,7 @@ ALL = Path(__file__).resolve().parents[1] / "tools" / "rebuild-training-data.sh"
 def test_training_data_rebuild_runs_every_step(tmp_path: Path) -> None:
     """Snapshots of bare mirrors (also those fetched as repo/.git), the corpus rounds, then two feature
     workers from both ends and a final pass; a failing step stops the script."""
-    fake = tmp_path / "encotag"
-    fake.write_text(FAKE.format(python=sys.executable))
-    fake.chmod(0o755)
+    fake = _fake_encotag(tmp_path)
     mirrors = tmp_path / "mirrors"
     (mirrors / "a+b" / "repo").mkdir(parents=True)
     (mirrors / "a+b" / "repo" / "HEAD").write_text("ref: refs/heads/main\n")
