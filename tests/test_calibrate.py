@@ -70,3 +70,45 @@ def test_bad_inputs_are_refused() -> None:
         apply_offsets({"x": torch.zeros(3)}, OffsetFit((0,), (1.0,), 1, 0, 0, None, None))
     with pytest.raises(ValueError):
         apply_offsets({HEAD_BIAS: torch.zeros(3)}, OffsetFit((5,), (1.0,), 1, 0, 0, None, None))
+
+
+def _brute(student: np.ndarray, teacher: np.ndarray, labels: list[int], cap: float) -> tuple[float, float]:
+    """(best top-1 among grid pairs within the cap, lowest rate) by applying every pair to a copy."""
+    t_top = teacher.argmax(axis=1)
+    grid = np.round(np.arange(-3.0, 1.01, 0.1), 2)
+    best, low = -1.0, 2.0
+    for a in grid:
+        for b in grid:
+            x = student.copy()
+            x[:, labels[0]] += a
+            x[:, labels[1]] += b
+            rate = instead_rate(x.argmax(axis=1), t_top, labels)
+            assert rate is not None
+            low = min(low, rate)
+            if rate <= cap:
+                best = max(best, float(np.mean(x.argmax(axis=1) == t_top)))
+    return best, low
+
+
+def test_capped_fit_is_the_best_agreement_within_the_cap() -> None:
+    """Two labels put first "when in doubt": the joint search keeps the instead rate under the cap and, among
+    the offset pairs that do, finds the best top-1 agreement (checked against every pair of the grid)."""
+    student, teacher = _inflated(n=600, c=12, label=3, by=1.5)
+    student[:, 7] += 1.0
+    fit = fit_label_offsets(student, teacher, [3, 7], max_instead=0.05)
+    assert fit.instead_before is not None and fit.instead_before > 0.2
+    assert fit.instead_after is not None and fit.instead_after <= 0.05
+    assert fit.max_instead == 0.05 and all(v < 0 for v in fit.offsets)
+    best, _ = _brute(student, teacher, [3, 7], 0.05)
+    assert fit.top1_after == pytest.approx(best)
+    # a cap no pair reaches: the lowest rate the grid allows
+    impossible = fit_label_offsets(student, teacher, [3, 7], max_instead=0.0)
+    _, low = _brute(student, teacher, [3, 7], 0.0)
+    assert impossible.instead_after == pytest.approx(low)
+    # a cap every pair meets: the best top-1 agreement over the whole grid
+    loose = fit_label_offsets(student, teacher, [3, 7], max_instead=1.0)
+    assert loose.top1_after >= fit.top1_after
+    with pytest.raises(ValueError):
+        fit_label_offsets(student, teacher, [1, 2, 3], max_instead=0.1)
+    with pytest.raises(ValueError):
+        fit_label_offsets(student, teacher, [1], max_instead=1.5)

@@ -102,3 +102,22 @@ def test_training_scores_only_drawn_recordings(tiny_codec_pack: Path, tmp_path: 
     averaged = json.loads((mean / "tagger.json").read_text(encoding="utf-8"))
     assert averaged["data"]["heldout_clips"] == 2 and averaged["data"]["heldout_drawn_only"] is False
     assert averaged["metrics"]["heldout_segments"] == 10 and averaged["data"]["train_clips"] == 2
+    # label offsets fitted on the held-out recording the draw does not hold out ("moved"): the drawn one,
+    # which scores the result, never enters the fit
+    cal, cal_pack = tmp_path / "cal", tmp_path / "cal_pack"
+    calibrate = ["train", "calibrate", *feats, "--tagger", str(out), "--out", str(cal), "--fit-on"]
+    assert main([*calibrate, "held-undrawn", "--max-instead", "10"]) == 2  # needs --drawn-only
+    assert main([*calibrate, "held-undrawn", "--drawn-only", "--max-instead", "250"]) == 2
+    assert main([*calibrate, "held-undrawn", "--drawn-only", "--max-instead", "10"]) == 0
+    info = json.loads((cal / "tagger.json").read_text(encoding="utf-8"))
+    record = info["calibration"]
+    assert record["fit_on"] == "held-undrawn" and record["n_segments"] == 5  # one clip of five 2-s segments
+    assert record["max_instead"] == 0.1 and record["labels"] == [0, 137]
+    assert info["metrics"]["heldout_segments"] == 5  # scored on the drawn clip alone
+    assert (
+        main(["train", "pack", "--codec", str(tiny_codec_pack), "--tagger", str(cal), "--out", str(cal_pack)])
+        == 0
+    )
+    readme = (cal_pack / "README.md").read_text(encoding="utf-8")
+    assert "fitted on held-out recordings outside the drawn evaluation set" in readme
+    assert "capped at 10.0 %" in readme

@@ -121,14 +121,27 @@ def register(sub: Any) -> None:
     t.add_argument("--init", type=Path, default=None, help="start from a trained tagger folder (warm start)")
     t.add_argument("--no-teacher-init", action="store_true", help="random init even at the teacher's width")
 
-    b = tsub.add_parser(
-        "calibrate", help="fit label logit offsets of a trained tagger on training segments (Speech, Music)"
-    )
+    b = tsub.add_parser("calibrate", help="fit label logit offsets of a trained tagger (Speech, Music)")
     _common(b)
     _feature_args(b)
     b.add_argument("--tagger", required=True, type=Path, help="trained tagger folder to calibrate")
     b.add_argument("--labels", default="Speech,Music", help="comma list of AudioSet label names")
-    b.add_argument("--max-segments", type=int, default=40000, help="evenly spaced training segments used")
+    b.add_argument("--max-segments", type=int, default=40000, help="evenly spaced fitting segments used")
+    b.add_argument(
+        "--fit-on",
+        choices=("train", "held-undrawn"),
+        default="train",
+        help="fitting segments: training clips, or (with --per-clip --drawn-only) the held-out clips the "
+        "hash draw does not hold out, so the drawn set that scores the result never enters the fit",
+    )
+    b.add_argument(
+        "--max-instead",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="fit one or two offsets jointly: best top-1 agreement with the labels-instead-of-another "
+        "rate at most PCT %% on the fitting segments (default: top-1 agreement alone)",
+    )
 
     a = tsub.add_parser("average", help="the weighted mean of trained taggers of one lineage (a model soup)")
     _common(a)

@@ -1,9 +1,12 @@
-"""``encotag train calibrate``: label logit offsets of a trained tagger, fitted on training segments.
+"""``encotag train calibrate``: label logit offsets of a trained tagger.
 
 Reads the same cached features as ``encotag train tagger`` (``--per-clip --corpus … --codec …
 --teacher …``), the tagger folder ``--tagger``, and writes a calibrated tagger folder to ``--out``
-(:mod:`models.training.calibrate`). The fit uses training segments only; the held-out scoring of
-``train tagger`` is redone on the result so ``encotag train pack`` records it.
+(:mod:`models.training.calibrate`). The fit uses training segments (``--fit-on train``), or with
+``--per-clip --drawn-only --fit-on held-undrawn`` the held-out clips that the stable hash draw does not
+hold out: recordings the tagger never trained on that are not the drawn set, which alone scores the
+result. The held-out scoring of ``train tagger`` is redone on the result so ``encotag train pack``
+records it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import numpy as np
 def _segment_logits(
     model: Any, data: Any, table: Any, max_segments: int, batch: int = 128
 ) -> tuple[Any, Any]:
-    """(student logits, teacher probabilities) ``(M, C)`` of the 2-s segments of evenly spaced clips."""
+    """(student logits, teacher probabilities) ``(M, C)`` of the 2-s segments of evenly spaced clips of
+    ``data`` (at most ``max_segments``)."""
     import torch
 
     from models.training.distill import latent_from_codes
@@ -57,24 +61,37 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if args.out.resolve() == args.tagger.resolve():
         print("encotag train: calibrate: --out must differ from --tagger", file=sys.stderr)
         return 2
+    undrawn = args.fit_on == "held-undrawn"
+    if undrawn and not (args.per_clip and args.drawn_only):
+        msg = "--fit-on held-undrawn needs --per-clip --drawn-only"
+        print(f"encotag train: calibrate: {msg}", file=sys.stderr)
+        return 2
+    cap = None if args.max_instead is None else args.max_instead / 100.0
+    if cap is not None and (len(wanted) > 2 or not 0.0 <= cap <= 1.0):
+        print("encotag train: calibrate: --max-instead takes 0-100 and one or two labels", file=sys.stderr)
+        return 2
     cfg, state, tinfo = load_tagger_dir(args.tagger)
     model = Tagger(cfg)
     model.load_state_dict(state, strict=True)
+    fitting = None
+    if undrawn:  # the calibration split: held out, not drawn (loaded first, then the scoring split)
+        _, fitting, _, _ = prepare_features(argparse.Namespace(**(vars(args) | {"undrawn_only": True})))
     train, held, table, _ = prepare_features(args)
-    if train is None or held is None or table is None:
+    if train is None or held is None or table is None or (undrawn and fitting is None):
         print(
             "encotag train: calibrate: needs --codec and a corpus with train and held-out clips",
             file=sys.stderr,
         )
         return 2
-    student, teacher = _segment_logits(model, train, table, args.max_segments)
-    fit = fit_label_offsets(student, teacher, [names.index(w) for w in wanted])
+    student, teacher = _segment_logits(model, fitting if undrawn else train, table, args.max_segments)
+    fit = fit_label_offsets(student, teacher, [names.index(w) for w in wanted], max_instead=cap)
     model.load_state_dict(apply_offsets(model.state_dict(), fit), strict=True)
     per_clip = bool(getattr(args, "per_clip", False))
     metrics = evaluate_student(
         model, train, held, table, augs=(0,), min_pos_trusted=5 if per_clip else 3, segments=per_clip
     )
     record = dataclasses.asdict(fit) | {"label_names": wanted, "from": str(args.tagger)}
+    record["fit_on"] = args.fit_on
     info = dict(tinfo) | {
         "metrics": metrics,
         "calibration": record | {"command": command_line(args)},

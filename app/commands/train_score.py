@@ -54,11 +54,11 @@ def _table(rows: list[dict[str, Any]], corpus: str, drawn_only: bool) -> str:
 def run_score(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from app.commands.train_tagger import per_clip_split, prepare_features
+    from app.commands.train_tagger import prepare_features
     from models.atomic import atomic_write_text
     from models.evaluation.agreement import DERIVED_SUFFIXES
     from models.nets.tagger import Tagger
-    from models.training.corpus_split import drawn_clips
+    from models.training.corpus_split import drawn_clips, per_clip_split
     from models.training.coverage import read_manifest
     from models.training.outputs import load_tagger_dir
     from models.training.student_eval import broad_segment_score, evaluate_student

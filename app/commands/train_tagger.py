@@ -66,15 +66,6 @@ def training_sources(corpus: Path, clips: set[str]) -> dict[str, Any]:
     return out
 
 
-def per_clip_split(rows: list[Any], drawn: set[str] | None) -> dict[str, list[int]]:
-    """Manifest row indices of the ``train`` clips and of the held-out ones (``val`` less mixtures; with
-    ``drawn``, only those clips), in manifest order: the row order of :func:`prepare_per_clip`'s data."""
-    return {
-        "train": [i for i, r in enumerate(rows) if r.split == "train"],
-        "held": [i for i, r in enumerate(rows) if r.held_out and (drawn is None or r.clip in drawn)],
-    }
-
-
 def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     """``--per-clip``: codes and teacher logits of every clip of one corpus, cached per clip (built first
     where missing); the corpus ``val`` split less its mixtures is the held-out set; train segments carry
@@ -83,7 +74,7 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
 
     from models.nets.tagger import teacher_tagger
     from models.training.corpus_features import build_codes, code_cache_dir, codec_shape, load_distill_data
-    from models.training.corpus_split import drawn_clips
+    from models.training.corpus_split import drawn_clips, per_clip_split
     from models.training.coverage import boost_weights, parse_boosts, read_manifest, teacher_segment_logits
     from models.training.distill import codebook_table
     from models.training.features import state_hash
@@ -109,13 +100,13 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     )
     build_codes(corpus, rows, codec, code_dir, progress=_progress("codes", corpus.name), reverse=args.reverse)
     n_q, n_frames = codec_shape(codec)
-    drawn_only = bool(getattr(args, "drawn_only", False))
+    undrawn = bool(getattr(args, "undrawn_only", False))  # train calibrate --fit-on held-undrawn
+    drawn_only = bool(getattr(args, "drawn_only", False)) or undrawn
     drawn = drawn_clips(corpus) if drawn_only else None
-    idx = per_clip_split(rows, drawn)
+    idx = per_clip_split(rows, drawn, undrawn)
     if drawn_only and not idx["held"]:
-        raise ValueError(
-            f"{corpus}: --drawn-only: no held-out clip whose recording the stable hash draw holds out"
-        )
+        what = "does not hold" if undrawn else "holds"
+        raise ValueError(f"{corpus}: no held-out clip whose recording the stable hash draw {what} out")
     dropped = len(rows) - len(idx["train"]) - len(idx["held"])  # val mixtures: see CorpusRow.held_out
     split = {name: [rows[i] for i in sel] for name, sel in idx.items()}
     out = {}

@@ -71,6 +71,18 @@ def drawn_clips(corpus: Path) -> set[str]:
         }
 
 
+def per_clip_split(rows: list[Any], drawn: set[str] | None, undrawn: bool = False) -> dict[str, list[int]]:
+    """Manifest row indices of the ``train`` clips and of the held-out ones (``val`` less mixtures; with
+    ``drawn``, only those clips, or with ``undrawn`` only the others), in manifest order: the row order of
+    ``encotag train``'s per-clip data."""
+    return {
+        "train": [i for i, r in enumerate(rows) if r.split == "train"],
+        "held": [
+            i for i, r in enumerate(rows) if r.held_out and (drawn is None or (r.clip in drawn) != undrawn)
+        ],
+    }
+
+
 def files_of(row: dict[str, Any]) -> set[str]:
     """The source files a row was cut or mixed from (``file``/``files``, and a mixture's ``bg``/``fg``)."""
     p = _params(row)

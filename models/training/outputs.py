@@ -290,5 +290,10 @@ def _derived_tagger_text(tagger: dict[str, Any]) -> str:
         offs = ", ".join(
             f"{n} {v:+.2f}" for n, v in zip(cal.get("label_names", []), cal.get("offsets", []), strict=False)
         )
-        lines.append(f"Label logit offsets fitted on training segments (`encotag train calibrate`): {offs}.")
+        where = {"held-undrawn": "held-out recordings outside the drawn evaluation set"}.get(
+            str(cal.get("fit_on")), "training segments"
+        )
+        cap = cal.get("max_instead")
+        capped = "" if cap is None else f", Music/Speech-instead rate capped at {100 * float(cap):.1f} %"
+        lines.append(f"Label logit offsets fitted on {where} (`encotag train calibrate`{capped}): {offs}.")
     return "\n".join(lines) + ("\n" if lines else "")
