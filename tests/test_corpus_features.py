@@ -12,7 +12,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from models.evaluation.agreement import music_speech_instead, teacher_agreement, top5_overlap
+from models.evaluation.agreement import (
+    music_speech_above,
+    music_speech_instead,
+    teacher_agreement,
+    top5_overlap,
+)
 from models.training.corpus_features import build_codes, codec_shape, load_distill_data
 from models.training.coverage import (
     CorpusRow,
@@ -198,6 +203,22 @@ def test_broad_agreement_figures() -> None:
     assert agr.broad is not None and agr.broad.n_clips == 30
     assert agr.broad.ms_instead == 0.5 and agr.overall.n_clips == 40
     assert {c.index for c in agr.broad_per_class} >= {74}
+
+
+def test_music_speech_above_the_app_threshold() -> None:
+    """Among clips where the teacher gives Speech and Music both < 0.3, the share where the pack gives
+    either >= 0.3: what a user sees as a false Music or Speech tag."""
+    teacher = np.full((8, 527), 0.05)
+    teacher[:2, 0] = 0.6  # speech on two clips: not counted, whatever the pack says
+    teacher[2, 137] = 0.3  # music exactly at the threshold: not counted either
+    pack = teacher.copy()
+    pack[3, 137] = 0.31  # a false Music tag
+    pack[4, 0] = 0.5  # a false Speech tag
+    pack[5, 137] = 0.29  # below the threshold
+    assert music_speech_above(pack, teacher) == pytest.approx(2 / 5)
+    assert music_speech_above(pack[:2], teacher[:2]) is None
+    broad = teacher_agreement(pack, teacher, ["corpus:a"] * 8).broad
+    assert broad is not None and broad.ms_above == pytest.approx(2 / 5)
 
 
 def test_coverage_command_with_the_real_teacher(tmp_path: Path) -> None:

@@ -9,6 +9,9 @@ shared probe sets. Teacher labels: teacher probability ≥ 0.5. Per source and o
 - top-5 overlap: mean share of the teacher's five highest classes found among the pack's five highest;
 - Music-or-Speech instead of neither: among clips whose teacher top class is neither Speech nor Music,
   the share where the pack's top class is one of them (the "everything is Music" failure);
+- Music-or-Speech above the app's threshold: among clips where the teacher gives both Speech and Music
+  less than the app's default event threshold (:data:`APP_THRESHOLD`, 0.3), the share where the pack
+  gives either of them at least that (what a user sees as a false Music or Speech tag);
 - per class (overall only): each scored class's AP, positives and the source holding most of them.
 
 The **broad held-out set** is the corpus ``val`` split alone (sources ``corpus:*``): recordings held out
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 THRESHOLD = 0.5
 MIN_POSITIVES = 5
 SPEECH, MUSIC = 0, 137  # AudioSet indices of "Speech" and "Music"
+APP_THRESHOLD = 0.3  # the app's default event threshold (app.settings)
 BROAD_PREFIX = "corpus:"
 DERIVED_SUFFIXES = (
     "+aug",
@@ -53,6 +57,7 @@ class AgreementScore:
     n_classes: int
     top5: float = 0.0
     ms_instead: float | None = None  # None when no clip's teacher top class is neither Speech nor Music
+    ms_above: float | None = None  # None when the teacher gives Speech or Music >= 0.3 on every clip
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,17 @@ def music_speech_instead(pack: np.ndarray, teacher: np.ndarray) -> float | None:
     return float(np.isin(pack[neither].argmax(axis=1), (SPEECH, MUSIC)).mean())
 
 
+def music_speech_above(
+    pack: np.ndarray, teacher: np.ndarray, threshold: float = APP_THRESHOLD
+) -> float | None:
+    """Share of the clips where the teacher gives Speech and Music both less than ``threshold`` on which the
+    pack gives either of them at least ``threshold`` (None when there is no such clip)."""
+    neither = (teacher[:, [SPEECH, MUSIC]] < threshold).all(axis=1)
+    if not neither.any():
+        return None
+    return float((pack[neither][:, [SPEECH, MUSIC]] >= threshold).any(axis=1).mean())
+
+
 def score(pack: np.ndarray, teacher: np.ndarray, min_positives: int = MIN_POSITIVES) -> AgreementScore:
     """mAP, top-1, top-5 overlap and the Music/Speech-instead-of-neither rate of one set of rows."""
     keep, aps = _class_aps(pack, teacher, min_positives)
@@ -174,6 +190,7 @@ def score(pack: np.ndarray, teacher: np.ndarray, min_positives: int = MIN_POSITI
         n_classes=len(keep),
         top5=top5_overlap(pack, teacher),
         ms_instead=music_speech_instead(pack, teacher),
+        ms_above=music_speech_above(pack, teacher),
     )
 
 
