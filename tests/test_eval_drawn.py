@@ -108,7 +108,13 @@ def test_training_scores_only_drawn_recordings(tiny_codec_pack: Path, tmp_path: 
     calibrate = ["train", "calibrate", *feats, "--tagger", str(out), "--out", str(cal), "--fit-on"]
     assert main([*calibrate, "held-undrawn", "--max-instead", "10"]) == 2  # needs --drawn-only
     assert main([*calibrate, "held-undrawn", "--drawn-only", "--max-instead", "250"]) == 2
+    # only the held-out codes are read: the training clips' code files may be gone, and stay gone
+    train_codes = sorted(corpus.glob("codes-*/clips/t*.flac.npy"))
+    assert len(train_codes) == 2
+    for f in train_codes:
+        f.unlink()
     assert main([*calibrate, "held-undrawn", "--drawn-only", "--max-instead", "10"]) == 0
+    assert not any(f.exists() for f in train_codes)
     info = json.loads((cal / "tagger.json").read_text(encoding="utf-8"))
     record = info["calibration"]
     assert record["fit_on"] == "held-undrawn" and record["n_segments"] == 5  # one clip of five 2-s segments

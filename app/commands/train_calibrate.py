@@ -74,7 +74,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     model = Tagger(cfg)
     model.load_state_dict(state, strict=True)
     fitting = None
-    if undrawn:  # the calibration split: held out, not drawn (loaded first, then the scoring split)
+    if undrawn:  # the calibration split: held out, not drawn (loaded first, then the scoring split);
+        # the training split's codes are neither read nor encoded (only its teacher logits are used)
+        args = argparse.Namespace(**(vars(args) | {"train_codes": False}))
         _, fitting, _, _ = prepare_features(argparse.Namespace(**(vars(args) | {"undrawn_only": True})))
     train, held, table, _ = prepare_features(args)
     if train is None or held is None or table is None or (undrawn and fitting is None):

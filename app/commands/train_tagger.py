@@ -98,12 +98,15 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
         progress=_progress("teacher", corpus.name),
         reverse=args.reverse,
     )
-    build_codes(corpus, rows, codec, code_dir, progress=_progress("codes", corpus.name), reverse=args.reverse)
-    n_q, n_frames = codec_shape(codec)
     undrawn = bool(getattr(args, "undrawn_only", False))  # train calibrate --fit-on held-undrawn
     drawn_only = bool(getattr(args, "drawn_only", False)) or undrawn
     drawn = drawn_clips(corpus) if drawn_only else None
     idx = per_clip_split(rows, drawn, undrawn)
+    train_codes = bool(getattr(args, "train_codes", True))  # False: the training split's teacher side only
+    coded = rows if train_codes else [rows[i] for i in idx["held"]]
+    progress = _progress("codes", corpus.name)
+    build_codes(corpus, coded, codec, code_dir, progress=progress, reverse=args.reverse)
+    n_q, n_frames = codec_shape(codec)
     if drawn_only and not idx["held"]:
         what = "does not hold" if undrawn else "holds"
         raise ValueError(f"{corpus}: no held-out clip whose recording the stable hash draw {what} out")
@@ -113,7 +116,9 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
     wmax, share = 1.0, 0.0
     for name, sel in split.items():
         lg = logits[np.array(idx[name], dtype=int)]
-        data, weights = load_distill_data(sel, lg, code_dir, n_q, n_frames, args.balance)
+        data, weights = load_distill_data(
+            sel, lg, code_dir, n_q, n_frames, args.balance, with_codes=train_codes or name != "train"
+        )
         if name == "train" and boosts:
             weights, share = boost_weights(weights, sel, boosts)
             log.info("boosted sources %s: %.1f %% of the draw", boosts, 100 * share)

@@ -93,12 +93,14 @@ def load_distill_data(
     n_q: int,
     n_frames: int,
     balance_power: float = 0.5,
+    with_codes: bool = True,
 ) -> tuple[DistillData, np.ndarray]:
     """``(DistillData with K = 1, segment weights (N, 5))`` for ``rows``; ``logits``: their teacher logits
     ``(N, 6, 527)`` from :func:`models.training.coverage.teacher_segment_logits`. Raises
-    FileNotFoundError naming the first clip whose codes are missing or damaged."""
-    codes = np.empty((len(rows), 1, n_q, n_frames), np.int16)
-    for i, r in enumerate(rows):
+    FileNotFoundError naming the first clip whose codes are missing or damaged. Without ``with_codes`` the
+    codes are an empty ``(N, 1, n_q, 0)`` array and no code file is read (for teacher-side counts only)."""
+    codes = np.empty((len(rows), 1, n_q, n_frames if with_codes else 0), np.int16)
+    for i, r in enumerate(rows if with_codes else ()):
         c = load_array(code_dir / (r.clip + ".npy"), (n_q, n_frames), np.int16)
         if c is None:
             raise FileNotFoundError(f"{code_dir / r.clip}.npy: no codes (run the encoding first)")
