@@ -43,6 +43,31 @@ def _segment_logits(
     return np.concatenate(out), 1.0 / (1.0 + np.exp(-teacher))
 
 
+def _drawn_and_undrawn(corpus: Any, held: Any) -> tuple[Any, Any]:
+    """``held`` (every held-out clip, in :func:`per_clip_split` order) cut into the clips whose recording
+    the stable hash draw holds out and the others; ``(drawn, None)`` when there are no others."""
+    import dataclasses
+
+    from models.training.corpus_split import drawn_clips, per_clip_split
+    from models.training.coverage import read_manifest
+
+    rows = read_manifest(corpus)
+    drawn = drawn_clips(corpus)
+    mask = np.array([rows[i].clip in drawn for i in per_clip_split(rows, None)["held"]], dtype=bool)
+
+    def take(keep: np.ndarray) -> Any:
+        return dataclasses.replace(
+            held,
+            **{
+                f.name: getattr(held, f.name)[keep]
+                for f in dataclasses.fields(held)
+                if getattr(held, f.name) is not None
+            },
+        )
+
+    return take(mask), (take(~mask) if (~mask).any() else None)
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
     from app.commands.train_data import command_line
     from app.commands.train_tagger import prepare_features
@@ -74,11 +99,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
     model = Tagger(cfg)
     model.load_state_dict(state, strict=True)
     fitting = None
-    if undrawn:  # the calibration split: held out, not drawn (loaded first, then the scoring split);
-        # the training split's codes are neither read nor encoded (only its teacher logits are used)
-        args = argparse.Namespace(**(vars(args) | {"train_codes": False}))
-        _, fitting, _, _ = prepare_features(argparse.Namespace(**(vars(args) | {"undrawn_only": True})))
-    train, held, table, _ = prepare_features(args)
+    if undrawn:  # every held-out clip loaded once, then cut into the drawn (scoring) and undrawn (fitting)
+        # sets; the training split's codes are neither read nor encoded (only its teacher logits are used)
+        both = argparse.Namespace(**(vars(args) | {"train_codes": False, "drawn_only": False}))
+        train, held, table, _ = prepare_features(both)
+        if held is not None:
+            held, fitting = _drawn_and_undrawn(args.corpus[0], held)
+    else:
+        train, held, table, _ = prepare_features(args)
     if train is None or held is None or table is None or (undrawn and fitting is None):
         print(
             "encotag train: calibrate: needs --codec and a corpus with train and held-out clips",

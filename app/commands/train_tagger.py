@@ -98,18 +98,16 @@ def prepare_per_clip(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str,
         progress=_progress("teacher", corpus.name),
         reverse=args.reverse,
     )
-    undrawn = bool(getattr(args, "undrawn_only", False))  # train calibrate --fit-on held-undrawn
-    drawn_only = bool(getattr(args, "drawn_only", False)) or undrawn
+    drawn_only = bool(getattr(args, "drawn_only", False))
     drawn = drawn_clips(corpus) if drawn_only else None
-    idx = per_clip_split(rows, drawn, undrawn)
+    idx = per_clip_split(rows, drawn)
     train_codes = bool(getattr(args, "train_codes", True))  # False: the training split's teacher side only
     coded = rows if train_codes else [rows[i] for i in idx["held"]]
     progress = _progress("codes", corpus.name)
     build_codes(corpus, coded, codec, code_dir, progress=progress, reverse=args.reverse)
     n_q, n_frames = codec_shape(codec)
     if drawn_only and not idx["held"]:
-        what = "does not hold" if undrawn else "holds"
-        raise ValueError(f"{corpus}: no held-out clip whose recording the stable hash draw {what} out")
+        raise ValueError(f"{corpus}: no held-out clip whose recording the stable hash draw holds out")
     dropped = len(rows) - len(idx["train"]) - len(idx["held"])  # val mixtures: see CorpusRow.held_out
     split = {name: [rows[i] for i in sel] for name, sel in idx.items()}
     out = {}

@@ -71,15 +71,12 @@ def drawn_clips(corpus: Path) -> set[str]:
         }
 
 
-def per_clip_split(rows: list[Any], drawn: set[str] | None, undrawn: bool = False) -> dict[str, list[int]]:
+def per_clip_split(rows: list[Any], drawn: set[str] | None) -> dict[str, list[int]]:
     """Manifest row indices of the ``train`` clips and of the held-out ones (``val`` less mixtures; with
-    ``drawn``, only those clips, or with ``undrawn`` only the others), in manifest order: the row order of
-    ``encotag train``'s per-clip data."""
+    ``drawn``, only those clips), in manifest order: the row order of ``encotag train``'s per-clip data."""
     return {
         "train": [i for i, r in enumerate(rows) if r.split == "train"],
-        "held": [
-            i for i, r in enumerate(rows) if r.held_out and (drawn is None or (r.clip in drawn) != undrawn)
-        ],
+        "held": [i for i, r in enumerate(rows) if r.held_out and (drawn is None or r.clip in drawn)],
     }
 
 
