@@ -105,6 +105,12 @@ def register(sub: Any) -> None:
     )
     t.add_argument("--rank-tau", type=float, default=1.0, help="temperature of the --rank-kd softmax")
     t.add_argument(
+        "--weight-decay",
+        type=float,
+        default=1e-4,
+        help="AdamW's decoupled weight decay (regularisation against fitting the training recordings)",
+    )
+    t.add_argument(
         "--anchor",
         type=Path,
         default=None,

@@ -3,8 +3,8 @@ distillation itself (see :mod:`app.commands.train` for the arguments).
 
 - :func:`prepare_features` builds or reuses the base clips, the teacher-logit cache and, with ``--codec``,
   the code cache, shard by shard, and resumes where an earlier run stopped.
-- :func:`run_tagger` distils the teacher into the codec-latent MobileNet and writes ``tagger.safetensors``
-  + ``tagger.json`` (configs, data, held-out metrics, the command line).
+- :func:`run_tagger` distils the teacher into the codec-latent MobileNet (writes ``tagger.safetensors`` +
+  ``tagger.json``: configs, data, held-out metrics, the command line); :func:`distill_config` its settings.
 """
 
 from __future__ import annotations
@@ -294,12 +294,36 @@ def _progress(what: str, name: str) -> Callable[[int, int], None]:
     return ProgressPrinter(f"{what} {name}").counter()
 
 
+def distill_config(args: argparse.Namespace) -> Any:
+    """The :class:`models.training.distill.DistillConfig` of ``encotag train tagger``'s arguments."""
+    from models.training.distill import DistillConfig
+
+    return DistillConfig(
+        frontend=args.frontend,
+        width=args.width,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        beta=args.beta,
+        p_short=args.p_short,
+        feat_kd=args.feat_kd,
+        mask_time=args.mask_time,
+        mask_chan=args.mask_chan,
+        rank_kd=args.rank_kd,
+        rank_tau=args.rank_tau,
+        anchor_kd=args.anchor_kd,
+        teacher_init=not args.no_teacher_init,
+        seed=args.seed,
+    )
+
+
 def run_tagger(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
     from models.nets.tagger import load_teacher_state
-    from models.training.distill import DistillConfig, train_tagger
+    from models.training.distill import train_tagger
     from models.training.outputs import save_tagger_dir, tagger_cfg_of
     from models.training.student_eval import evaluate_student
 
@@ -325,24 +349,7 @@ def run_tagger(args: argparse.Namespace) -> int:
         return 2
     else:
         train, held, table, info = prepare_features(args)
-    dcfg = DistillConfig(
-        frontend=args.frontend,
-        width=args.width,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        beta=args.beta,
-        p_short=args.p_short,
-        feat_kd=args.feat_kd,
-        mask_time=args.mask_time,
-        mask_chan=args.mask_chan,
-        rank_kd=args.rank_kd,
-        rank_tau=args.rank_tau,
-        anchor_kd=args.anchor_kd,
-        teacher_init=not args.no_teacher_init,
-        seed=args.seed,
-    )
-    t0 = time.monotonic()
+    dcfg, t0 = distill_config(args), time.monotonic()
     if args.init is not None:
         from safetensors.torch import load_file
 
