@@ -346,3 +346,11 @@ def test_score_command_scores_held_out_originals_side_by_side(tiny_codec_pack: P
     assert 0.0 <= a["top1"] <= 1.0 and 0.0 <= a["top5"] <= 1.0 and isinstance(a["trusted"], int)
     assert "| tagger | classes | mAP |" in (out / "score.md").read_text(encoding="utf-8")
     assert main([*args[:-2], "--tagger", str(tmp_path / "missing")]) == 2  # refused before any data load
+    # the fit: the same figures on original training clips (the two left after the copy and the held-out one)
+    originals = [r for r in rows if r["split"] == "train" and not r["source"].endswith("+aug")]
+    assert main([*args, "--fit-clips", "9"]) == 0
+    record = json.loads((out / "score.json").read_text(encoding="utf-8"))
+    a, b = record["rows"]
+    assert a["fit"] == b["fit"] and a["fit"]["segments"] == 5 * len(originals) > 0
+    assert {k: a[k] for k in a if k != "fit"} == {k: b[k] for k in b if k != "fit"}
+    assert "The fit:" in (out / "score.md").read_text(encoding="utf-8")

@@ -177,6 +177,12 @@ def register(sub: Any) -> None:
     s.add_argument(
         "--tagger", required=True, type=Path, action="append", help="tagger folder or pack (repeatable)"
     )
+    s.add_argument(
+        "--fit-clips",
+        type=int,
+        default=0,
+        help="also score N evenly spaced original training clips (the fit)",
+    )
 
     k = tsub.add_parser("pack", help="assemble a model pack from a trained codec and tagger")
     k.add_argument("--codec", required=True, type=Path)

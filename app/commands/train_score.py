@@ -4,7 +4,9 @@ The broad held-out figures of ``encotag eval`` (classes, mAP, top-1, top-5, Musi
 on the 2-s segments of the held-out recordings the evaluation scores (no derived copies, no mixtures;
 ``--drawn-only`` as there), and the trusted labels of ``encotag train tagger``, for each ``--tagger``
 (training folder or pack) in minutes: the codes and teacher logits are read from the caches that
-``encotag train features --per-clip`` wrote, where ``encotag eval`` runs every pack on the audio. Writes
+``encotag train features --per-clip`` wrote, where ``encotag eval`` runs every pack on the audio. With
+``--fit-clips N`` the same figures on N evenly spaced original training clips too (the fit; far above the
+held-out figures when a tagger learns its training recordings rather than the classes). Writes
 ``OUT/score.md`` and ``OUT/score.json``.
 """
 
@@ -29,6 +31,34 @@ def _row(name: str, sc: Any, n_trusted: int) -> dict[str, Any]:
     }
 
 
+def _fit_subset(train: Any, train_rows: list[Any], n: int) -> Any:
+    """The training data of ``n`` evenly spaced original training clips (no derived copies, no mixtures):
+    the clips the fit is scored on."""
+    import dataclasses
+
+    import numpy as np
+
+    from models.evaluation.agreement import DERIVED_SUFFIXES
+    from models.training.coverage import MIXTURE_ORIGIN
+
+    orig = [
+        i
+        for i, r in enumerate(train_rows)
+        if not r.source.endswith(DERIVED_SUFFIXES) and r.origin != MIXTURE_ORIGIN
+    ]
+    sel = np.asarray(orig, dtype=np.int64)[np.linspace(0, len(orig) - 1, min(n, len(orig))).astype(np.int64)]
+    sel = np.unique(sel)
+    return dataclasses.replace(
+        train,
+        codes=train.codes[sel],
+        logits=train.logits[sel],
+        seg_logits=train.seg_logits[sel],
+        short_logits=None,
+        seg_emb=None,
+        seg_weights=None,
+    )
+
+
 def _table(rows: list[dict[str, Any]], corpus: str, drawn_only: bool) -> str:
     def f(x: float | None, pct: bool = False) -> str:
         if x is None:
@@ -48,6 +78,22 @@ def _table(rows: list[dict[str, Any]], corpus: str, drawn_only: bool) -> str:
             f"| {r['tagger']} | {r['classes']} | {f(r['map'])} | {f(r['top1'])} | {f(r['top5'])} "
             f"| {f(r['ms_instead'], True)} | {r['trusted']} |"
         )
+    fits = [r["fit"] for r in rows if "fit" in r]
+    if fits:
+        lines += [
+            "",
+            f"The fit: {fits[0]['segments']} 2-s segments of original training clips (recordings it "
+            f"trained on), {fits[0]['classes']} classes with >= 5 teacher positives.",
+            "",
+            "| tagger | classes | mAP | top-1 | top-5 | Music/Speech instead |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in rows:
+            g = r["fit"]
+            lines.append(
+                f"| {r['tagger']} | {g['classes']} | {f(g['map'])} | {f(g['top1'])} | {f(g['top5'])} "
+                f"| {f(g['ms_instead'], True)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -76,6 +122,12 @@ def run_score(args: argparse.Namespace) -> int:
     drawn = drawn_clips(corpus) if args.drawn_only else None
     held_rows = [rows[i] for i in per_clip_split(rows, drawn)["held"]]
     scored = np.array([not r.source.endswith(DERIVED_SUFFIXES) for r in held_rows], dtype=bool)
+    fit_clips = int(getattr(args, "fit_clips", 0) or 0)
+    fit = (
+        _fit_subset(train, [rows[i] for i in per_clip_split(rows, drawn)["train"]], fit_clips)
+        if fit_clips
+        else None
+    )
     out = []
     for path, cfg, state, _ in loaded:
         model = Tagger(cfg)
@@ -83,6 +135,11 @@ def run_score(args: argparse.Namespace) -> int:
         sc = broad_segment_score(model, held, table, scored)
         ev = evaluate_student(model, train, held, table, augs=(0,), min_pos_trusted=5, segments=True)
         out.append(_row(str(path), sc, int(ev["n_trusted"])))
+        if fit is not None:  # the same figures on recordings the tagger trained on: the train-held gap
+            fs = broad_segment_score(model, fit, table, np.ones(fit.codes.shape[0], dtype=bool))
+            out[-1]["fit"] = {
+                k: v for k, v in _row(str(path), fs, 0).items() if k not in ("tagger", "trusted")
+            }
     text = _table(out, str(corpus), bool(args.drawn_only))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "score.md", text)
