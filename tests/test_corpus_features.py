@@ -348,6 +348,7 @@ def test_score_command_scores_held_out_originals_side_by_side(tiny_codec_pack: P
     assert main([*args[:-2], "--tagger", str(tmp_path / "missing")]) == 2  # refused before any data load
     # the fit: the same figures on original training clips (the two left after the copy and the held-out one)
     originals = [r for r in rows if r["split"] == "train" and not r["source"].endswith("+aug")]
+    assert main([*args, "--fit-clips", "-1"]) == 2  # refused before any data load
     assert main([*args, "--fit-clips", "9"]) == 0
     record = json.loads((out / "score.json").read_text(encoding="utf-8"))
     a, b = record["rows"]

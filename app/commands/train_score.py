@@ -112,6 +112,9 @@ def run_score(args: argparse.Namespace) -> int:
     if not getattr(args, "per_clip", False) or len(args.corpus) != 1:
         print("encotag train: score: needs --per-clip and one --corpus", file=sys.stderr)
         return 2
+    if int(getattr(args, "fit_clips", 0) or 0) < 0:
+        print("encotag train: score: --fit-clips needs a count >= 0", file=sys.stderr)
+        return 2
     loaded = [(t, *load_tagger_dir(t)) for t in args.tagger]  # refuse a bad tagger before the data load
     train, held, table, _ = prepare_features(args)
     if train is None or held is None or table is None or held.codes.shape[0] == 0:
