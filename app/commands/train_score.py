@@ -112,7 +112,7 @@ def run_score(args: argparse.Namespace) -> int:
     if not getattr(args, "per_clip", False) or len(args.corpus) != 1:
         print("encotag train: score: needs --per-clip and one --corpus", file=sys.stderr)
         return 2
-    if int(getattr(args, "fit_clips", 0) or 0) < 0:
+    if args.fit_clips < 0:
         print("encotag train: score: --fit-clips needs a count >= 0", file=sys.stderr)
         return 2
     loaded = [(t, *load_tagger_dir(t)) for t in args.tagger]  # refuse a bad tagger before the data load
@@ -123,14 +123,10 @@ def run_score(args: argparse.Namespace) -> int:
     corpus = args.corpus[0]
     rows = read_manifest(corpus)
     drawn = drawn_clips(corpus) if args.drawn_only else None
-    held_rows = [rows[i] for i in per_clip_split(rows, drawn)["held"]]
-    scored = np.array([not r.source.endswith(DERIVED_SUFFIXES) for r in held_rows], dtype=bool)
-    fit_clips = int(getattr(args, "fit_clips", 0) or 0)
-    fit = (
-        _fit_subset(train, [rows[i] for i in per_clip_split(rows, drawn)["train"]], fit_clips)
-        if fit_clips
-        else None
-    )
+    split = per_clip_split(rows, drawn)  # the row order of the train and held data
+    scored = np.array([not rows[i].source.endswith(DERIVED_SUFFIXES) for i in split["held"]], dtype=bool)
+    train_rows = [rows[i] for i in split["train"]]
+    fit = _fit_subset(train, train_rows, args.fit_clips) if args.fit_clips else None
     out = []
     for path, cfg, state, _ in loaded:
         model = Tagger(cfg)
