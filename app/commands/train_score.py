@@ -46,8 +46,8 @@ def _fit_subset(train: Any, train_rows: list[Any], n: int) -> Any:
         for i, r in enumerate(train_rows)
         if not r.source.endswith(DERIVED_SUFFIXES) and r.origin != MIXTURE_ORIGIN
     ]
+    # at most one point per unit step of the index: evenly spaced and distinct
     sel = np.asarray(orig, dtype=np.int64)[np.linspace(0, len(orig) - 1, min(n, len(orig))).astype(np.int64)]
-    sel = np.unique(sel)
     return dataclasses.replace(
         train,
         codes=train.codes[sel],
