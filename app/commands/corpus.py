@@ -66,6 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--out", type=Path, default=None, help="write the re-split corpus here (links the caches)")
     r.set_defaults(func=run_resplit)
+    h = sub.add_parser("subset", help="a linked view with fewer training recordings (a learning curve)")
+    h.add_argument("corpus", type=Path, help="corpus folder (manifest.csv)")
+    h.add_argument("--halvings", type=int, required=True, metavar="K", help="keep about 1/2**K of them")
+    h.add_argument("--out", type=Path, required=True, help="a new or empty folder for the view")
+    h.set_defaults(func=run_subset)
     c = sub.add_parser("coverage", help="teacher class coverage of a corpus, on 2-s segments")
     c.add_argument("corpus", type=Path, help="corpus folder (manifest.csv)")
     c.add_argument("--teacher", type=Path, default=None, help="teacher folder (default ../shared/teachers/…)")
@@ -228,6 +233,29 @@ def run_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_manifest(name: str, corpus: Path) -> list[dict[str, str]] | None:
+    """The rows of ``corpus/manifest.csv``, or None after a one-line error naming ``name``."""
+    import csv
+
+    manifest = corpus / "manifest.csv"
+    try:
+        with manifest.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        print(f"{name}: {manifest}: {exc}", file=sys.stderr)
+        return None
+    if not rows or not {"clip", "source", "split"} <= set(rows[0]):
+        print(f"{name}: {manifest}: not a corpus manifest", file=sys.stderr)
+        return None
+    return rows
+
+
+def run_subset(args: argparse.Namespace) -> int:
+    from app.commands.corpus_widen import run_subset as run
+
+    return run(args)
+
+
 def run_resplit(args: argparse.Namespace) -> int:
     """Apply :func:`models.training.corpus_split.cover_every_source` to an existing corpus's manifest; the
     teacher cache of every clip whose split changed is dropped (held-out clips cache whole-clip logits)."""
@@ -239,14 +267,8 @@ def run_resplit(args: argparse.Namespace) -> int:
     from models.training.corpus_split import cover_every_source
 
     manifest = args.corpus / "manifest.csv"
-    try:
-        with manifest.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        print(f"encotag corpus resplit: {manifest}: {exc}", file=sys.stderr)
-        return 2
-    if not rows or not {"clip", "source", "split"} <= set(rows[0]):
-        print(f"encotag corpus resplit: {manifest}: not a corpus manifest", file=sys.stderr)
+    rows = read_manifest("encotag corpus resplit", args.corpus)
+    if rows is None:
         return 2
     if args.held_out_percent is not None or args.out is not None:
         from app.commands.corpus_widen import run_widen

@@ -1,9 +1,12 @@
-"""``encotag corpus resplit CORPUS --held-out-percent P --out DIR``: a re-split copy of a corpus.
+"""Linked views of a corpus: ``encotag corpus resplit CORPUS --held-out-percent P --out DIR`` (a re-split
+copy) and ``encotag corpus subset CORPUS --halvings K --out DIR`` (the training recordings thinned for a
+learning curve, the held-out set unchanged).
 
 The copy shares the audio and the caches of CORPUS through links: ``clips`` and every ``codes-*`` folder are
 linked whole; ``teacher_segments`` is a folder of per-clip links that leaves out every clip whose split
 changed, since a held-out clip caches the teacher's whole-clip logits where a training clip caches the max of
-its segments (they are recomputed on first use). CORPUS itself is not touched.
+its segments (they are recomputed on first use); a subset changes no split, so it links the whole folder.
+CORPUS itself is not touched.
 """
 
 from __future__ import annotations
@@ -55,7 +58,6 @@ def _link_caches(src: Path, dst: Path, changed: set[str]) -> int:
 
 
 def run_widen(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
-    from models.safeio import atomic_write_bytes
     from models.training.corpus_split import widen_held_out
 
     name = "encotag corpus resplit"
@@ -63,8 +65,7 @@ def run_widen(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
         print(f"{name}: --held-out-percent and --out go together", file=sys.stderr)
         return 2
     out: Path = args.out
-    if out.resolve() == args.corpus.resolve() or (out.exists() and any(out.iterdir())):
-        print(f"{name}: {out}: give a new or empty folder, not the corpus itself", file=sys.stderr)
+    if not _out_folder(name, args.corpus, out):
         return 2
     keep = {s.strip() for s in args.keep_sources.split(",") if s.strip()}
     try:
@@ -78,14 +79,58 @@ def run_widen(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
     changed = {r["clip"] for r in new if before[r["clip"]] != r["split"]}
     out.mkdir(parents=True, exist_ok=True)
     linked = _link_caches(args.corpus, out, changed)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(new)
-    atomic_write_bytes(out / "manifest.csv", buf.getvalue().encode("utf-8"))
+    _write_manifest(out, list(rows[0]), new)
     print(
         f"{out}: {info['held_out']} of {info['recordings']} recordings held out "
         f"({info['to_val']} clips to val, {info['to_train']} to train, {info['mixtures_left_out']} training "
         f"mixtures left out; {len(keep)} sources keep the draw's share); {linked} teacher-cache links"
+    )
+    return 0
+
+
+def _out_folder(name: str, corpus: Path, out: Path) -> bool:
+    if out.resolve() == corpus.resolve() or (out.exists() and (not out.is_dir() or any(out.iterdir()))):
+        print(f"{name}: {out}: give a new or empty folder, not the corpus itself", file=sys.stderr)
+        return False
+    return True
+
+
+def _write_manifest(out: Path, fieldnames: list[str], rows: list[dict[str, Any]]) -> None:
+    from models.safeio import atomic_write_bytes
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fieldnames, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(out / "manifest.csv", buf.getvalue().encode("utf-8"))
+
+
+def run_subset(args: argparse.Namespace) -> int:
+    """Write ``--out`` as a view of the corpus with :func:`models.training.corpus_split.halve_training`'s
+    rows; ``clips``, ``teacher_segments`` and the ``codes-*`` folders are linked whole."""
+    from app.commands.corpus import read_manifest
+    from models.training.corpus_split import halve_training
+
+    name = "encotag corpus subset"
+    rows = read_manifest(name, args.corpus)
+    if rows is None:
+        return 2
+    if not _out_folder(name, args.corpus, args.out):
+        return 2
+    try:
+        new, info = halve_training(rows, args.halvings)
+    except ValueError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    for folder in ["clips", "teacher_segments", *sorted(p.name for p in args.corpus.glob("codes-*"))]:
+        if (args.corpus / folder).is_dir() and not (args.out / folder).exists():
+            os.symlink((args.corpus / folder).resolve(), args.out / folder)
+    _write_manifest(args.out, list(rows[0]), new)
+    hours = sum(float(r.get("duration") or 0) for r in new if r["split"] == "train") / 3600
+    print(
+        f"{args.out}: {info['kept_recordings']} of {info['recordings']} training recordings kept "
+        f"({sum(r['split'] == 'train' for r in new)} training clips, {hours:.2f} h; "
+        f"{info['rows_left_out']} rows left out; held-out rows unchanged)"
     )
     return 0

@@ -176,3 +176,33 @@ def widen_held_out(
         "to_train": sum(new == "train" for _, new in moved),
         "mixtures_left_out": dropped,
     }
+
+
+def halve_training(rows: list[dict[str, Any]], halvings: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``rows`` with the training recordings thinned for a learning curve: a training recording is kept
+    when ``stable_hash("half", source, unit) % 2**halvings == 0`` (about ``2**-halvings`` of them; each
+    view nests in the one of fewer halvings). Its derived copies follow it; a training mixture is left out
+    when it holds a file of a left-out recording; held-out rows are all kept, so the held-out set does not
+    change. Returns (kept rows, counts: ``recordings``, ``kept_recordings``, ``rows_left_out``)."""
+    if not 0 <= halvings <= 16:
+        raise ValueError(f"halvings {halvings} is not in 0-16")
+    step = 2**halvings
+    recs: set[tuple[str, str]] = set()
+    kept: set[tuple[str, str]] = set()
+    dropped_files: set[str] = set()
+    for r in rows:
+        if r["split"] == "train" and r.get("origin") != MIXTURE:
+            rec = recording_of(r)
+            recs.add(rec)
+            if stable_hash("half", *rec) % step == 0:
+                kept.add(rec)
+            else:
+                dropped_files |= files_of(r)
+    out = [
+        r
+        for r in rows
+        if r["split"] != "train"
+        or (r.get("origin") == MIXTURE and not files_of(r) & dropped_files)
+        or (r.get("origin") != MIXTURE and recording_of(r) in kept)
+    ]
+    return out, {"recordings": len(recs), "kept_recordings": len(kept), "rows_left_out": len(rows) - len(out)}
