@@ -90,5 +90,7 @@ def test_subset_writes_a_linked_view_and_refuses_bad_input(
         main(["corpus", "subset", str(tmp_path / "bad"), "--halvings", "1", "--out", str(tmp_path / "y")])
         == 2
     )
+    (tmp_path / "file").write_text("not a folder")
+    assert main(["corpus", "subset", str(corpus), "--halvings", "1", "--out", str(tmp_path / "file/z")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and all(line.startswith("encotag corpus subset: ") for line in err)
+    assert len(err) == 5 and all(line.startswith("encotag corpus subset: ") for line in err)

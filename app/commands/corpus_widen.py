@@ -105,6 +105,13 @@ def _write_manifest(out: Path, fieldnames: list[str], rows: list[dict[str, Any]]
     atomic_write_bytes(out / "manifest.csv", buf.getvalue().encode("utf-8"))
 
 
+def _seconds(value: object) -> float:
+    try:
+        return max(0.0, float(str(value)))
+    except ValueError:
+        return 0.0
+
+
 def run_subset(args: argparse.Namespace) -> int:
     """Write ``--out`` as a view of the corpus with :func:`models.training.corpus_split.halve_training`'s
     rows; ``clips``, ``teacher_segments`` and the ``codes-*`` folders are linked whole."""
@@ -122,12 +129,16 @@ def run_subset(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    for folder in ["clips", "teacher_segments", *sorted(p.name for p in args.corpus.glob("codes-*"))]:
-        if (args.corpus / folder).is_dir() and not (args.out / folder).exists():
-            os.symlink((args.corpus / folder).resolve(), args.out / folder)
-    _write_manifest(args.out, list(rows[0]), new)
-    hours = sum(float(r.get("duration") or 0) for r in new if r["split"] == "train") / 3600
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for folder in ["clips", "teacher_segments", *sorted(p.name for p in args.corpus.glob("codes-*"))]:
+            if (args.corpus / folder).is_dir() and not (args.out / folder).exists():
+                os.symlink((args.corpus / folder).resolve(), args.out / folder)
+        _write_manifest(args.out, list(rows[0]), new)
+    except OSError as exc:
+        print(f"{name}: {args.out}: {exc}", file=sys.stderr)
+        return 2
+    hours = sum(_seconds(r.get("duration")) for r in new if r["split"] == "train") / 3600
     print(
         f"{args.out}: {info['kept_recordings']} of {info['recordings']} training recordings kept "
         f"({sum(r['split'] == 'train' for r in new)} training clips, {hours:.2f} h; "
