@@ -233,23 +233,6 @@ def run_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_manifest(name: str, corpus: Path) -> list[dict[str, str]] | None:
-    """The rows of ``corpus/manifest.csv``, or None after a one-line error naming ``name``."""
-    import csv
-
-    manifest = corpus / "manifest.csv"
-    try:
-        with manifest.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        print(f"{name}: {manifest}: {exc}", file=sys.stderr)
-        return None
-    if not rows or not {"clip", "source", "split"} <= set(rows[0]):
-        print(f"{name}: {manifest}: not a corpus manifest", file=sys.stderr)
-        return None
-    return rows
-
-
 def run_subset(args: argparse.Namespace) -> int:
     from app.commands.corpus_widen import run_subset as run
 
@@ -262,6 +245,7 @@ def run_resplit(args: argparse.Namespace) -> int:
     import csv
     import io
 
+    from app.commands.corpus_widen import read_manifest
     from models.safeio import atomic_write_bytes
     from models.training.corpus_render import MANIFEST_COLUMNS
     from models.training.corpus_split import cover_every_source

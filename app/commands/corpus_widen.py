@@ -23,6 +23,21 @@ from typing import Any
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 
+def read_manifest(name: str, corpus: Path) -> list[dict[str, str]] | None:
+    """The rows of ``corpus/manifest.csv``, or None after a one-line error naming ``name``."""
+    manifest = corpus / "manifest.csv"
+    try:
+        with manifest.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        print(f"{name}: {manifest}: {exc}", file=sys.stderr)
+        return None
+    if not rows or not {"clip", "source", "split"} <= set(rows[0]):
+        print(f"{name}: {manifest}: not a corpus manifest", file=sys.stderr)
+        return None
+    return rows
+
+
 def trained_sources(pack: Path) -> set[str]:
     """The corpus sources a pack's tagger was distilled on (``provenance.tagger.data["<corpus>/train"]``)."""
     from models.safeio import read_regular
@@ -115,7 +130,6 @@ def _seconds(value: object) -> float:
 def run_subset(args: argparse.Namespace) -> int:
     """Write ``--out`` as a view of the corpus with :func:`models.training.corpus_split.halve_training`'s
     rows; ``clips``, ``teacher_segments`` and the ``codes-*`` folders are linked whole."""
-    from app.commands.corpus import read_manifest
     from models.training.corpus_split import halve_training
 
     name = "encotag corpus subset"
