@@ -53,10 +53,15 @@ def trained_sources(pack: Path) -> set[str]:
     return out
 
 
-def _link_caches(src: Path, dst: Path, changed: set[str]) -> int:
-    for name in ["clips", *sorted(p.name for p in src.glob("codes-*") if p.is_dir())]:
+def _link_folders(src: Path, dst: Path, names: list[str]) -> None:
+    """Link each folder ``src/NAME`` (of ``names`` and every ``codes-*``) whole as ``dst/NAME``."""
+    for name in [*names, *sorted(p.name for p in src.glob("codes-*") if p.is_dir())]:
         if (src / name).is_dir() and not (dst / name).exists():
             os.symlink((src / name).resolve(), dst / name)
+
+
+def _link_caches(src: Path, dst: Path, changed: set[str]) -> int:
+    _link_folders(src, dst, ["clips"])
     cache = src / "teacher_segments"
     n = 0
     for root, _dirs, files in os.walk(cache):
@@ -145,9 +150,7 @@ def run_subset(args: argparse.Namespace) -> int:
         return 2
     try:
         args.out.mkdir(parents=True, exist_ok=True)
-        for folder in ["clips", "teacher_segments", *sorted(p.name for p in args.corpus.glob("codes-*"))]:
-            if (args.corpus / folder).is_dir() and not (args.out / folder).exists():
-                os.symlink((args.corpus / folder).resolve(), args.out / folder)
+        _link_folders(args.corpus, args.out, ["clips", "teacher_segments"])
         _write_manifest(args.out, list(rows[0]), new)
     except OSError as exc:
         print(f"{name}: {args.out}: {exc}", file=sys.stderr)

@@ -187,22 +187,18 @@ def halve_training(rows: list[dict[str, Any]], halvings: int) -> tuple[list[dict
     if not 0 <= halvings <= 16:
         raise ValueError(f"halvings {halvings} is not in 0-16")
     step = 2**halvings
-    recs: set[tuple[str, str]] = set()
-    kept: set[tuple[str, str]] = set()
+    # per row: its training recording and whether it is kept (None: a held-out row or a mixture)
+    rec = [recording_of(r) if r["split"] == "train" and r.get("origin") != MIXTURE else None for r in rows]
+    keep = [None if x is None else stable_hash("half", *x) % step == 0 for x in rec]
     dropped_files: set[str] = set()
-    for r in rows:
-        if r["split"] == "train" and r.get("origin") != MIXTURE:
-            rec = recording_of(r)
-            recs.add(rec)
-            if stable_hash("half", *rec) % step == 0:
-                kept.add(rec)
-            else:
-                dropped_files |= files_of(r)
+    for r, k in zip(rows, keep, strict=True):
+        if k is False:
+            dropped_files |= files_of(r)
     out = [
         r
-        for r in rows
-        if r["split"] != "train"
-        or (r.get("origin") == MIXTURE and not files_of(r) & dropped_files)
-        or (r.get("origin") != MIXTURE and recording_of(r) in kept)
+        for r, k in zip(rows, keep, strict=True)
+        if k or (k is None and (r["split"] != "train" or not files_of(r) & dropped_files))
     ]
+    kept = {x for x, k in zip(rec, keep, strict=True) if k}
+    recs = {x for x in rec if x is not None}
     return out, {"recordings": len(recs), "kept_recordings": len(kept), "rows_left_out": len(rows) - len(out)}
